@@ -1,0 +1,3 @@
+from face_sentiment.cli import main
+
+raise SystemExit(main())

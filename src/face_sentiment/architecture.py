@@ -1,0 +1,50 @@
+"""The expression CNN: a compact VGG-style network for 48x48 grayscale faces.
+
+Sized for a Pi CPU and for training on two CPU cores: about 1.2 M parameters but only about
+32 M multiply-adds per face, because the expensive wide layers run at low resolution (a full
+resolution 3x3 stem, a strided conv to 24x24, then stages at 24, 12, 6 and 3 pixels).
+Every op is int8-friendly (Conv2D with BatchNorm folded in, ReLU, MaxPool, global average
+pooling, Dense). Augmentation layers sit in front and are active only in training; the
+exported graph is built without them.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from face_sentiment.augmentation import augmentation_layers
+
+
+def _conv_bn_relu(x, filters: int, strides: int = 1):
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def build_model(num_classes: int = 7, input_size: int = 48, stem_filters: int = 16,
+                stage_filters: tuple[int, ...] = (32, 64, 128, 256), dropout: float = 0.4,
+                augment: bool = True, seed: int = 0) -> keras.Model:
+    """Return the (uncompiled) expression classifier; outputs softmax probabilities."""
+    inputs = keras.Input((input_size, input_size, 1), name="face")
+    x = augmentation_layers(seed)(inputs) if augment else inputs
+    x = _conv_bn_relu(x, stem_filters)
+    x = _conv_bn_relu(x, stage_filters[0], strides=2)
+    x = _conv_bn_relu(x, stage_filters[0])
+    for filters in stage_filters[1:]:
+        x = layers.MaxPooling2D()(x)
+        x = _conv_bn_relu(x, filters)
+        x = _conv_bn_relu(x, filters)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout, seed=seed)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="face_sentiment_cnn")
+
+
+def inference_copy(model: keras.Model, **kwargs) -> keras.Model:
+    """Copy of a trained `model` without its augmentation layers, for evaluation and export."""
+    inference = build_model(augment=False, **kwargs)
+    weights = [w for layer in model.layers if layer.name != "augmentation"
+               for w in layer.get_weights()]
+    inference.set_weights(weights)
+    return inference

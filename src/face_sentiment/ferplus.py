@@ -1,0 +1,104 @@
+"""Attach Microsoft's FER+ relabelling (`fer2013new.csv`, MIT) to FER2013.
+
+FER+ has one row per row of `fer2013.csv`, in the same order, with ten annotators' votes over
+eight emotions plus `unknown` and `NF` (not a face). Rows are joined by position: the
+`Image name` column drifts from the row index and repeats four names.
+
+Majority rule (documented in the README): the label is the column with the most votes; the row
+is valid when that column is an emotion and no other column ties with it. Rows FER+ dropped
+(empty `Image name`) or whose top vote is `unknown`/`NF` are flagged invalid.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from face_sentiment.labels import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS, FERPLUS_VOTE_TO_CLASS, SPLITS
+from face_sentiment.paths import data_dir
+from face_sentiment.sources import DataError
+
+FERPLUS_ENV = "FERPLUS_PATH"
+FERPLUS_HELP = (
+    "FER+ labels: download fer2013new.csv from https://github.com/microsoft/FERPlus and put it at "
+    f"data/raw/fer2013new.csv, or set {FERPLUS_ENV}."
+)
+
+
+@dataclass(frozen=True)
+class FerPlusLabels:
+    votes: np.ndarray  # (N, 10) int16 in FERPLUS_VOTE_COLUMNS order
+    labels: np.ndarray  # (N,) int8 index into FERPLUS_CLASSES, -1 where invalid
+    dropped: np.ndarray  # (N,) bool: FER+ exported no image for this row
+
+
+def locate_ferplus(path: str | os.PathLike | None = None) -> Path | None:
+    """Return the FER+ file if one is configured or present in data/raw, else None."""
+    explicit = path or os.environ.get(FERPLUS_ENV)
+    if explicit:
+        if not Path(explicit).exists():
+            raise FileNotFoundError(f"FER+ file {explicit} does not exist. {FERPLUS_HELP}")
+        return Path(explicit)
+    default = data_dir("raw") / "fer2013new.csv"
+    return default if default.exists() else None
+
+
+def read_ferplus(path: Path, fer2013_splits: np.ndarray, source_format: str) -> FerPlusLabels:
+    """Read and validate fer2013new.csv against FER2013's rows (CSV form only)."""
+    if source_format != "csv":
+        raise DataError(
+            f"{path}: FER+ aligns with fer2013.csv row by row; the image-folder release has no "
+            "row order to join on. Use fer2013.csv to attach FER+ labels."
+        )
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    expected = ["Usage", "Image name", *FERPLUS_VOTE_COLUMNS]
+    if list(table.columns) != expected:
+        raise DataError(f"{path}: expected columns {expected}, found {list(table.columns)}")
+    if len(table) != len(fer2013_splits):
+        raise DataError(
+            f"{path}: has {len(table)} rows but FER2013 has {len(fer2013_splits)}; FER+ must have "
+            "one row per fer2013.csv row"
+        )
+    usage = table["Usage"].map({name: i for i, name in enumerate(SPLITS)})
+    mismatch = np.flatnonzero(usage.to_numpy(dtype=float, na_value=-1) != fer2013_splits)
+    if mismatch.size:
+        row = int(mismatch[0])
+        raise DataError(
+            f"{path} line {row + 2}: Usage {table['Usage'].iloc[row]!r} differs from FER2013's "
+            f"{SPLITS[fer2013_splits[row]]!r}; the files are not aligned"
+        )
+    votes = table[list(FERPLUS_VOTE_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    bad = votes.isna().any(axis=1) | (votes < 0).any(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{path} line {row + 2}: votes must be non-negative integers")
+    votes = votes.to_numpy(dtype=np.int16)
+    return FerPlusLabels(
+        votes=votes,
+        labels=majority_labels(votes),
+        dropped=(table["Image name"].str.strip() == "").to_numpy(),
+    )
+
+
+def majority_labels(votes: np.ndarray) -> np.ndarray:
+    """FERPLUS_CLASSES index of each row's top vote; -1 for ties, unknown, NF or no votes."""
+    top = votes.argmax(axis=1)
+    top_count = votes.max(axis=1)
+    tied = (votes == top_count[:, None]).sum(axis=1) > 1
+    mapped = np.asarray(FERPLUS_VOTE_TO_CLASS)[top]
+    mapped[tied | (top_count == 0)] = -1
+    return mapped.astype(np.int8)
+
+
+def vote_distribution(votes: np.ndarray) -> np.ndarray:
+    """Per-row probability over FERPLUS_CLASSES from the emotion votes (unknown/NF excluded)."""
+    emotion_votes = np.zeros((len(votes), len(FERPLUS_CLASSES)), dtype=np.float32)
+    for column, target in enumerate(FERPLUS_VOTE_TO_CLASS):
+        if target >= 0:
+            emotion_votes[:, target] += votes[:, column]
+    totals = emotion_votes.sum(axis=1, keepdims=True)
+    return np.divide(emotion_votes, totals, out=np.zeros_like(emotion_votes), where=totals > 0)

@@ -1,0 +1,148 @@
+"""Train the expression CNN on FER2013 Training, selecting on PublicTest.
+
+PrivateTest is never touched here: model selection (best epoch, early stopping) reads
+PublicTest only. Runs are resumable: `runs/<name>/backup` holds the last finished epoch and a
+rerun of the same command continues from it. Everything a run needs to be reproduced is in
+`runs/<name>/config.json`; `history.csv` and `train.log` show progress.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from face_sentiment.architecture import build_model
+from face_sentiment.dataset import Fer2013Dataset
+from face_sentiment.labels import class_names
+from face_sentiment.paths import runs_dir
+from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+
+
+@dataclass
+class TrainingConfig:
+    run_name: str = "full"
+    label_set: str = "fer2013"
+    epochs: int = 50
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    warmup_epochs: int = 2
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    class_weighting: str = "sqrt"  # none | sqrt | balanced
+    early_stopping_patience: int = 12
+    dropout: float = 0.4
+    seed: int = 1234
+    max_train_images: int | None = None  # the CI profile trains on a slice
+    max_val_images: int | None = None
+    preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingConfig:
+        values = dict(values)
+        if "preprocessing" in values:
+            values["preprocessing"] = PreprocessingSpec.from_dict(values["preprocessing"])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "preprocessing": self.preprocessing.to_dict()}
+
+
+def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> dict[int, float] | None:
+    """Per-class loss weights, mean 1 over the training set; 'sqrt' softens inverse frequency."""
+    if scheme == "none":
+        return None
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    inverse = counts.sum() / np.maximum(counts, 1.0) / num_classes
+    weights = np.sqrt(inverse) if scheme == "sqrt" else inverse
+    weights /= (weights * counts).sum() / counts.sum()
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int):
+    """Linear warm-up, then cosine decay to zero over the remaining epochs."""
+    warmup = max(config.warmup_epochs * steps_per_epoch, 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10,
+        decay_steps=max(config.epochs * steps_per_epoch - warmup, 1),
+        warmup_target=config.learning_rate, warmup_steps=warmup,
+    )
+
+
+def _limit(images: np.ndarray, labels: np.ndarray, limit: int | None, seed: int):
+    if limit is None or limit >= len(labels):
+        return images, labels
+    keep = np.sort(np.random.default_rng(seed).permutation(len(labels))[:limit])
+    return images[keep], labels[keep]
+
+
+def prepare_split(dataset: Fer2013Dataset, split: str, config: TrainingConfig, limit: int | None):
+    images, labels = dataset.select(split, config.label_set)
+    images, labels = _limit(images, labels, limit, config.seed)
+    return preprocess_faces(images, config.preprocessing), labels
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One line per epoch with timing, flushed, for `tail -f runs/<name>/train.log`."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        line = (f"epoch {epoch + 1}: {time.perf_counter() - self.started:.0f} s  "
+                + "  ".join(f"{k}={v:.4f}" for k, v in logs.items() if isinstance(v, float)))
+        print(line, flush=True)
+        with open(self.path, "a") as log:
+            log.write(line + "\n")
+
+
+def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> Path:
+    """Train (or resume) a run; return the path of the best model (by PublicTest accuracy)."""
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    run = runs_dir() / config.run_name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(
+        {**config.to_dict(), "data_sha256": dataset.data_hash}, indent=2))
+    num_classes = len(class_names(config.label_set))
+    x_train, y_train = prepare_split(dataset, "Training", config, config.max_train_images)
+    x_val, y_val = prepare_split(dataset, "PublicTest", config, config.max_val_images)
+    train_data = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+                  .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
+                  .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
+    steps = math.ceil(len(y_train) / config.batch_size)
+    model = build_model(num_classes=num_classes, dropout=config.dropout, seed=config.seed)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps),
+                                         weight_decay=config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    best = run / "best.keras"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run / "backup")),
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy",
+                                      patience=config.early_stopping_patience),
+        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+        EpochLog(run / "train.log"),
+    ]
+    model.fit(
+        train_data.map(lambda x, y: (x, tf.one_hot(y, num_classes))),
+        validation_data=(x_val, keras.utils.to_categorical(y_val, num_classes)),
+        epochs=config.epochs,
+        class_weight=class_weights(y_train, num_classes, config.class_weighting),
+        callbacks=callbacks, verbose=verbose,
+    )
+    return best

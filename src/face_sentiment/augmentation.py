@@ -30,8 +30,8 @@ class RandomErasing(layers.Layer):
         h = tf.cast(tf.sqrt(area * aspect) * tf.cast(height, tf.float32), tf.int32)
         w = tf.cast(tf.sqrt(area / aspect) * tf.cast(width, tf.float32), tf.int32)
         h, w = tf.clip_by_value(h, 1, height), tf.clip_by_value(w, 1, width)
-        top = tf.cast(tf.random.uniform([batch], seed=self.seed) * tf.cast(height - h + 1, tf.float32), tf.int32)
-        left = tf.cast(tf.random.uniform([batch], seed=self.seed) * tf.cast(width - w + 1, tf.float32), tf.int32)
+        top = self._uniform_int(batch, height - h + 1)
+        left = self._uniform_int(batch, width - w + 1)
         rows = tf.range(height)[None, :, None]
         cols = tf.range(width)[None, None, :]
         inside = ((rows >= top[:, None, None]) & (rows < (top + h)[:, None, None])
@@ -39,6 +39,11 @@ class RandomErasing(layers.Layer):
         apply = tf.random.uniform([batch], seed=self.seed) < self.rate
         mask = tf.cast(inside & apply[:, None, None], images.dtype)[..., None]
         return images * (1.0 - mask)
+
+    def _uniform_int(self, batch, upper):
+        """Per-image integers in [0, upper)."""
+        draw = tf.random.uniform([batch], seed=self.seed)
+        return tf.cast(draw * tf.cast(upper, tf.float32), tf.int32)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
@@ -55,9 +60,9 @@ class RandomBrightnessContrast(layers.Layer):
     def call(self, images, training=None):
         if not training:
             return images
-        batch = tf.shape(images)[0]
-        scale = tf.random.uniform([batch, 1, 1, 1], 1 - self.contrast, 1 + self.contrast, seed=self.seed)
-        shift = tf.random.uniform([batch, 1, 1, 1], -self.brightness, self.brightness, seed=self.seed)
+        shape = [tf.shape(images)[0], 1, 1, 1]
+        scale = tf.random.uniform(shape, 1 - self.contrast, 1 + self.contrast, seed=self.seed)
+        shift = tf.random.uniform(shape, -self.brightness, self.brightness, seed=self.seed)
         return images * scale + shift
 
     def get_config(self):

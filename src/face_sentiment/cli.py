@@ -12,6 +12,25 @@ def _data(args) -> int:
     return 0
 
 
+def _validate(args) -> int:
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.validation import run_validation, statistics_table
+    result = run_validation(load_dataset(verbose=True), args.beam_args, args.update_schema)
+    with _wide_pandas():
+        print(statistics_table(result.statistics).round(3).to_string(index=False))
+        if result.ok:
+            print("validation passed: no anomalies against the data contract")
+            return 0
+        print("validation FAILED: anomalies found")
+        print(result.table().to_string(index=False))
+    return 1
+
+
+def _wide_pandas():
+    import pandas as pd
+    return pd.option_context("display.width", 200, "display.max_colwidth", 150)
+
+
 def _train(args) -> int:
     from face_sentiment.dataset import load_dataset
     from face_sentiment.profiles import load_profile
@@ -24,6 +43,35 @@ def _train(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from pathlib import Path
+
+    from face_sentiment.reports import ReportError, build_report
+    try:
+        for written in build_report(Path(args.notebook), args.profile, pdf=not args.no_pdf):
+            print(f"wrote {written}")
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report_index(args) -> int:
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.reports import write_index
+    print(f"wrote {write_index(args.profile, load_dataset().data_hash)}")
+    return 0
+
+
+def _prepare_notebooks(args) -> int:
+    from pathlib import Path
+
+    from face_sentiment.reports import prepare_notebooks
+    for path in prepare_notebooks(args.profile, Path(args.out)):
+        print(f"prepared {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face-sentiment", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,10 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--ferplus", help="fer2013new.csv (default: $FERPLUS_PATH, data/raw)")
     data.add_argument("--force", action="store_true", help="rebuild even if up to date")
     data.set_defaults(handler=_data)
+    validate = commands.add_parser(
+        "validate", help="TFDV: statistics, schema check, drift and skew; exit 1 on anomalies")
+    validate.add_argument("--beam-args", default="",
+                          help="Apache Beam pipeline options, e.g. '--runner=FlinkRunner "
+                               "--flink_master=host:8081' (default: DirectRunner)")
+    validate.add_argument("--update-schema", action="store_true",
+                          help="re-infer and curate the committed schema from Training first")
+    validate.set_defaults(handler=_validate)
     train = commands.add_parser("train", help="train a model with a profile's settings")
     train.add_argument("--profile", default="full")
     train.add_argument("--run-name")
     train.set_defaults(handler=_train)
+    report = commands.add_parser("report", help="execute one notebook -> reports/ HTML + PDF")
+    report.add_argument("notebook")
+    report.add_argument("--profile", default="full")
+    report.add_argument("--no-pdf", action="store_true")
+    report.set_defaults(handler=_report)
+    index = commands.add_parser("report-index", help="write reports/index.html")
+    index.add_argument("--profile", default="full")
+    index.set_defaults(handler=_report_index)
+    prepare = commands.add_parser(
+        "prepare-notebooks", help="inject a profile's parameters without executing (for nbval)")
+    prepare.add_argument("--profile", default="ci")
+    prepare.add_argument("--out", default="build/nbval")
+    prepare.set_defaults(handler=_prepare_notebooks)
     return parser
 
 

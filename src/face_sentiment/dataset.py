@@ -26,7 +26,7 @@ from face_sentiment.paths import data_dir
 from face_sentiment.quality import duplicate_groups, duplicate_summary, quality_features
 from face_sentiment.sources import locate_fer2013, read_fer2013, sha256_of
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_NAME = "fer2013"
 
 
@@ -149,6 +149,9 @@ def _manifest(key: str, source_path: Path, ferplus_path: Path | None, raw, featu
 def _write_atomically(target: Path, arrays: dict, features: pd.DataFrame, manifest: dict) -> None:
     """Write into a sibling temp folder, then swap it in: readers never see half a cache."""
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the cache is an ordinary folder
     try:
         np.savez(staging / "arrays.npz", **arrays)
         features.to_parquet(staging / "features.parquet", index=False)

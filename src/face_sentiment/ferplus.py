@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from face_sentiment.labels import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS, FERPLUS_VOTE_TO_CLASS, SPLITS
+from face_sentiment.labels import (
+    FERPLUS_CLASSES,
+    FERPLUS_VOTE_COLUMNS,
+    FERPLUS_VOTE_TO_CLASS,
+    SPLITS,
+)
 from face_sentiment.paths import data_dir
 from face_sentiment.sources import DataError
 
@@ -72,16 +77,16 @@ def read_ferplus(path: Path, fer2013_splits: np.ndarray, source_format: str) -> 
             f"{SPLITS[fer2013_splits[row]]!r}; the files are not aligned"
         )
     votes = table[list(FERPLUS_VOTE_COLUMNS)].apply(pd.to_numeric, errors="coerce")
-    bad = votes.isna().any(axis=1) | (votes < 0).any(axis=1)
+    # Ten annotators per image: a vote count is a whole number between 0 and a few dozen.
+    bad = (votes.isna() | (votes < 0) | (votes % 1 != 0) | (votes > 1000)).any(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path} line {row + 2}: votes must be non-negative integers")
+        raise DataError(f"{path} line {row + 2}: votes must be whole numbers from 0 to 1000")
     votes = votes.to_numpy(dtype=np.int16)
-    return FerPlusLabels(
-        votes=votes,
-        labels=majority_labels(votes),
-        dropped=(table["Image name"].str.strip() == "").to_numpy(),
-    )
+    dropped = (table["Image name"].str.strip() == "").to_numpy()
+    labels = majority_labels(votes)
+    labels[dropped] = -1
+    return FerPlusLabels(votes=votes, labels=labels, dropped=dropped)
 
 
 def majority_labels(votes: np.ndarray) -> np.ndarray:

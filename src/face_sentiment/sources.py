@@ -15,6 +15,7 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,8 @@ def locate_fer2013(path: str | os.PathLike | None = None) -> Path:
 
 def _must_exist(path: Path, origin: str) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"{origin} points to {path}, which does not exist.\n{DOWNLOAD_HELP}")
+        raise FileNotFoundError(
+            f"{origin} points to {path}, which does not exist.\n{DOWNLOAD_HELP}")
     return path
 
 
@@ -122,7 +124,8 @@ def read_fer2013_csv(path: Path) -> RawFer2013:
     """Read Kaggle's fer2013.csv (or .csv.gz), checking every row."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError, EOFError) as error:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            EOFError) as error:
         raise DataError(f"{path}: cannot be read as CSV: {error}") from error
     _check_columns(table, path)
     labels = _parse_codes(table["emotion"], [str(i) for i in range(7)], "emotion", path)
@@ -166,22 +169,28 @@ def _parse_codes(column: pd.Series, allowed: list[str], name: str, path: Path) -
     return codes.astype(np.int8)
 
 
+_INTEGER = re.compile(r"-?\d+")
+# Bytes a well-formed pixel column may hold: digits, '-', space, tab, newline (row separator).
+_PIXEL_BYTES = np.zeros(256, dtype=bool)
+_PIXEL_BYTES[[ord(c) for c in "0123456789- \t\n"]] = True
+
+
 def _parse_pixels(column: pd.Series, path: Path) -> np.ndarray:
-    """Parse every pixel string at C speed; on failure find and name the first bad row."""
-    try:
-        values = np.loadtxt(io.StringIO("\n".join(column)), dtype=np.int32, ndmin=2)
-        ok_shape = values.shape == (len(column), PIXELS_PER_IMAGE)
-    except ValueError:
-        ok_shape = False
-    if not ok_shape:
+    """Parse every pixel string at C speed; on any doubt find and name the first bad row."""
+    values = None
+    text = "\n".join(column)
+    # loadtxt would quietly truncate "12.5" to 12: only hand it digits, signs and spaces.
+    encoded = np.frombuffer(text.encode("latin-1", errors="replace"), dtype=np.uint8)
+    if _PIXEL_BYTES[encoded].all():
+        try:
+            values = np.loadtxt(io.StringIO(text), dtype=np.int64, ndmin=2)
+        except (ValueError, OverflowError):
+            values = None
+    if values is None or values.shape != (len(column), PIXELS_PER_IMAGE) \
+            or values.min() < 0 or values.max() > 255:
         for row, text in enumerate(column):
             _check_pixel_string(text, path, row)
         raise DataError(f"{path}: pixel strings could not be parsed")  # pragma: no cover
-    out_of_range = np.flatnonzero((values < 0).any(axis=1) | (values > 255).any(axis=1))
-    if out_of_range.size:
-        row = int(out_of_range[0])
-        bad = values[row][(values[row] < 0) | (values[row] > 255)][0]
-        raise DataError(f"{_where(path, row)}: pixel value {bad} is outside 0..255")
     return values.astype(np.uint8)
 
 
@@ -192,10 +201,10 @@ def _check_pixel_string(text: str, path: Path, row: int) -> None:
             f"{_where(path, row)}: pixels has {len(tokens)} values, expected {PIXELS_PER_IMAGE}"
         )
     for position, token in enumerate(tokens):
-        if not token.lstrip("-").isdigit():
-            raise DataError(
-                f"{_where(path, row)}: pixel {position} is {token!r}, not an integer"
-            )
+        if not _INTEGER.fullmatch(token):
+            raise DataError(f"{_where(path, row)}: pixel {position} is {token!r}, not an integer")
+        if not 0 <= int(token) <= 255:
+            raise DataError(f"{_where(path, row)}: pixel value {token} is outside 0..255")
 
 
 # --- image-folder form -----------------------------------------------------------------------
@@ -222,7 +231,11 @@ def read_fer2013_image_folder(path: Path) -> RawFer2013:
                 f"{path}: entry {entry}: file name must be <Usage>_<id> with Usage one of "
                 f"{list(SPLITS)}"
             )
-        image = cv2.imdecode(np.frombuffer(read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
+        try:
+            encoded = read_bytes()
+        except (zipfile.BadZipFile, zlib.error, OSError) as error:
+            raise DataError(f"{path}: entry {entry}: cannot be read: {error}") from error
+        image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
         if image is None:
             raise DataError(f"{path}: entry {entry}: not a readable image")
         if image.shape != (IMAGE_SIZE, IMAGE_SIZE):

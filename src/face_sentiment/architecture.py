@@ -48,3 +48,16 @@ def inference_copy(model: keras.Model, **kwargs) -> keras.Model:
                for w in layer.get_weights()]
     inference.set_weights(weights)
     return inference
+
+
+def multiply_adds(model: keras.Model) -> int:
+    """Multiply-adds per face of the convolutions and dense layers (the cost that matters)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            height, width, out_channels = layer.output.shape[1:]
+            kernel = layer.kernel.shape  # (kh, kw, in, out)
+            total += height * width * kernel[0] * kernel[1] * kernel[2] * out_channels
+        elif isinstance(layer, layers.Dense):
+            total += layer.kernel.shape[0] * layer.kernel.shape[1]
+    return int(total)

@@ -8,6 +8,7 @@ the normalised input for lighting left over after normalisation; random erasing 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -79,3 +80,25 @@ def augmentation_layers(seed: int = 0) -> keras.Sequential:
         RandomBrightnessContrast(seed=seed),
         RandomErasing(seed=seed),
     ], name="augmentation")
+
+
+def plot_augmentations(inputs: np.ndarray, variants: int = 6, seed: int = 0):
+    """Each preprocessed face (rows) and `variants` random training-time augmentations of it."""
+    import matplotlib.pyplot as plt
+
+    augment = augmentation_layers(seed)
+    fig, axes = plt.subplots(len(inputs), variants + 1,
+                             figsize=(1.3 * (variants + 1), 1.3 * len(inputs)), squeeze=False)
+    for row, face in enumerate(inputs):
+        axes[row][0].imshow(face[..., 0], cmap="gray")
+        batch = np.repeat(face[np.newaxis], variants, axis=0)
+        augmented = np.asarray(augment(batch, training=True))
+        for column in range(variants):
+            axes[row][column + 1].imshow(augmented[column, ..., 0], cmap="gray")
+    axes[0][0].set_title("input", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle("Training-time augmentation (flip, shift, rotation, zoom, "
+                 "brightness/contrast, erasing)", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -43,6 +43,61 @@ def _train(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.release import export_run
+    result = export_run(load_dataset(), args.run, runs=args.latency_runs)
+    with _wide_pandas():
+        import pandas as pd
+        print(pd.DataFrame(result["variants"]).round(4).to_string(index=False))
+    print("fer TFLite latency:", {k: round(v, 3) for k, v in result["fer_tflite_latency"].items()})
+    return 0
+
+
+def _evaluate(args) -> int:
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.release import evaluate_run
+    result = evaluate_run(load_dataset(), args.run, tta=args.tta)
+    _print_metrics(result["metrics"])
+    for name, ab in result["ab"].items():
+        print(f"A/B {name}: diff {100 * ab['difference']:+.2f} pts "
+              f"[{100 * ab['ci_low']:+.2f}, {100 * ab['ci_high']:+.2f}], "
+              f"McNemar p={ab['mcnemar_p']:.2g}, promote {ab['name_b']}: {ab['promote_b']}")
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    import pandas as pd
+    rows = [{"model": model, "set": name, **{k: v for k, v in values.items() if k != "accuracy_ci"},
+             "ci": f"[{100 * values['accuracy_ci'][0]:.2f}, {100 * values['accuracy_ci'][1]:.2f}]"}
+            for model, sets in metrics.items() for name, values in sets.items()]
+    with _wide_pandas():
+        print(pd.DataFrame(rows).round(4).to_string(index=False))
+
+
+def _ship(args) -> int:
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.release import ship
+    from face_sentiment.reports import git_commit
+    print(f"wrote {ship(load_dataset(), args.run, git_commit())}")
+    return 0
+
+
+def _ab_test(args) -> int:
+    from face_sentiment.ab_testing import compare
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.predictors import load_predictor
+    images, labels = load_dataset().select(args.split)
+    a, b = load_predictor(args.champion), load_predictor(args.challenger)
+    result = compare(labels, a.predict(images).argmax(1), b.predict(images).argmax(1),
+                     a.name, b.name, seed=args.seed)
+    for key, value in result.to_dict().items():
+        print(f"{key:>16}: {value}")
+    if args.split != "PublicTest":
+        print("note: promotion decisions use PublicTest; this split is for reporting only")
+    return 0
+
+
 def _report(args) -> int:
     from pathlib import Path
 
@@ -92,6 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", default="full")
     train.add_argument("--run-name")
     train.set_defaults(handler=_train)
+    for name, handler, text in (
+            ("export", _export, "TFLite variants of a run + size/accuracy/latency table"),
+            ("evaluate", _evaluate, "metrics with CIs for the run, its int8 export and fer"),
+            ("ship", _ship, "copy the int8 model to models/ and write the model card")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--run", default="full")
+        command.set_defaults(handler=handler)
+        if name == "export":
+            command.add_argument("--latency-runs", type=int, default=300)
+        if name == "evaluate":
+            command.add_argument("--tta", action="store_true", help="also flip-averaged int8")
+    ab = commands.add_parser("ab-test", help="McNemar + bootstrap CI: champion vs challenger")
+    ab.add_argument("champion", help=".keras, .tflite, 'fer' or 'fer-tflite'")
+    ab.add_argument("challenger")
+    ab.add_argument("--split", default="PublicTest", choices=("PublicTest", "PrivateTest"))
+    ab.add_argument("--seed", type=int, default=0)
+    ab.set_defaults(handler=_ab_test)
     report = commands.add_parser("report", help="execute one notebook -> reports/ HTML + PDF")
     report.add_argument("notebook")
     report.add_argument("--profile", default="full")
@@ -108,8 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_option_values(argv: list[str], options: tuple[str, ...] = ("--beam-args",)
+                        ) -> list[str]:
+    """`--beam-args --runner=X` -> `--beam-args=--runner=X`: argparse would read the value,
+    which starts with '--', as an option of its own."""
+    joined, index = [], 0
+    while index < len(argv):
+        if argv[index] in options and index + 1 < len(argv):
+            joined.append(f"{argv[index]}={argv[index + 1]}")
+            index += 2
+        else:
+            joined.append(argv[index])
+            index += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_option_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.handler(args)
     except (FileNotFoundError, ValueError) as error:

@@ -68,10 +68,11 @@ class ExpressionClassifier:
     """Face crops -> class probabilities with the exported TFLite model."""
 
     def __init__(self, model_path: str | Path, card_path: str | Path | None = None,
-                 num_threads: int | None = 1) -> None:
+                 num_threads: int | None = 1, verify: bool = True) -> None:
         self.model_path = Path(model_path)
+        # verify: a copied model can be truncated, and the runtime would crash on it.
+        self.interpreter = load_interpreter(self.model_path, num_threads, verify=verify)
         self.card = ModelCard.load(card_path or self.model_path.with_name(MODEL_CARD))
-        self.interpreter = load_interpreter(self.model_path, num_threads)
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         shape = tuple(int(v) for v in self._input["shape"])

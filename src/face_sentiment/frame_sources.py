@@ -1,10 +1,10 @@
 """Where the live runner's frames come from: a V4L2/USB camera, the Pi camera, a video or images.
 
-`open_source("0" | "picam" | "clip.mp4" | "folder/")` returns an iterator of `Frame`s (BGR
-uint8). Failures are explicit: a camera that cannot be opened raises `SourceError` with what
-to check; a camera that stops delivering is reopened with exponential backoff (each attempt is
-logged) before giving up; an undecodable or malformed frame is skipped and counted in
-`skipped`. numpy and OpenCV only; picamera2 is imported only for `picam`.
+`open_source("0" | "picam" | "clip.mp4" | "folder/" | "demo")` returns an iterator of
+`Frame`s (BGR uint8). Failures are explicit: a camera that cannot be opened raises
+`SourceError` with what to check; a camera that stops delivering is reopened with exponential
+backoff (each attempt is logged) before giving up; an undecodable or malformed frame is skipped
+and counted in `skipped`. numpy and OpenCV only; picamera2 is imported only for `picam`.
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ class CameraSource(FrameSource):
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
         self._opener = opener or self._default_opener
         self._sleep = sleep
+        self._pending: np.ndarray | None = None  # first frame read after a reconnect
         self._capture = self._open()
         if self._capture is None:
             raise SourceError(
@@ -223,7 +224,6 @@ class CameraSource(FrameSource):
         return False
 
     def frames(self) -> Iterator[Frame]:
-        self._pending = None
         bad_in_row = 0
         while True:
             if self._pending is not None:
@@ -319,10 +319,37 @@ class PiCameraSource(FrameSource):
             pass
 
 
+class ArraySource(FrameSource):
+    """Frames already in memory (the synthetic demo clip); `loop` repeats them."""
+
+    def __init__(self, images: list[np.ndarray], name: str = "frames", loop: bool = False) -> None:
+        super().__init__()
+        if not images:
+            raise SourceError(f"{name}: no frames")
+        self.images, self.name, self.loop = images, name, loop
+
+    def frames(self) -> Iterator[Frame]:
+        while True:
+            for number, image in enumerate(self.images):
+                if not valid_frame(image):
+                    self._skip(f"frame {number}")
+                    continue
+                yield self._frame(image.copy(), f"{self.name}#{number}")
+            if not self.loop:
+                return
+
+
 def open_source(spec: str, *, loop: bool = False, width: int = 640, height: int = 480,
                 retries: int = 5) -> FrameSource:
-    """Source from a CLI string: camera index or /dev/videoN, 'picam', a video file, a folder."""
+    """Source from a CLI string: camera index or /dev/videoN, 'picam', a video file, a folder,
+    or 'demo' (a synthetic clip with known faces, from an image shipped in scikit-image)."""
     spec = str(spec).strip()
+    if spec == "demo":
+        from face_sentiment.demo_clip import demo_frames
+        try:
+            return ArraySource(demo_frames(90, width, height), "demo", loop=loop)
+        except FileNotFoundError as error:
+            raise SourceError(str(error)) from error
     if spec.isdigit():
         return CameraSource(int(spec), width, height, retries=retries)
     if spec.startswith("/dev/video"):

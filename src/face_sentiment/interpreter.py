@@ -3,12 +3,18 @@
 The Pi has no TensorFlow: models run on `ai_edge_litert` (LiteRT, the successor package) or
 `tflite_runtime`, whichever imports. A missing or corrupt model file becomes a
 `ModelFileError` that names the file and says what to do, instead of a bare runtime error.
-Only the standard library is imported here; the interpreter package is imported on first use.
+The TFLite runtimes do not verify a flatbuffer before using it, and a truncated or damaged
+file can crash the whole process (segmentation fault), so files that did not ship inside a
+package are first opened in a short-lived child process (`verify=True`): if that child dies,
+the error is reported and the runner is still alive to say so. Only the standard library is
+imported here; the interpreter package is imported on first use.
 """
 
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +43,42 @@ def interpreter_class() -> tuple[type, str]:
     )
 
 
-def load_interpreter(model_path: str | Path, num_threads: int | None = 1) -> Any:
+_PROBE = """
+import importlib, sys
+module = importlib.import_module(sys.argv[1])
+interpreter = module.Interpreter(model_path=sys.argv[2], num_threads=1)
+interpreter.allocate_tensors()
+for detail in interpreter.get_input_details() + interpreter.get_output_details():
+    interpreter.tensor(detail["index"])
+interpreter.invoke()
+"""
+
+
+def verify_model_file(path: str | Path, timeout_s: float = 120.0) -> None:
+    """Open, allocate and invoke the model once in a child process; ModelFileError if it fails.
+
+    Costs one interpreter start-up (well under a second on x86, a second or two on a Pi).
+    """
+    _, backend = interpreter_class()
+    try:
+        result = subprocess.run([sys.executable, "-c", _PROBE, backend, str(path)],
+                                capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as error:
+        raise ModelFileError(f"{path}: opening the model took over {timeout_s:.0f} s") from error
+    if result.returncode != 0:
+        how = (f"crashed the TFLite runtime (signal {-result.returncode})"
+               if result.returncode < 0 else "could not be loaded")
+        detail = (result.stderr.strip().splitlines() or [""])[-1]
+        raise ModelFileError(f"{path} {how}: truncated or corrupt model file? {detail}".strip())
+
+
+def load_interpreter(model_path: str | Path, num_threads: int | None = 1,
+                     verify: bool = False) -> Any:
     """Open a .tflite file, allocate its tensors and return the interpreter.
 
-    Raises ModelFileError when the file is missing, empty or not a valid TFLite model.
+    Raises ModelFileError when the file is missing, empty or not a valid TFLite model;
+    `verify` first opens it in a child process, so that even a file that would crash the
+    runtime gives an error instead.
     """
     path = Path(model_path)
     if not path.is_file():
@@ -51,6 +89,8 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = 1) -> Any
             f"{path} is not a TFLite model (no 'TFL3' flatbuffer identifier; truncated or "
             "corrupt copy?)"
         )
+    if verify:
+        verify_model_file(path)
     interpreter_type, _ = interpreter_class()
     try:
         interpreter = interpreter_type(model_content=content, num_threads=num_threads)

@@ -101,10 +101,13 @@ def platform_info() -> dict:
     info = {"machine": platform.machine(), "system": platform.system(),
             "python": platform.python_version(), "cpu_count": os.cpu_count()}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "model\t", "hardware")):
-                info.setdefault("cpu", line.split(":", 1)[1].strip())
-    except OSError:
+        fields = dict(line.split(":", 1) for line in
+                      Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        fields = {key.strip().lower(): value.strip() for key, value in fields.items()}
+        cpu = fields.get("model name") or fields.get("hardware") or fields.get("model")
+        if cpu:
+            info["cpu"] = cpu
+    except (OSError, ValueError):
         pass
     try:
         info["board"] = Path("/proc/device-tree/model").read_text().strip("\x00\n ")
@@ -190,6 +193,9 @@ class Benchmark:
             "stages_ms": {s: latency_stats([r[f"{s}_ms"] for r in self.rows]) for s in STAGES}
             | {"total": latency_stats([r["total_ms"] for r in self.rows])},
             "cpu_percent_process": round(100 * cpu / wall, 1) if wall > 0 else None,
+            # CPU time per frame is what a frame costs, whatever else runs on the machine:
+            # 1000 / cpu_ms_per_frame is the FPS one free core would give.
+            "cpu_ms_per_frame": round(1000 * cpu / frames, 3) if frames else None,
             "cpu_percent_system": system_cpu,
             "peak_rss_mb": round(peak_kb / 1024, 1),
             "soc": {
@@ -227,7 +233,7 @@ def format_summary(summary: dict) -> str:
              f"{summary['fps_end_to_end']} FPS end to end, "
              f"{summary['faces']['mean_per_frame']} faces/frame, "
              f"CPU {summary['cpu_percent_process']}% (system {summary['cpu_percent_system']}%), "
-             f"peak RSS {summary['peak_rss_mb']} MB"]
+             f"{summary['cpu_ms_per_frame']} ms CPU/frame, peak RSS {summary['peak_rss_mb']} MB"]
     lines.append(f"  {'stage':9s} {'p50':>8s} {'p95':>8s} {'p99':>8s} {'mean':>8s}  (ms)")
     for name, stats in summary["stages_ms"].items():
         if stats["count"]:

@@ -76,3 +76,24 @@ def preprocess_faces(faces: np.ndarray | list[np.ndarray],
     if squares.dtype != np.uint8:
         raise ValueError(f"face crops must be uint8, got {squares.dtype}")
     return normalise_lighting(squares, spec)[..., np.newaxis]
+
+
+def plot_methods(faces: np.ndarray, methods: tuple[str, ...] = METHODS):
+    """Grid: each face (rows) under each lighting normalisation (columns), for notebook 03.
+
+    matplotlib is imported here, not at module level: the Pi runner imports this module."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(faces), len(methods) + 1,
+                             figsize=(1.4 * (len(methods) + 1), 1.4 * len(faces)), squeeze=False)
+    for row, face in enumerate(faces):
+        axes[row][0].imshow(face, cmap="gray", vmin=0, vmax=255)
+        for column, method in enumerate(methods, start=1):
+            shown = preprocess_faces(face[np.newaxis], PreprocessingSpec(method=method))[0, ..., 0]
+            axes[row][column].imshow(shown, cmap="gray")
+    for column, title in enumerate(("original", *methods)):
+        axes[0][column].set_title(title, fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -73,13 +73,16 @@ def execute(notebook: Path, profile: str, out_dir: Path) -> Path:
             cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
             log_output=False,
         )
-    except papermill.PapermillExecutionError as error:
+    except Exception as error:  # a cell error, or a dead kernel (nbclient.DeadKernelError)
         failed = out_dir / f"{notebook.stem}.failed.ipynb"
-        staging.replace(failed)
-        raise ReportError(
-            f"{notebook.name} failed in cell {error.exec_count} ({failed} has the outputs):\n"
-            f"{error.source}\n{error.ename}: {error.evalue}"
-        ) from error
+        if staging.exists():
+            staging.replace(failed)
+        if isinstance(error, papermill.PapermillExecutionError):
+            detail = f"cell {error.exec_count}:\n{error.source}\n{error.ename}: {error.evalue}"
+        else:
+            detail = f"{type(error).__name__}: {error}"
+        raise ReportError(f"{notebook.name} failed in {detail}\n(outputs so far: {failed})"
+                          ) from error
     staging.replace(target)
     return target
 

@@ -45,7 +45,11 @@ class FaceTracker:
     def update(self, boxes: np.ndarray, probabilities: np.ndarray) -> list[Track]:
         """Tracks for this frame's detections, in the order of `boxes` (N, 4)."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        probabilities = np.asarray(probabilities, np.float32).reshape(len(boxes), -1)
+        probabilities = np.asarray(probabilities, np.float32)
+        if probabilities.ndim == 1:
+            probabilities = probabilities[np.newaxis]
+        if len(probabilities) != len(boxes):
+            raise ValueError(f"{len(boxes)} boxes but {len(probabilities)} probability rows")
         assigned: list[Track | None] = [None] * len(boxes)
         if self.tracks and len(boxes):
             iou = box_iou(boxes, np.stack([t.box for t in self.tracks]))

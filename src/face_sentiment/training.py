@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import tensorflow as tf
+from matplotlib.figure import Figure
 
 from face_sentiment.architecture import build_model
 from face_sentiment.dataset import Fer2013Dataset
@@ -56,6 +60,8 @@ class TrainingConfig:
 
 def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> dict[int, float] | None:
     """Per-class loss weights, mean 1 over the training set; 'sqrt' softens inverse frequency."""
+    if scheme not in ("none", "sqrt", "balanced"):
+        raise ValueError(f"unknown class_weighting {scheme!r}; use none, sqrt or balanced")
     if scheme == "none":
         return None
     counts = np.bincount(labels, minlength=num_classes).astype(float)
@@ -146,3 +152,56 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
         callbacks=callbacks, verbose=verbose,
     )
     return best
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """history.csv of a run; a resumed run appends, so keep the last row of each epoch."""
+    history = pd.read_csv(path)
+    return history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+
+
+def plot_history(history: pd.DataFrame) -> Figure:
+    """Loss and accuracy per epoch, Training vs PublicTest."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
+    epochs = history["epoch"] + 1
+    loss_ax.plot(epochs, history["loss"], label="Training (augmented, smoothed labels)")
+    loss_ax.plot(epochs, history["val_loss"], label="PublicTest")
+    acc_ax.plot(epochs, history["accuracy"], label="Training (augmented)")
+    acc_ax.plot(epochs, history["val_accuracy"], label="PublicTest")
+    best = history["val_accuracy"].idxmax()
+    acc_ax.axvline(epochs[best], color="grey", linestyle=":", label=f"best epoch {epochs[best]}")
+    for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def compare_preprocessing(dataset: Fer2013Dataset, methods: tuple[str, ...], epochs: int,
+                          max_train_images: int | None, seed: int = 1234) -> pd.DataFrame:
+    """Short training runs that differ only in lighting normalisation, scored on PublicTest.
+
+    A screening experiment, not the full training: same architecture, schedule and seed,
+    `epochs` epochs on a fixed subset of Training.
+    """
+    from face_sentiment.predictors import KerasPredictor
+
+    rows = []
+    for method in methods:
+        spec = PreprocessingSpec(method=method)
+        config = TrainingConfig(run_name=f"preprocessing-{method}", epochs=epochs,
+                                warmup_epochs=0, early_stopping_patience=epochs,
+                                max_train_images=max_train_images, seed=seed,
+                                preprocessing=spec)
+        run = runs_dir() / config.run_name
+        if run.exists():
+            shutil.rmtree(run)  # a screening run always starts fresh
+        started = time.perf_counter()
+        best = train(dataset, config)
+        images, labels = dataset.select("PublicTest")
+        predicted = KerasPredictor(best, spec).predict(images).argmax(axis=1)
+        rows.append({"method": method, "PublicTest accuracy": float((predicted == labels).mean()),
+                     "train images": max_train_images or int(dataset.split_mask("Training").sum()),
+                     "epochs": epochs, "seconds": time.perf_counter() - started})
+    return pd.DataFrame(rows).set_index("method")

@@ -1,0 +1,99 @@
+"""The model card shipped beside the model: `models/model_card.json` and `model_card.md`.
+
+The JSON is machine-read (the Pi runner takes `classes` and `preprocessing` from it; CI checks
+the committed model against `metrics`); the Markdown renders the same facts for people.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from face_sentiment.paths import models_dir
+
+LIMITATIONS = [
+    "Trained on FER2013: web images of mostly posed or acted expressions, 48x48 grayscale, "
+    "labels by a single annotator each (FER+ agrees with only about 63% of them).",
+    "FER2013 has no per-image demographics; its dataset-level profile (model-predicted) is "
+    "skewed toward young, white adults. Accuracy on other groups is not established here.",
+    "Accuracy drops on spontaneous expressions, non-frontal faces, occlusion and poor lighting; "
+    "webcam accuracy is expected to be well below the dataset figure.",
+    "An expression is not an emotion: the model classifies facial configurations, not what a "
+    "person feels. Do not use it for decisions about individuals.",
+    "Disgust has 436 training images (1.5%); its recall is the least reliable.",
+]
+
+
+def machine_description() -> dict[str, str]:
+    return {"platform": platform.platform(), "processor": platform.processor() or
+            platform.machine(), "python": platform.python_version(), "cpu_count": str(
+                __import__("os").cpu_count())}
+
+
+def write_card(card: dict, folder: Path | None = None) -> Path:
+    """Write model_card.json and model_card.md atomically."""
+    folder = folder or models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("model_card.json", json.dumps(card, indent=2) + "\n"),
+                       ("model_card.md", render_markdown(card))):
+        staging = folder / f".{name}.tmp"
+        staging.write_text(text)
+        staging.replace(folder / name)
+    return folder / "model_card.json"
+
+
+def load_card(folder: Path | None = None) -> dict:
+    return json.loads(((folder or models_dir()) / "model_card.json").read_text())
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def render_markdown(card: dict) -> str:
+    metrics = card["metrics"]
+    lines = [
+        f"# Model card: {card['name']} ({card['model_file']})",
+        "",
+        card["description"],
+        "",
+        "## Model",
+        f"- Classes ({card['label_set']}): {', '.join(card['classes'])}",
+        f"- Architecture: {card['architecture']}; {card['parameters']:,} parameters, "
+        f"{card['multiply_adds'] / 1e6:.1f} M multiply-adds per face",
+        f"- Input: {card['preprocessing']['size']}x{card['preprocessing']['size']} grayscale, "
+        f"preprocessing `{card['preprocessing']['method']}` "
+        "(`face_sentiment.preprocessing`, read from this card by every consumer)",
+        f"- File: `{card['model_file']}`, {card['file_size_kb']:.0f} KB, {card['quantization']}",
+        "",
+        "## Provenance",
+        f"- Code commit: `{card['code_commit']}`",
+        f"- FER2013 sha256: `{card['data']['fer2013_sha256']}`",
+        f"- FER+ sha256: `{card['data'].get('ferplus_sha256')}`",
+        f"- Training: `{json.dumps(card['training'])}`",
+        f"- Reproduce: `{card['reproduce']}`",
+        "",
+        "## Metrics",
+        "Selection on PublicTest only; PrivateTest reported once. Intervals: 95% bootstrap.",
+        "",
+        "| set | n | accuracy (95% CI) | macro-F1 | top-2 | ECE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, values in metrics.items():
+        ci = values.get("accuracy_ci", [float("nan")] * 2)
+        lines.append(f"| {name} | {values['n']} | {_pct(values['accuracy'])} "
+                     f"({_pct(ci[0])} to {_pct(ci[1])}) | {values['macro_f1']:.3f} | "
+                     f"{_pct(values['top2_accuracy'])} | {values['ece']:.3f} |")
+    lines += ["", "## Variants and latency",
+              f"Measured on {card['latency_machine']['processor']} "
+              f"({card['latency_machine']['platform']}), tflite-runtime, batch 1.", "",
+              "| variant | size KB | PrivateTest accuracy | p50 ms 1 thread | p95 ms 1 thread | "
+              "p50 ms 2 threads |", "|---|---|---|---|---|---|"]
+    for row in card["variants"]:
+        lines.append(f"| {row['variant']} | {row['size_kb']:.0f} | {_pct(row['accuracy'])} | "
+                     f"{row['p50_ms_1t']:.3f} | {row['p95_ms_1t']:.3f} | {row['p50_ms_2t']:.3f} |")
+    if card.get("baseline"):
+        lines += ["", "## Baseline", "", f"{card['baseline']}"]
+    lines += ["", "## Known limitations", *[f"- {item}" for item in card["limitations"]], ""]
+    return "\n".join(lines)

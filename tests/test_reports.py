@@ -1,0 +1,177 @@
+"""Notebook reports: profile parameters, papermill injection, HTML/PDF rendering, failures, index.
+
+A throw-away project holds a tiny parameterised notebook, a notebook that raises, and a `ci`
+profile. Kernels are slow to start, so few notebooks are executed: the good one once
+(module-scoped, rendered to HTML and, where Chromium exists, PDF), the failing one once, and
+one whose kernel dies (a known bug, xfail).
+"""
+
+import json
+import shutil
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from face_sentiment.reports import (
+    ReportError,
+    build_report,
+    git_commit,
+    notebook_parameters,
+    notebook_paths,
+    prepare_notebooks,
+    write_index,
+)
+
+HAS_CHROMIUM = any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome"))
+FAILING_SOURCE = 'raise ValueError("boom 4242")'
+
+
+def write_notebook(path, cells):
+    notebook = new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report_project(tmp_path_factory):
+    """notebooks/01-a.ipynb (parameters cell, prints n), notebooks/02-broken.ipynb (raises),
+    and profiles/ci.yaml giving 01-a n = 3."""
+    root = tmp_path_factory.mktemp("report-project")
+    (root / "notebooks").mkdir()
+    (root / "profiles").mkdir()
+    write_notebook(root / "notebooks" / "01-a.ipynb", [
+        new_markdown_cell("# A tiny report"),
+        new_code_cell('profile = "full"\nn = 1', metadata={"tags": ["parameters"]}),
+        new_code_cell("print(f'n is {n * 100 + 3 * 10 + 3}, profile is {profile}')"),
+    ])
+    write_notebook(root / "notebooks" / "02-broken.ipynb", [
+        new_code_cell("x = 1"),
+        new_code_cell(FAILING_SOURCE),
+        new_code_cell("print('never reached')"),
+    ])
+    (root / "profiles" / "ci.yaml").write_text("notebooks:\n  01-a: {n: 3}\n")
+    return root
+
+
+@pytest.fixture
+def in_report_project(report_project, project_root, monkeypatch):
+    """Point FACE_SENTIMENT_ROOT at the report project (after conftest's own temp root)."""
+    monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(report_project))
+    return report_project
+
+
+@pytest.fixture(scope="module")
+def built(report_project):
+    """The one successful execution: 01-a under the ci profile, into reports/."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACE_SENTIMENT_ROOT", str(report_project))
+        out_dir = report_project / "reports"
+        files = build_report(report_project / "notebooks" / "01-a.ipynb", "ci", out_dir,
+                             pdf=HAS_CHROMIUM)
+    return out_dir, files
+
+
+def test_notebook_paths_are_the_numbered_notebooks_in_order(in_report_project):
+    (in_report_project / "notebooks" / "scratch.ipynb").write_text("{}")
+    try:
+        assert [p.name for p in notebook_paths()] == ["01-a.ipynb", "02-broken.ipynb"]
+    finally:
+        (in_report_project / "notebooks" / "scratch.ipynb").unlink()
+
+
+def test_notebook_parameters_merge_profile_and_section(in_report_project):
+    notebooks = in_report_project / "notebooks"
+    assert notebook_parameters(notebooks / "01-a.ipynb", "ci") == {"profile": "ci", "n": 3}
+    # A notebook without a section still learns the profile name.
+    assert notebook_parameters(notebooks / "02-broken.ipynb", "ci") == {"profile": "ci"}
+    with pytest.raises(FileNotFoundError, match="available: \\['ci'\\]"):
+        notebook_parameters(notebooks / "01-a.ipynb", "full")
+
+
+def test_prepare_notebooks_injects_without_executing(in_report_project, tmp_path):
+    out_dir = tmp_path / "nbval"
+    prepared = prepare_notebooks("ci", out_dir)
+    assert prepared == [out_dir / "01-a.ipynb", out_dir / "02-broken.ipynb"]
+    notebook = nbformat.read(prepared[0], as_version=4)
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1
+    assert "n = 3" in injected[0].source and 'profile = "ci"' in injected[0].source
+    # It follows the notebook's own parameters cell, which it overrides.
+    sources = [c.source for c in notebook.cells]
+    assert sources.index(injected[0].source) == sources.index('profile = "full"\nn = 1') + 1
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+    # The source notebooks are untouched.
+    original = nbformat.read(in_report_project / "notebooks" / "01-a.ipynb", as_version=4)
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in original.cells)
+
+
+def test_build_report_writes_executed_notebook_and_html(built):
+    out_dir, files = built
+    assert files[:2] == [out_dir / "01-a.ipynb", out_dir / "01-a.html"]
+    assert all(path.exists() and path.stat().st_size > 0 for path in files)
+    executed = nbformat.read(files[0], as_version=4)
+    printed = "".join(output.get("text", "") for cell in executed.cells
+                      if cell.cell_type == "code" for output in cell.outputs)
+    # n * 100 + 33 is 333 only if papermill injected n = 3 (the notebook's default gives 133).
+    assert "n is 333, profile is ci" in printed
+    assert "n is 333" in files[1].read_text(encoding="utf-8")
+    # Staging files are gone: nothing hidden or .tmp is left in the output folder.
+    assert not [p.name for p in out_dir.iterdir() if p.name.startswith(".") or ".tmp" in p.name]
+
+
+@pytest.mark.skipif(not HAS_CHROMIUM, reason="headless Chromium is not installed")
+def test_build_report_prints_a_pdf(built):
+    out_dir, files = built
+    assert len(files) == 3 and files[2] == out_dir / "01-a.pdf"
+    data = files[2].read_bytes()
+    assert data.startswith(b"%PDF") and len(data) > 1000
+
+
+def test_failing_notebook_raises_with_the_cell_and_keeps_the_failed_copy(
+        in_report_project, tmp_path):
+    out_dir = tmp_path / "reports"
+    with pytest.raises(ReportError) as error:
+        build_report(in_report_project / "notebooks" / "02-broken.ipynb", "ci", out_dir,
+                     pdf=False)
+    message = str(error.value)
+    assert "02-broken.ipynb" in message
+    assert FAILING_SOURCE in message
+    assert "ValueError: boom 4242" in message
+    failed = out_dir / "02-broken.failed.ipynb"
+    assert str(failed) in message
+    assert sorted(p.name for p in out_dir.iterdir()) == ["02-broken.failed.ipynb"]
+    executed = nbformat.read(failed, as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert errors and errors[0].ename == "ValueError"
+
+
+def test_dead_kernel_is_a_report_error_too(in_report_project, tmp_path):
+    dead = write_notebook(tmp_path / "03-dead.ipynb", [new_code_cell("import os\nos._exit(1)")])
+    out_dir = tmp_path / "reports"
+    with pytest.raises(ReportError, match="03-dead.ipynb"):
+        build_report(dead, "ci", out_dir, pdf=False)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["03-dead.failed.ipynb"]
+
+
+def test_write_index_lists_rendered_notebooks_with_commit_and_data_hash(
+        built, in_report_project):
+    out_dir, _ = built
+    index = write_index("ci", "feedc0ffee1234", out_dir)
+    assert index == out_dir / "index.html"
+    page = index.read_text(encoding="utf-8")
+    assert '<td>01-a</td><td><a href="01-a.html">HTML</a></td>' in page
+    assert ('<a href="01-a.pdf">PDF</a>' if HAS_CHROMIUM else "(no PDF)") in page
+    assert "02-broken" not in page  # never rendered
+    assert "feedc0ffee1234" in page
+    assert f"<code>{git_commit()}</code>" in page
+    assert "make reports PROFILE=ci" in page
+    meta = json.loads((out_dir / "index.json").read_text())
+    assert meta["commit"] == git_commit()
+    assert (meta["profile"], meta["data_sha256"]) == ("ci", "feedc0ffee1234")
+    assert not list(out_dir.glob("*.tmp"))

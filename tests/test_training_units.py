@@ -1,0 +1,170 @@
+"""Training building blocks without training: class weights, config round trip, run profiles."""
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import yaml
+
+from face_sentiment.preprocessing import PreprocessingSpec
+from face_sentiment.profiles import load_profile, profile_path
+from face_sentiment.training import TrainingConfig, class_weights
+
+REAL_ROOT = Path(__file__).resolve().parents[1]
+REAL_PROFILES = ("ci", "full")
+
+# Counts 6, 3, 1 over ten training labels.
+LABELS = np.array([0] * 6 + [1] * 3 + [2], dtype=np.int64)
+COUNTS = np.array([6, 3, 1])
+
+
+def weighted_mean(weights: dict[int, float], labels: np.ndarray) -> float:
+    return float(np.mean([weights[label] for label in labels]))
+
+
+# --- class weights ---------------------------------------------------------------------------
+
+def test_no_weighting_is_none():
+    assert class_weights(LABELS, 3, "none") is None
+
+
+def test_balanced_weights_are_inverse_frequency():
+    weights = class_weights(LABELS, 3, "balanced")
+    assert list(weights) == [0, 1, 2]
+    assert all(isinstance(w, float) for w in weights.values())
+    # N / (K * count): 10 / 18, 10 / 9, 10 / 3.
+    assert [weights[i] for i in range(3)] == pytest.approx([5 / 9, 10 / 9, 10 / 3])
+    assert weighted_mean(weights, LABELS) == pytest.approx(1.0)
+    # Each class then carries the same total weight.
+    assert [weights[i] * COUNTS[i] for i in range(3)] == pytest.approx([10 / 3] * 3)
+
+
+def test_sqrt_weights_soften_inverse_frequency():
+    weights = class_weights(LABELS, 3, "sqrt")
+    assert weighted_mean(weights, LABELS) == pytest.approx(1.0)
+    assert weights[0] < weights[1] < weights[2]  # rarer class, larger weight
+    # Proportional to 1 / sqrt(count), scaled to mean 1 over the ten labels.
+    scale = len(LABELS) / np.sqrt(COUNTS).sum()
+    assert [weights[i] for i in range(3)] == pytest.approx(list(scale / np.sqrt(COUNTS)))
+    balanced = class_weights(LABELS, 3, "balanced")
+    assert weights[2] / weights[0] == pytest.approx(np.sqrt(balanced[2] / balanced[0]))
+
+
+@pytest.mark.parametrize("scheme", ["balanced", "sqrt"])
+def test_balanced_data_gets_unit_weights(scheme):
+    weights = class_weights(np.repeat(np.arange(7), 5), 7, scheme)
+    assert list(weights.values()) == pytest.approx([1.0] * 7)
+
+
+@pytest.mark.parametrize("scheme", ["balanced", "sqrt"])
+def test_a_class_absent_from_training_keeps_the_mean_at_one(scheme):
+    weights = class_weights(LABELS, 4, scheme)
+    assert list(weights) == [0, 1, 2, 3]
+    assert weighted_mean(weights, LABELS) == pytest.approx(1.0)
+    assert np.isfinite(list(weights.values())).all()
+    assert weights[0] < weights[1] < weights[2]
+    # The present classes keep the weights they get when the empty class is not counted.
+    assert [weights[i] for i in range(3)] == pytest.approx(
+        [class_weights(LABELS, 3, scheme)[i] for i in range(3)])
+
+
+def test_unknown_weighting_scheme_is_rejected():
+    with pytest.raises(ValueError):
+        class_weights(LABELS, 3, "sqrtt")
+
+
+# --- TrainingConfig --------------------------------------------------------------------------
+
+def test_training_config_round_trips_through_a_dict_and_json():
+    config = TrainingConfig(
+        run_name="probe", label_set="ferplus", epochs=3, class_weighting="balanced",
+        max_train_images=100, max_val_images=None,
+        preprocessing=PreprocessingSpec(method="clahe", clahe_clip_limit=3.5, clahe_tile_grid=6),
+    )
+    values = config.to_dict()
+    assert values["preprocessing"] == {"method": "clahe", "size": 48, "clahe_clip_limit": 3.5,
+                                       "clahe_tile_grid": 6}
+    copy = dict(values)
+    assert TrainingConfig.from_dict(values) == config
+    assert values == copy  # from_dict does not modify its argument
+    # runs/<name>/config.json is JSON: the round trip survives it too.
+    restored = TrainingConfig.from_dict(json.loads(json.dumps(values)))
+    assert restored == config
+    assert isinstance(restored.preprocessing, PreprocessingSpec)
+
+
+def test_training_config_defaults_and_partial_dicts():
+    assert TrainingConfig.from_dict({}) == TrainingConfig()
+    config = TrainingConfig.from_dict({"epochs": 2, "preprocessing": {"method": "histeq"}})
+    assert config.epochs == 2 and config.preprocessing == PreprocessingSpec(method="histeq")
+    assert TrainingConfig().preprocessing == PreprocessingSpec()
+    with pytest.raises(TypeError):
+        TrainingConfig.from_dict({"epoch": 2})  # a misspelt key is not ignored
+    with pytest.raises(ValueError, match="unknown preprocessing method"):
+        TrainingConfig.from_dict({"preprocessing": {"method": "sharpen"}})
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+def parameter_names(notebook: Path) -> set[str]:
+    """Names assigned in a notebook's `parameters` cell."""
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells
+             if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, notebook
+    return {target.id for node in ast.parse(cells[0].source).body
+            if isinstance(node, ast.Assign) for target in node.targets}
+
+
+@pytest.mark.parametrize("name", REAL_PROFILES)
+def test_real_profiles_load_and_parse(name, monkeypatch):
+    values = yaml.safe_load((REAL_ROOT / "profiles" / f"{name}.yaml").read_text())
+    monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(REAL_ROOT))  # read only
+    assert profile_path(name) == REAL_ROOT / "profiles" / f"{name}.yaml"
+    assert load_profile(name) == values
+    config = TrainingConfig.from_dict(values["training"])
+    assert config.run_name == name
+    assert config.class_weighting in {"none", "sqrt", "balanced"}
+    assert config.preprocessing == PreprocessingSpec(method="standardize", size=48)
+    assert TrainingConfig.from_dict(config.to_dict()) == config
+
+
+def test_ci_profile_is_a_small_slice_of_full():
+    full, ci = (TrainingConfig.from_dict(
+        yaml.safe_load((REAL_ROOT / "profiles" / f"{n}.yaml").read_text())["training"])
+        for n in ("full", "ci"))
+    assert full.max_train_images is None and full.max_val_images is None
+    assert ci.max_train_images == 512 and ci.max_val_images == 256
+    assert ci.epochs < full.epochs
+    # Apart from size and run length, ci takes the code paths full takes.
+    for field in ("label_set", "class_weighting", "preprocessing", "seed", "dropout"):
+        assert getattr(ci, field) == getattr(full, field), field
+
+
+@pytest.mark.parametrize("name", REAL_PROFILES)
+def test_real_profiles_only_set_declared_notebook_parameters(name):
+    sections = yaml.safe_load((REAL_ROOT / "profiles" / f"{name}.yaml").read_text())["notebooks"]
+    notebooks = sorted((REAL_ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    assert notebooks
+    for notebook in notebooks:
+        section = sections.get(notebook.stem) or {}
+        declared = parameter_names(notebook)
+        assert "profile" in declared, notebook.name
+        assert set(section) <= declared, (notebook.name, set(section) - declared)
+
+
+def test_missing_profile_lists_the_available_ones(project_root):
+    profiles = project_root / "profiles"
+    profiles.mkdir()
+    (profiles / "quick.yaml").write_text("training: {epochs: 1}\n")
+    (profiles / "slow.yaml").write_text("training: {epochs: 99}\n")
+    (profiles / "empty.yaml").write_text("")
+    with pytest.raises(FileNotFoundError) as error:
+        load_profile("full")
+    message = str(error.value)
+    assert str(profiles.resolve() / "full.yaml") in message
+    assert "available: ['empty', 'quick', 'slow']" in message
+    assert load_profile("quick") == {"training": {"epochs": 1}}
+    assert load_profile("empty") == {}

@@ -102,13 +102,14 @@ def _as_input(batch: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def export_variants(model: keras.Model, out_dir: Path, calibration_inputs: np.ndarray,
-                    stem: str = "face_sentiment") -> dict[str, Path]:
-    """Write every variant as `<stem>_<variant>.tflite`; return the paths."""
+                    stem: str = "face_sentiment", variants: tuple[str, ...] = VARIANTS
+                    ) -> dict[str, Path]:
+    """Write each variant as `<stem>_<variant>.tflite`; return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     calibration = representative_dataset(calibration_inputs)
     return {variant: write_atomically(out_dir / f"{stem}_{variant}.tflite",
                                       convert(model, variant, calibration))
-            for variant in VARIANTS}
+            for variant in variants}
 
 
 def benchmark_variants(paths: dict[str, Path], faces: np.ndarray, labels: np.ndarray,

@@ -15,8 +15,9 @@ from face_sentiment.paths import models_dir
 LIMITATIONS = [
     "Trained on FER2013: web images of mostly posed or acted expressions, 48x48 grayscale, "
     "labels by a single annotator each (FER+ agrees with only about 63% of them).",
-    "FER2013 has no per-image demographics; its dataset-level profile (model-predicted) is "
-    "skewed toward young, white adults. Accuracy on other groups is not established here.",
+    "FER2013 has no per-image demographics. FairFace-model predictions for its images "
+    "(Dominguez-Catena et al.) put 71% of faces as White and 44% as aged 20-29 (gender 50/50): "
+    "accuracy on under-represented groups is not established by the FER2013 figures.",
     "Accuracy drops on spontaneous expressions, non-frontal faces, occlusion and poor lighting; "
     "webcam accuracy is expected to be well below the dataset figure.",
     "An expression is not an emotion: the model classifies facial configurations, not what a "

@@ -3,7 +3,7 @@
 A throw-away project holds a tiny parameterised notebook, a notebook that raises, and a `ci`
 profile. Kernels are slow to start, so few notebooks are executed: the good one once
 (module-scoped, rendered to HTML and, where Chromium exists, PDF), the failing one once, and
-one whose kernel dies (a known bug, xfail).
+one whose kernel dies.
 """
 
 import json

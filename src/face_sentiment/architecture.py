@@ -41,9 +41,17 @@ def build_model(num_classes: int = 7, input_size: int = 48, stem_filters: int = 
     return keras.Model(inputs, outputs, name="face_sentiment_cnn")
 
 
-def inference_copy(model: keras.Model, **kwargs) -> keras.Model:
+def architecture_of(model: keras.Model) -> dict:
+    """The `build_model` arguments that reproduce a model's shape (read from its layers)."""
+    convs = [layer.filters for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    dropout = next(layer.rate for layer in model.layers if isinstance(layer, layers.Dropout))
+    return {"num_classes": int(model.output_shape[-1]), "input_size": int(model.input_shape[1]),
+            "stem_filters": convs[0], "stage_filters": tuple(convs[1::2]), "dropout": dropout}
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
     """Copy of a trained `model` without its augmentation layers, for evaluation and export."""
-    inference = build_model(augment=False, **kwargs)
+    inference = build_model(augment=False, **architecture_of(model))
     weights = [w for layer in model.layers if layer.name != "augmentation"
                for w in layer.get_weights()]
     inference.set_weights(weights)

@@ -155,7 +155,9 @@ def tfma_metrics_table(result) -> pd.DataFrame:
                 for metric, value in metrics.items():
                     if "doubleValue" in value:
                         rows.append({"slice": name, "sub_key": sub_key or "",
-                                     "metric": metric, "value": value["doubleValue"]})
+                                     "metric": metric,
+                                     # TFMA reports an undefined metric as the string 'NaN'
+                                     "value": float(value["doubleValue"])})
     return pd.DataFrame(rows, columns=["slice", "sub_key", "metric", "value"])
 
 

@@ -41,6 +41,8 @@ class KerasPredictor:
         self.name = f"keras:{self.path.parent.name}/{self.path.name}"
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
         inputs = preprocess_faces(faces, self.spec)
         return self.model.predict(inputs, batch_size=self.batch_size, verbose=0)
 
@@ -109,10 +111,14 @@ class FlipAveraged:
 
 
 def _run_preprocessing(checkpoint: Path) -> PreprocessingSpec:
-    config = checkpoint.with_name("config.json")
-    if config.exists():
-        return PreprocessingSpec.from_dict(json.loads(config.read_text())["preprocessing"])
-    return PreprocessingSpec()
+    """The preprocessing a checkpoint was trained with: from the model card beside a shipped
+    or exported model, else from the training run's config.json."""
+    for name in ("model_card.json", "config.json"):
+        beside = checkpoint.with_name(name)
+        if beside.exists():
+            return PreprocessingSpec.from_dict(json.loads(beside.read_text())["preprocessing"])
+    raise FileNotFoundError(f"{checkpoint}: no model_card.json or config.json beside it to say "
+                            "which preprocessing the model expects")
 
 
 def load_predictor(reference: str, tta: bool = False) -> Predictor:

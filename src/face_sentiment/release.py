@@ -66,6 +66,9 @@ def export_run(dataset: Fer2013Dataset, run: str = "full", runs: int = 300,
     train_images, _ = dataset.select("Training")
     out = run_dir / "export"
     paths = export_variants(model, out, preprocess_faces(train_images[:5000], spec))
+    # The float model these variants came from: evaluate and ship use this copy, so the run's
+    # best.keras can move on (a resumed run) without splitting the release across checkpoints.
+    model.save(out / SHIPPED_KERAS)
     _card_stub(run, out)
     test_images, test_labels = dataset.select("PrivateTest")
     if limit:
@@ -114,7 +117,7 @@ def evaluate_run(dataset: Fer2013Dataset, run: str = "full", tta: bool = False) 
     """Full metrics for the checkpoint, its int8 export and the fer baseline."""
     run_dir = runs_dir() / run
     models: dict[str, Predictor] = {
-        "keras": load_predictor(str(run_dir / "best.keras")),
+        "keras": load_predictor(str(run_dir / "export" / SHIPPED_KERAS)),
         "int8": load_predictor(str(run_dir / "export" / "face_sentiment_int8.tflite")),
         "fer": load_predictor("fer"),
     }
@@ -152,9 +155,11 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") ->
     shutil.copyfile(run_dir / "export" / SHIPPED_MODEL, target / f".{SHIPPED_MODEL}.tmp")
     (target / f".{SHIPPED_MODEL}.tmp").replace(target / SHIPPED_MODEL)
     shutil.copyfile(run_dir / "history.csv", target / "training_history.csv")
-    model = load_trained(run_dir / "best.keras")
-    model.save(target / f".{SHIPPED_KERAS}.tmp.keras")
-    (target / f".{SHIPPED_KERAS}.tmp.keras").replace(target / SHIPPED_KERAS)
+    shutil.copyfile(run_dir / "export" / SHIPPED_KERAS, target / f".{SHIPPED_KERAS}.tmp")
+    (target / f".{SHIPPED_KERAS}.tmp").replace(target / SHIPPED_KERAS)
+    import keras
+
+    model = keras.models.load_model(target / SHIPPED_KERAS, compile=False)
     from face_sentiment.architecture import multiply_adds
 
     fer = evaluation["metrics"]["fer"]["PrivateTest"]

@@ -1,0 +1,359 @@
+"""Evaluation: summary metrics and calibration on hand-made probability matrices, the TFMA
+predictions frame, config and result parsing (on a fake result shaped like TFMA's), the plots,
+and one real TFMA run cross-checked against scikit-learn."""
+
+import math
+from types import SimpleNamespace
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from sklearn.metrics import f1_score
+
+from face_sentiment.evaluation import (
+    QUALITY_SLICES,
+    Evaluation,
+    comparison_table,
+    eval_config,
+    evaluate_predictor,
+    expected_calibration_error,
+    per_class_metrics,
+    plot_confusion,
+    plot_reliability,
+    predictions_frame,
+    quality_tertiles,
+    reliability_table,
+    run_tfma,
+    summary_metrics,
+    tfma_metrics_table,
+    tfma_slice_accuracy,
+)
+
+matplotlib.use("Agg")
+
+CLASSES3 = ("a", "b", "c")
+
+# Four samples, three classes. Per row: label, prediction, top-2 set, probability of the label.
+#   0: label 0, predicts 0 (right), top-2 {0, 1} (hit),  p = 0.7
+#   1: label 2, predicts 1 (wrong), top-2 {1, 2} (hit),  p = 0.3
+#   2: label 0, predicts 2 (wrong), top-2 {2, 1} (miss), p = 0.2
+#   3: label 1, predicts 1 (right), top-2 {1, 0} (hit),  p = 0.8
+PROBS4 = np.array([[0.7, 0.2, 0.1],
+                   [0.1, 0.6, 0.3],
+                   [0.2, 0.3, 0.5],
+                   [0.15, 0.8, 0.05]])
+LABELS4 = np.array([0, 2, 0, 1])
+
+
+def confident_rows(confidence: float, count: int, correct: int, classes: int = 3):
+    """`count` rows whose top class (index 0) has probability `confidence`; the first
+    `correct` of them are labelled 0 (right), the rest 1 (wrong)."""
+    rest = (1 - confidence) / (classes - 1)
+    probabilities = np.full((count, classes), rest)
+    probabilities[:, 0] = confidence
+    labels = np.array([0] * correct + [1] * (count - correct))
+    return labels, probabilities
+
+
+def stacked(*parts):
+    return (np.concatenate([labels for labels, _ in parts]),
+            np.concatenate([probabilities for _, probabilities in parts]))
+
+
+# --- summary metrics -------------------------------------------------------------------------
+
+def test_summary_metrics_by_hand():
+    metrics = summary_metrics(LABELS4, PROBS4)
+    assert metrics["n"] == 4
+    assert metrics["accuracy"] == pytest.approx(0.5)
+    assert metrics["top2_accuracy"] == pytest.approx(0.75)
+    expected_nll = -(math.log(0.7) + math.log(0.3) + math.log(0.2) + math.log(0.8)) / 4
+    assert metrics["nll"] == pytest.approx(expected_nll)
+    # predictions 0, 1, 2, 1 against labels 0, 2, 0, 1:
+    # class 0: P 1/1, R 1/2 -> 2/3; class 1: P 1/2, R 1/1 -> 2/3; class 2: P 0, R 0 -> 0
+    assert metrics["macro_f1"] == pytest.approx(4 / 9)
+    assert metrics["ece"] == pytest.approx(expected_calibration_error(LABELS4, PROBS4))
+    assert set(metrics) == {"n", "accuracy", "macro_f1", "top2_accuracy", "ece", "nll"}
+
+
+def test_summary_nll_clips_a_zero_probability():
+    probabilities = np.array([[1.0, 0.0], [0.5, 0.5]])
+    nll = summary_metrics(np.array([1, 0]), probabilities)["nll"]
+    assert nll == pytest.approx((-math.log(1e-7) - math.log(0.5)) / 2)
+
+
+def test_evaluation_object_derives_predictions_summary_and_per_class():
+    evaluation = Evaluation("toy", LABELS4, PROBS4, CLASSES3)
+    np.testing.assert_array_equal(evaluation.predicted, [0, 1, 2, 1])
+    assert evaluation.summary() == summary_metrics(LABELS4, PROBS4)
+    table = evaluation.per_class()
+    assert list(table.index) == list(CLASSES3)
+    np.testing.assert_allclose(table["precision"], [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(table["recall"], [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(table["support"], [2, 1, 1])
+
+
+def test_per_class_metrics_includes_absent_classes():
+    table = per_class_metrics(np.array([0, 0, 1]), np.array([0, 1, 1]), ("x", "y", "z"))
+    assert table.loc["z"].tolist() == [0.0, 0.0, 0.0, 0]
+    assert table.loc["x", "f1"] == pytest.approx(f1_score([0, 0, 1], [0, 1, 1], average=None)[0])
+
+
+# --- calibration -----------------------------------------------------------------------------
+
+def test_ece_of_a_perfectly_calibrated_toy_case_is_zero():
+    # confidence 0.75 right 3 times in 4, confidence 0.95 right 19 times in 20
+    labels, probabilities = stacked(confident_rows(0.75, 4, 3), confident_rows(0.95, 20, 19))
+    assert expected_calibration_error(labels, probabilities) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ece_of_an_overconfident_case_by_hand():
+    # 4 rows at confidence 0.95 with 2 right: gap 0.45, weight 0.4
+    # 6 rows at confidence 0.55 with 3 right: gap 0.05, weight 0.6
+    # ECE = 0.4 * 0.45 + 0.6 * 0.05 = 0.21
+    labels, probabilities = stacked(confident_rows(0.95, 4, 2), confident_rows(0.55, 6, 3))
+    assert expected_calibration_error(labels, probabilities) == pytest.approx(0.21)
+
+
+def test_ece_of_an_always_wrong_certain_model_is_one():
+    labels, probabilities = confident_rows(1.0, 5, 0)
+    assert expected_calibration_error(labels, probabilities) == pytest.approx(1.0)
+
+
+def test_reliability_table_bins_and_counts():
+    labels, probabilities = stacked(confident_rows(0.95, 4, 2), confident_rows(0.55, 6, 3),
+                                    confident_rows(1.0, 3, 3))
+    table = reliability_table(labels, probabilities)
+    assert len(table) == 15
+    assert table["count"].sum() == len(labels)
+    np.testing.assert_allclose(table["low"], np.linspace(0, 1, 16)[:-1])
+    np.testing.assert_allclose(table["high"], np.linspace(0, 1, 16)[1:])
+    occupied = table[table["count"] > 0]
+    # 0.55 -> bin 8 [0.533, 0.600); 0.95 and 1.0 -> the last bin [0.933, 1.0]
+    assert occupied.index.tolist() == [8, 14]
+    assert occupied.loc[8].tolist()[2:] == pytest.approx([6, 0.55, 0.5])
+    assert occupied.loc[14, "count"] == 7
+    assert occupied.loc[14, "confidence"] == pytest.approx((4 * 0.95 + 3 * 1.0) / 7)
+    assert occupied.loc[14, "accuracy"] == pytest.approx(5 / 7)
+    assert table.drop(index=[8, 14])[["confidence", "accuracy"]].isna().all().all()
+
+
+def test_reliability_table_other_bin_count():
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet(np.ones(7), 200)
+    labels = rng.integers(0, 7, 200)
+    table = reliability_table(labels, probabilities, bins=10)
+    assert len(table) == 10 and table["count"].sum() == 200
+    # the confidence of every row lies inside its own bin
+    filled = table.dropna()
+    assert ((filled.confidence >= filled.low) & (filled.confidence <= filled.high)).all()
+
+
+# --- slices and the predictions frame --------------------------------------------------------
+
+def quality_features(count: int, seed: int = 0, index=None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({name: rng.normal(size=count) for name in QUALITY_SLICES}, index=index)
+
+
+def test_quality_tertiles_are_balanced_and_ordered():
+    features = quality_features(30)
+    bins = quality_tertiles(features)
+    assert list(bins.columns) == [f"{name}_bin" for name in QUALITY_SLICES]
+    for name in QUALITY_SLICES:
+        column = bins[f"{name}_bin"]
+        assert column.value_counts().to_dict() == {"low": 10, "mid": 10, "high": 10}
+        values = features[name]
+        assert values[column == "low"].max() < values[column == "mid"].min()
+        assert values[column == "mid"].max() < values[column == "high"].min()
+
+
+def test_quality_tertiles_stay_balanced_with_ties():
+    features = pd.DataFrame({name: np.zeros(9) for name in QUALITY_SLICES})
+    bins = quality_tertiles(features)
+    for name in QUALITY_SLICES:
+        assert bins[f"{name}_bin"].value_counts().to_dict() == {"low": 3, "mid": 3, "high": 3}
+
+
+def test_predictions_frame_columns_and_values():
+    evaluation = Evaluation("toy", LABELS4, PROBS4, CLASSES3)
+    frame = predictions_frame(evaluation)
+    assert list(frame.columns) == ["label", "prediction", "true_class"]
+    assert frame["label"].dtype == np.int64
+    assert frame["true_class"].tolist() == ["a", "c", "a", "b"]
+    for row, vector in enumerate(frame["prediction"]):
+        assert vector.dtype == np.float32 and vector.shape == (3,)
+        np.testing.assert_allclose(vector, PROBS4[row], rtol=1e-6)
+
+
+def test_predictions_frame_with_features_aligns_on_position():
+    evaluation = Evaluation("toy", np.arange(9) % 3, np.eye(3)[np.arange(9) % 3], CLASSES3)
+    features = quality_features(9, index=np.arange(100, 109))  # index unrelated to rows
+    frame = predictions_frame(evaluation, features)
+    assert list(frame.columns) == ["label", "prediction", "true_class",
+                                   "brightness_bin", "contrast_bin", "sharpness_bin"]
+    assert len(frame) == 9 and not frame.isna().any().any()
+    expected = quality_tertiles(features.reset_index(drop=True))
+    pd.testing.assert_frame_equal(frame[expected.columns], expected)
+
+
+# --- TFMA config and result parsing ----------------------------------------------------------
+
+def test_eval_config_parses_with_expected_specs():
+    config = eval_config(7, ["true_class", "brightness_bin"])
+    assert config.model_specs[0].label_key == "label"
+    assert config.model_specs[0].prediction_key == "prediction"
+    assert [list(spec.feature_keys) for spec in config.slicing_specs] == [
+        [], ["true_class"], ["brightness_bin"]]
+    names = [[metric.class_name for metric in spec.metrics] for spec in config.metrics_specs]
+    assert names == [["ExampleCount", "SparseCategoricalAccuracy",
+                      "SparseTopKCategoricalAccuracy", "MultiClassConfusionMatrixPlot"],
+                     ["Precision", "Recall"]]
+    assert '"k": 2' in config.metrics_specs[0].metrics[2].config
+    assert list(config.metrics_specs[1].binarize.class_ids.values) == list(range(7))
+
+
+def test_eval_config_without_slices_has_only_overall():
+    config = eval_config(3, [])
+    assert [list(spec.feature_keys) for spec in config.slicing_specs] == [[]]
+    assert list(config.metrics_specs[1].binarize.class_ids.values) == [0, 1, 2]
+
+
+def metrics(accuracy: float, top2: float, count: float) -> dict:
+    return {"sparse_categorical_accuracy": {"doubleValue": accuracy},
+            "sparse_top_k_categorical_accuracy": {"doubleValue": top2},
+            "example_count": {"doubleValue": count}}
+
+
+# Shaped like EvalResult.slicing_metrics: (slice key, {output: {sub key: {metric: value}}}).
+FAKE_RESULT = SimpleNamespace(slicing_metrics=[
+    ((), {"": {
+        "": {**metrics(0.5, 0.75, 8.0),
+             "multi_class_confusion_matrix_plot": {"confusionMatrixAtThresholds": {}}},
+        "classId:0": {"precision": {"doubleValue": 0.25}, "recall": {"doubleValue": 1.0}},
+    }}),
+    ((("true_class", "happy"),), {"": {"": metrics(1.0, 1.0, 3.0)}}),
+    ((("brightness_bin", "low"),), {"": {"": metrics(0.2, 0.6, 5.0)}}),
+])
+
+
+def test_tfma_metrics_table_is_tidy():
+    table = tfma_metrics_table(FAKE_RESULT)
+    assert list(table.columns) == ["slice", "sub_key", "metric", "value"]
+    assert len(table) == 3 + 2 + 3 + 3  # the confusion plot has no doubleValue: skipped
+    overall = table[(table.slice == "overall") & (table.sub_key == "")]
+    assert dict(zip(overall.metric, overall.value, strict=True)) == {
+        "sparse_categorical_accuracy": 0.5, "sparse_top_k_categorical_accuracy": 0.75,
+        "example_count": 8.0}
+    per_class = table[table.sub_key == "classId:0"]
+    assert per_class.set_index("metric").value.to_dict() == {"precision": 0.25, "recall": 1.0}
+    assert set(table.slice) == {"overall", "true_class=happy", "brightness_bin=low"}
+
+
+def test_tfma_metrics_table_of_an_empty_result():
+    table = tfma_metrics_table(SimpleNamespace(slicing_metrics=[]))
+    assert table.empty and list(table.columns) == ["slice", "sub_key", "metric", "value"]
+
+
+def test_tfma_metrics_table_values_are_numeric_when_tfma_reports_nan():
+    result = SimpleNamespace(slicing_metrics=[((), {"": {
+        "": metrics(0.5, 0.75, 8.0),
+        "classId:1": {"precision": {"doubleValue": "NaN"}, "recall": {"doubleValue": 0.0}},
+    }})])
+    table = tfma_metrics_table(result)
+    assert pd.api.types.is_float_dtype(table["value"])
+    assert table.set_index(["sub_key", "metric"]).value.isna().sum() == 1
+
+
+def test_tfma_slice_accuracy_pivots_overall_metrics_per_slice():
+    slices = tfma_slice_accuracy(tfma_metrics_table(FAKE_RESULT))
+    assert list(slices.columns) == ["n", "accuracy", "top2_accuracy"]
+    assert list(slices.index) == sorted(["overall", "true_class=happy", "brightness_bin=low"])
+    assert slices.loc["overall"].tolist() == [8.0, 0.5, 0.75]
+    assert slices.loc["true_class=happy"].tolist() == [3.0, 1.0, 1.0]
+    assert slices.loc["brightness_bin=low"].tolist() == [5.0, 0.2, 0.6]
+
+
+# --- plots, predictors and comparison tables -------------------------------------------------
+
+def test_plot_confusion_returns_a_figure_with_normalised_cells():
+    evaluation = Evaluation("toy", LABELS4, PROBS4, CLASSES3)
+    figure = plot_confusion(evaluation)
+    assert isinstance(figure, Figure)
+    ax = figure.axes[0]
+    cells = [float(text.get_text()) for text in ax.texts]
+    assert len(cells) == 9
+    # rows of the normalised confusion matrix sum to one for classes with support
+    assert np.array(cells).reshape(3, 3).sum(axis=1) == pytest.approx([1.0, 1.0, 1.0],
+                                                                       abs=0.011)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(CLASSES3)
+    counts = plot_confusion(evaluation, normalise=False)
+    assert sorted(int(t.get_text()) for t in counts.axes[0].texts) == [0] * 5 + [1] * 4
+    plt.close("all")
+
+
+def test_plot_reliability_draws_one_curve_per_evaluation():
+    first = Evaluation("first", LABELS4, PROBS4, CLASSES3)
+    labels, probabilities = confident_rows(0.95, 4, 2)
+    second = Evaluation("second", labels, probabilities, CLASSES3)
+    figure = plot_reliability([first, second])
+    assert isinstance(figure, Figure)
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend[0] == "perfect calibration"
+    assert legend[1].startswith("first (ECE ") and legend[2] == "second (ECE 0.450)"
+    plt.close("all")
+
+
+class FixedPredictor:
+    name = "fixed"
+    classes = CLASSES3
+
+    def predict(self, faces):
+        return PROBS4[: len(faces)]
+
+
+def test_evaluate_predictor_and_comparison_table():
+    faces = np.zeros((4, 48, 48), np.uint8)
+    evaluation = evaluate_predictor(FixedPredictor(), faces, LABELS4.tolist())
+    assert evaluation.name == "fixed" and evaluation.classes == CLASSES3
+    assert isinstance(evaluation.labels, np.ndarray)
+    renamed = evaluate_predictor(FixedPredictor(), faces, LABELS4, name="other")
+    table = comparison_table([evaluation, renamed])
+    assert list(table.index) == ["fixed", "other"]
+    assert table.loc["fixed", "accuracy"] == pytest.approx(0.5)
+    assert table.loc["other", "top2_accuracy"] == pytest.approx(0.75)
+
+
+# --- one real TFMA run -----------------------------------------------------------------------
+
+def test_run_tfma_agrees_with_scikit_learn(tmp_path):
+    """One Beam pipeline on 63 rows: overall and per-class-slice accuracy equal sklearn's."""
+    rng = np.random.default_rng(5)
+    count = 63
+    labels = np.arange(count) % 7
+    probabilities = rng.dirichlet(np.ones(7), count)
+    probabilities[::2, :] = 0.5 * probabilities[::2, :] + 0.5 * np.eye(7)[labels[::2]]
+    classes = tuple(f"class{i}" for i in range(7))
+    evaluation = Evaluation("toy", labels, probabilities, classes)
+    frame = predictions_frame(evaluation, quality_features(count, seed=2))
+    result = run_tfma(frame, 7, tmp_path / "tfma")
+    slices = tfma_slice_accuracy(tfma_metrics_table(result))
+    summary = evaluation.summary()
+    assert slices.loc["overall", "n"] == count
+    assert slices.loc["overall", "accuracy"] == pytest.approx(summary["accuracy"], abs=1e-6)
+    assert slices.loc["overall", "top2_accuracy"] == pytest.approx(summary["top2_accuracy"],
+                                                                  abs=1e-6)
+    correct = evaluation.predicted == labels
+    for index, name in enumerate(classes):
+        row = slices.loc[f"true_class={name}"]
+        assert row["n"] == 9
+        assert row["accuracy"] == pytest.approx(correct[labels == index].mean(), abs=1e-6)
+    bins = frame["brightness_bin"].to_numpy()
+    for tertile in ("low", "mid", "high"):
+        row = slices.loc[f"brightness_bin={tertile}"]
+        assert row["n"] == 21
+        assert row["accuracy"] == pytest.approx(correct[bins == tertile].mean(), abs=1e-6)
+    assert any((tmp_path / "tfma").iterdir())

@@ -1,0 +1,391 @@
+"""TFLite export of a tiny network: the four variants, int8 quantisation, atomic writing,
+latency and the benchmark table; the cost model (`multiply_adds`) and the augmentation-free
+inference copy of the architecture.
+
+Converting takes seconds even for a tiny model, so the four variants are written once per
+module (`exported`) and the tests read the files.
+"""
+
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from face_sentiment import export
+from face_sentiment.architecture import build_model, inference_copy, multiply_adds
+from face_sentiment.dev_model import TINY
+from face_sentiment.export import (
+    VARIANTS,
+    benchmark_variants,
+    convert,
+    export_variants,
+    latency_ms,
+    load_trained,
+    representative_dataset,
+    write_atomically,
+)
+from face_sentiment.interpreter import load_interpreter
+from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.preprocessing import preprocess_faces
+
+
+def smooth_faces(count: int, seed: int = 0) -> np.ndarray:
+    """Face-like uint8 crops: smooth random fields (like dev_model's calibration faces)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    faces = []
+    for _ in range(count):
+        coarse = rng.integers(0, 256, (6, 6)).astype(np.float32)
+        smooth = cv2.resize(coarse, (48, 48), interpolation=cv2.INTER_LINEAR)
+        faces.append(np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8))
+    return np.stack(faces)
+
+
+def run_tflite(path, inputs: np.ndarray) -> np.ndarray:
+    """Per-face TFLite outputs, (de)quantised with the tensors' own parameters."""
+    interpreter = load_interpreter(path)
+    detail_in = interpreter.get_input_details()[0]
+    detail_out = interpreter.get_output_details()[0]
+    outputs = []
+    for face in inputs:
+        batch = face[np.newaxis]
+        if detail_in["dtype"] == np.int8:
+            scale, zero = detail_in["quantization"]
+            batch = np.clip(np.round(batch / scale + zero), -128, 127).astype(np.int8)
+        interpreter.set_tensor(detail_in["index"], batch.astype(detail_in["dtype"]))
+        interpreter.invoke()
+        out = interpreter.get_tensor(detail_out["index"])[0].astype(np.float32)
+        if detail_out["dtype"] == np.int8:
+            scale, zero = detail_out["quantization"]
+            out = (out - zero) * scale
+        outputs.append(out)
+    return np.array(outputs)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    return build_model(augment=False, **TINY)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return preprocess_faces(smooth_faces(40))
+
+
+@pytest.fixture(scope="module")
+def conversions():
+    """What each `convert` call returned during the export below, in call order."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, inputs, tmp_path_factory, conversions):
+    """The four variants written once by `export_variants`, with `convert` spied on."""
+    def spy(model, variant, calibration=None):
+        content = convert(model, variant, calibration)
+        conversions.append((variant, calibration is not None, content))
+        return content
+
+    out = tmp_path_factory.mktemp("export") / "variants"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(export, "convert", spy)
+        return export_variants(tiny_model, out, inputs[:32], stem="tiny")
+
+
+# --- conversion ------------------------------------------------------------------------------
+
+def test_export_variants_writes_one_flatbuffer_per_variant_atomically(exported):
+    assert list(exported) == list(VARIANTS)
+    folder = exported["float32"].parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"tiny_{variant}.tflite" for variant in VARIANTS)  # no .tmp staging file left
+    for variant, path in exported.items():
+        assert path == folder / f"tiny_{variant}.tflite"
+        content = path.read_bytes()
+        assert content[4:8] == b"TFL3", variant
+
+
+def test_convert_returned_each_flatbuffer_that_was_written(exported, conversions):
+    assert [variant for variant, _, _ in conversions] == list(VARIANTS)
+    for variant, calibrated, content in conversions:
+        assert isinstance(content, bytes) and content[4:8] == b"TFL3"
+        assert exported[variant].read_bytes() == content
+        assert calibrated  # export_variants hands the calibration data to every variant
+
+
+def test_quantised_variants_are_smaller(exported):
+    sizes = {variant: path.stat().st_size for variant, path in exported.items()}
+    # (dynamic-range quantisation skips tensors under 1024 weights: the tiny model's are)
+    assert sizes["float16"] < sizes["float32"]
+    assert sizes["int8"] < sizes["float32"]
+
+
+def test_int8_variant_has_int8_input_and_output(exported):
+    interpreter = load_interpreter(exported["int8"])
+    for detail in interpreter.get_input_details() + interpreter.get_output_details():
+        assert detail["dtype"] == np.int8
+        scale, _ = detail["quantization"]
+        assert scale > 0
+    assert tuple(interpreter.get_input_details()[0]["shape"][1:]) == (48, 48, 1)
+    assert interpreter.get_output_details()[0]["shape"][-1] == 7
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "dynamic"])
+def test_float_interface_variants_keep_float32_input_and_output(exported, variant):
+    interpreter = load_interpreter(exported[variant])
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+
+
+@pytest.mark.parametrize(("variant", "tolerance"), [
+    ("float32", 1e-5), ("float16", 5e-3), ("dynamic", 2e-2), ("int8", 3e-2)])
+def test_variants_reproduce_the_keras_model(exported, tiny_model, inputs, variant, tolerance):
+    expected = tiny_model.predict(inputs[:8], verbose=0)
+    got = run_tflite(exported[variant], inputs[:8])
+    assert got.shape == (8, 7)
+    np.testing.assert_allclose(got, expected, atol=tolerance)
+
+
+def test_convert_rejects_an_unknown_variant(tiny_model):
+    with pytest.raises(ValueError, match="unknown variant 'int4'"):
+        convert(tiny_model, "int4")
+
+
+def test_int8_conversion_needs_calibration(tiny_model):
+    with pytest.raises(ValueError, match="calibration"):
+        convert(tiny_model, "int8")
+
+
+def test_representative_dataset_yields_seeded_single_face_batches(inputs):
+    batches = list(representative_dataset(inputs, count=10, seed=3)())
+    again = list(representative_dataset(inputs, count=10, seed=3)())
+    assert len(batches) == 10
+    chosen = []
+    for (batch,), (same,) in zip(batches, again, strict=True):
+        assert batch.shape == (1, 48, 48, 1) and batch.dtype == np.float32
+        np.testing.assert_array_equal(batch, same)
+        chosen.append(next(i for i in range(len(inputs)) if np.array_equal(inputs[i], batch[0])))
+    assert len(set(chosen)) == 10  # a permutation: no face twice
+    assert len(list(representative_dataset(inputs, count=500)())) == len(inputs)
+
+
+def test_write_atomically_replaces_and_leaves_no_staging_file(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "model.tflite"
+    target.write_bytes(b"old")
+    assert write_atomically(target, b"new content") == target
+    assert target.read_bytes() == b"new content"
+    assert [p.name for p in folder.iterdir()] == ["model.tflite"]
+
+
+# --- latency and the benchmark table ---------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_latency_ms_gives_positive_ordered_percentiles(exported, inputs, variant):
+    timing = latency_ms(exported[variant], inputs[:1], threads=1, runs=20, warmup=2)
+    assert set(timing) == {"p50_ms", "p95_ms"}
+    assert 0 < timing["p50_ms"] <= timing["p95_ms"]
+
+
+def test_benchmark_variants_table(exported, inputs):
+    labels = np.arange(10) % 7
+    calls = []
+
+    def predict(path, faces):
+        calls.append(path)
+        # float32 predicts every label right, the others predict label 0 (right 2 times in 10)
+        predicted = labels if path == exported["float32"] else np.zeros_like(labels)
+        return np.eye(7)[predicted]
+
+    table = benchmark_variants(exported, np.zeros((10, 48, 48), np.uint8), labels, predict,
+                               inputs[:1], threads=(1,), runs=5)
+    assert calls == list(exported.values())
+    assert list(table.columns) == ["variant", "size_kb", "accuracy", "p50_ms_1t", "p95_ms_1t"]
+    assert table["variant"].tolist() == list(VARIANTS)
+    expected_kb = [exported[v].stat().st_size / 1024 for v in VARIANTS]
+    assert table["size_kb"].tolist() == pytest.approx(expected_kb)
+    assert table["accuracy"].tolist() == pytest.approx([1.0, 0.2, 0.2, 0.2])
+    assert (table["p50_ms_1t"] > 0).all()
+    assert (table["p50_ms_1t"] <= table["p95_ms_1t"]).all()
+
+
+def test_benchmark_variants_names_latency_columns_by_thread_count(exported, inputs):
+    # (one variant only: multi-threaded runs are slow on a busy machine)
+    table = benchmark_variants({"int8": exported["int8"]}, np.zeros((3, 48, 48), np.uint8),
+                               np.array([0, 1, 2]), lambda path, faces: np.eye(7)[[0, 1, 3]],
+                               inputs[:1], threads=(1, 2), runs=2)
+    assert list(table.columns) == ["variant", "size_kb", "accuracy", "p50_ms_1t", "p95_ms_1t",
+                                   "p50_ms_2t", "p95_ms_2t"]
+    assert table.loc[0, "accuracy"] == pytest.approx(2 / 3)
+    assert (table.filter(like="_ms_") > 0).all(axis=None)
+
+
+# --- architecture: cost and inference copy ---------------------------------------------------
+
+def test_multiply_adds_of_a_hand_built_model():
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(4, 3, padding="same")(inputs)            # 8*8 * 3*3*1 * 4 = 2304
+    x = layers.BatchNormalization()(x)                         # not counted
+    x = layers.Conv2D(2, 3, strides=2, padding="valid")(x)     # 3*3 * 3*3*4 * 2 = 648
+    x = layers.MaxPooling2D()(x)                                # not counted (1x1x2 out)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(5)(x)                                # 2 * 5 = 10
+    model = keras.Model(inputs, outputs)
+    assert multiply_adds(model) == 2304 + 648 + 10
+
+
+def test_multiply_adds_of_the_default_architecture_by_hand():
+    """Stem 48x48 (1->16), stride-2 conv to 24x24 (16->32), conv 32->32 at 24x24, then conv
+    pairs at 12 (64), 6 (128) and 3 (256) pixels, and the 256x7 dense head: about 32 M."""
+    expected = (48 * 48 * 9 * 1 * 16
+                + 24 * 24 * 9 * 16 * 32 + 24 * 24 * 9 * 32 * 32
+                + 12 * 12 * 9 * 32 * 64 + 12 * 12 * 9 * 64 * 64
+                + 6 * 6 * 9 * 64 * 128 + 6 * 6 * 9 * 128 * 128
+                + 3 * 3 * 9 * 128 * 256 + 3 * 3 * 9 * 256 * 256
+                + 256 * 7)
+    assert expected == 32_184_064
+    assert multiply_adds(build_model(augment=False)) == expected
+    # augmentation layers cost nothing in this count
+    assert multiply_adds(build_model(augment=True)) == expected
+
+
+def randomise(model: keras.Model, seed: int = 1) -> keras.Model:
+    """Non-trivial weights everywhere, BatchNorm statistics included (variance positive)."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([
+        (np.abs(rng.normal(1.0, 0.2, w.shape)) if "variance" in v.path else
+         rng.normal(0, 0.2, w.shape)).astype(w.dtype)
+        for v, w in zip(model.weights, model.get_weights(), strict=True)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def augmented_model():
+    keras.utils.set_random_seed(0)
+    return randomise(build_model(augment=True))
+
+
+def test_inference_copy_drops_augmentation_and_predicts_identically(augmented_model, inputs):
+    copy = inference_copy(augmented_model)
+    assert "augmentation" in [layer.name for layer in augmented_model.layers]
+    assert "augmentation" not in [layer.name for layer in copy.layers]
+    expected = augmented_model(inputs[:6], training=False).numpy()
+    np.testing.assert_allclose(copy.predict(inputs[:6], verbose=0), expected, rtol=1e-5,
+                               atol=1e-6)
+    # the weights really were copied: a freshly built model predicts something else
+    fresh = build_model(augment=False).predict(inputs[:6], verbose=0)
+    assert not np.allclose(fresh, expected, atol=1e-3)
+
+
+def test_load_trained_returns_the_inference_graph_of_a_checkpoint(augmented_model, inputs,
+                                                                  tmp_path):
+    path = tmp_path / "best.keras"
+    augmented_model.save(path)
+    loaded = load_trained(path)
+    assert "augmentation" not in [layer.name for layer in loaded.layers]
+    np.testing.assert_allclose(loaded.predict(inputs[:4], verbose=0),
+                               augmented_model(inputs[:4], training=False).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_load_trained_handles_a_ferplus_checkpoint(tmp_path, inputs):
+    keras.utils.set_random_seed(0)
+    model = build_model(num_classes=8, augment=True)
+    path = tmp_path / "best.keras"
+    model.save(path)
+    loaded = load_trained(path)
+    assert loaded.output_shape == (None, 8)
+    np.testing.assert_allclose(loaded.predict(inputs[:2], verbose=0),
+                               model(inputs[:2], training=False).numpy(), atol=1e-6)
+
+
+# --- shipping: models/ and the model card ----------------------------------------------------
+
+def fake_metrics(accuracy: float) -> dict:
+    return {"n": 100, "accuracy": accuracy, "macro_f1": accuracy - 0.05,
+            "top2_accuracy": accuracy + 0.1, "ece": 0.03, "nll": 1.1,
+            "accuracy_ci": [accuracy - 0.02, accuracy + 0.02]}
+
+
+def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
+        augmented_model, exported, inputs, project_root):
+    """release.ship on a finished run (files as export_run / evaluate_run leave them)."""
+    import json
+
+    from face_sentiment.model_card import LIMITATIONS, load_card
+    from face_sentiment.paths import runs_dir
+    from face_sentiment.preprocessing import PreprocessingSpec
+    from face_sentiment.release import SHIPPED_KERAS, SHIPPED_MODEL, ship, shipped_model
+
+    run = runs_dir() / "toy"
+    (run / "export").mkdir(parents=True)
+    preprocessing = PreprocessingSpec(method="clahe").to_dict()
+    config = {"run_name": "toy", "label_set": "fer2013", "epochs": 3,
+              "preprocessing": preprocessing, "data_sha256": "d" * 64}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "history.csv").write_text("epoch,accuracy\n0,0.5\n")
+    augmented_model.save(run / "best.keras")
+    # export_run keeps the inference model it converted beside the variants
+    from face_sentiment.export import load_trained
+    load_trained(run / "best.keras").save(run / "export" / SHIPPED_KERAS)
+    int8 = exported["int8"].read_bytes()
+    (run / "export" / SHIPPED_MODEL).write_bytes(int8)
+    variant = {"variant": "int8", "size_kb": len(int8) / 1024, "accuracy": 0.6,
+               "p50_ms_1t": 1.5, "p95_ms_1t": 2.5, "p50_ms_2t": 1.0, "p95_ms_2t": 2.0}
+    benchmark = {"variants": [variant], "fer_tflite_latency": {"p50_ms_1t": 3.0},
+                 "machine": {"platform": "test-os", "processor": "test-cpu"}, "n": 100}
+    (run / "export" / "benchmark.json").write_text(json.dumps(benchmark))
+    evaluation = {"metrics": {"int8": {"PublicTest": fake_metrics(0.58),
+                                       "PrivateTest": fake_metrics(0.6)},
+                              "keras": {"PrivateTest": fake_metrics(0.61)},
+                              "fer": {"PrivateTest": fake_metrics(0.655)}},
+                  "ab": {"keras vs int8 on PublicTest": {"promote_b": False}}}
+    (run / "evaluation.json").write_text(json.dumps(evaluation))
+    dataset = SimpleNamespace(manifest={"source_sha256": "a" * 64, "ferplus_sha256": None})
+
+    with pytest.raises(FileNotFoundError, match="make ship"):
+        shipped_model()
+    card_path = ship(dataset, "toy", commit="abc1234")
+
+    models = project_root / "models"
+    assert card_path == models / "model_card.json"
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        [SHIPPED_MODEL, SHIPPED_KERAS, "model_card.json", "model_card.md",
+         "training_history.csv"])  # no staging file left
+    assert shipped_model() == models / SHIPPED_MODEL
+    assert shipped_model().read_bytes() == int8
+    shipped_keras = keras.models.load_model(shipped_model("keras"), compile=False)
+    assert "augmentation" not in [layer.name for layer in shipped_keras.layers]
+    np.testing.assert_allclose(shipped_keras.predict(inputs[:3], verbose=0),
+                               augmented_model(inputs[:3], training=False).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+    card = load_card(models)
+    assert card == json.loads(card_path.read_text())
+    assert card["classes"] == list(FER2013_CLASSES)
+    assert card["preprocessing"] == preprocessing
+    assert card["model_file"] == SHIPPED_MODEL and card["keras_file"] == SHIPPED_KERAS
+    assert card["file_size_kb"] == pytest.approx(len(int8) / 1024)
+    assert card["parameters"] == augmented_model.count_params() == 1_180_887
+    assert card["multiply_adds"] == 32_184_064
+    assert card["code_commit"] == "abc1234"
+    assert card["data"] == {"fer2013_sha256": "a" * 64, "ferplus_sha256": None}
+    assert card["training"] == {k: v for k, v in config.items() if k != "data_sha256"}
+    assert card["metrics"] == evaluation["metrics"]["int8"]
+    assert card["metrics_keras_float"] == evaluation["metrics"]["keras"]
+    assert card["variants"] == [variant] and card["ab_tests"] == evaluation["ab"]
+    assert card["limitations"] == LIMITATIONS
+    assert "65.50%" in card["baseline"]
+
+    markdown = (models / "model_card.md").read_text()
+    assert markdown.startswith(f"# Model card: face_sentiment_cnn ({SHIPPED_MODEL})")
+    assert "| PrivateTest | 100 | 60.00% (58.00% to 62.00%) | 0.550 | 70.00% | 0.030 |" in (
+        markdown)
+    assert "| int8 | " in markdown and "| 1.500 | 2.500 | 1.000 |" in markdown
+    assert "`abc1234`" in markdown and "preprocessing `clahe`" in markdown
+    assert "1,180,887 parameters, 32.2 M multiply-adds per face" in markdown

@@ -1,0 +1,228 @@
+"""Predictors: a Keras checkpoint with its run's preprocessing, the TFLite model with its card,
+flip test-time augmentation and `load_predictor`'s references and errors.
+
+The Keras checkpoint is the project's network (with its augmentation layers, as training saves
+it) at random weights; the TFLite model is dev_model's tiny int8 stand-in, built once per
+machine and cached in the temp folder under the same key as tests/test_pi_runner.py uses.
+"""
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from face_sentiment.architecture import build_model
+from face_sentiment.expression import ExpressionClassifier
+from face_sentiment.interpreter import ModelFileError
+from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.predictors import (
+    FlipAveraged,
+    KerasPredictor,
+    TFLitePredictor,
+    load_predictor,
+)
+from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SCALE = PreprocessingSpec(method="scale")
+
+
+def faces(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 48, 48), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A training-style checkpoint (augmentation included) with a config.json beside it that
+    names a non-default preprocessing."""
+    folder = tmp_path_factory.mktemp("run")
+    keras.utils.set_random_seed(0)
+    build_model(augment=True).save(folder / "best.keras")
+    (folder / "config.json").write_text(json.dumps({"run_name": "toy",
+                                                    "preprocessing": SCALE.to_dict()}))
+    return folder / "best.keras"
+
+
+@pytest.fixture(scope="module")
+def keras_predictor(checkpoint) -> KerasPredictor:
+    return KerasPredictor(checkpoint)
+
+
+def tiny_int8_model(folder: Path) -> Path:
+    """dev_model's tiny int8 model and card (cache shared with test_pi_runner's)."""
+    sources = [SRC / "face_sentiment" / name for name in
+               ("dev_model.py", "architecture.py", "preprocessing.py")]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + b"")
+    cache = Path(tempfile.gettempdir()) / f"face_sentiment_test_model_{key.hexdigest()[:12]}"
+    if not (cache / "model_card.json").is_file():
+        from face_sentiment.dev_model import export_dev_model
+
+        work = Path(tempfile.mkdtemp(prefix="face_sentiment_model_"))
+        export_dev_model(work, tiny=True)
+        try:
+            work.rename(cache)
+        except OSError:  # another run built it meanwhile
+            shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(cache, folder)
+    return folder / json.loads((folder / "model_card.json").read_text())["model_file"]
+
+
+@pytest.fixture(scope="module")
+def tflite_model(tmp_path_factory) -> Path:
+    return tiny_int8_model(tmp_path_factory.mktemp("tflite") / "models")
+
+
+# --- Keras -----------------------------------------------------------------------------------
+
+def test_keras_predictor_returns_probabilities(keras_predictor):
+    probabilities = keras_predictor.predict(faces(5))
+    assert probabilities.shape == (5, 7)
+    assert (probabilities >= 0).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert keras_predictor.classes == FER2013_CLASSES
+    assert keras_predictor.name == f"keras:{keras_predictor.path.parent.name}/best.keras"
+
+
+def test_keras_predictor_drops_augmentation_and_applies_the_runs_preprocessing(
+        keras_predictor, checkpoint):
+    assert keras_predictor.spec == SCALE
+    assert "augmentation" not in [layer.name for layer in keras_predictor.model.layers]
+    original = keras.models.load_model(checkpoint, compile=False)
+    batch = faces(4, seed=1)
+    expected = original(preprocess_faces(batch, SCALE), training=False).numpy()
+    np.testing.assert_allclose(keras_predictor.predict(batch), expected, rtol=1e-5, atol=1e-6)
+    # the default preprocessing gives different inputs, hence different outputs
+    standardized = original(preprocess_faces(batch), training=False).numpy()
+    assert not np.allclose(standardized, expected, atol=1e-4)
+
+
+def test_keras_predictor_explicit_spec_and_missing_config(checkpoint, tmp_path):
+    lone = tmp_path / "lone.keras"
+    shutil.copyfile(checkpoint, lone)
+    with pytest.raises(FileNotFoundError, match="model_card.json or config.json"):
+        KerasPredictor(lone)  # never guess the preprocessing
+    (tmp_path / "model_card.json").write_text(
+        json.dumps({"preprocessing": {"method": "histeq", "size": 48}}))
+    assert KerasPredictor(lone).spec == PreprocessingSpec(method="histeq")
+    clahe = PreprocessingSpec(method="clahe")
+    assert KerasPredictor(checkpoint, spec=clahe, batch_size=2).spec == clahe
+
+
+def test_keras_predictor_on_no_faces(keras_predictor):
+    assert keras_predictor.predict(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+
+
+def test_keras_predictor_loads_a_tiny_checkpoint(tmp_path):
+    from face_sentiment.dev_model import TINY
+
+    keras.utils.set_random_seed(0)
+    build_model(augment=True, **TINY).save(tmp_path / "tiny.keras")
+    (tmp_path / "config.json").write_text(json.dumps({"preprocessing": {"method": "standardize"}}))
+    assert KerasPredictor(tmp_path / "tiny.keras").predict(faces(2)).shape == (2, 7)
+
+
+# --- flip test-time augmentation -------------------------------------------------------------
+
+def test_flip_averaged_is_the_mean_of_face_and_mirror(keras_predictor):
+    batch = faces(6, seed=2)
+    direct = keras_predictor.predict(batch)
+    mirrored = keras_predictor.predict(batch[:, :, ::-1].copy())
+    assert not np.allclose(direct, mirrored, atol=1e-4)  # the test can tell them apart
+    tta = FlipAveraged(keras_predictor)
+    np.testing.assert_allclose(tta.predict(batch), (direct + mirrored) / 2, rtol=1e-5,
+                               atol=1e-7)
+    assert tta.name == keras_predictor.name + "+flip"
+    assert tta.classes == keras_predictor.classes
+
+
+class RecordingPredictor:
+    """Returns the mean pixel of the left and right half of each face as 'probabilities'."""
+
+    name = "recording"
+    classes = ("left", "right")
+
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, batch):
+        self.calls.append(batch.copy())
+        left = batch[:, :, :24].mean(axis=(1, 2))
+        right = batch[:, :, 24:].mean(axis=(1, 2))
+        return np.stack([left, right], axis=1)
+
+
+def test_flip_averaged_mirrors_left_and_right():
+    batch = np.zeros((1, 48, 48), np.uint8)
+    batch[:, :, :24] = 200  # bright left half
+    inner = RecordingPredictor()
+    averaged = FlipAveraged(inner).predict(batch)
+    np.testing.assert_array_equal(inner.calls[1], batch[:, :, ::-1])
+    np.testing.assert_allclose(averaged, [[100.0, 100.0]])
+    np.testing.assert_array_equal(batch[:, :, :24], 200)  # the caller's faces are untouched
+
+
+# --- TFLite ----------------------------------------------------------------------------------
+
+def test_tflite_predictor_with_its_model_card(tflite_model):
+    predictor = TFLitePredictor(tflite_model)
+    card = json.loads((tflite_model.parent / "model_card.json").read_text())
+    assert predictor.classes == tuple(card["classes"]) == FER2013_CLASSES
+    assert predictor.name == f"tflite:{tflite_model.name}"
+    probabilities = predictor.predict(faces(7, seed=3))
+    assert probabilities.shape == (7, 7) and probabilities.dtype == np.float32
+    assert (probabilities >= 0).all()
+    # int8 output: steps of 1/256, so the sum is one to within a few steps
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=0.03)
+    reference = ExpressionClassifier(tflite_model, verify=False).predict(faces(7, seed=3))
+    np.testing.assert_array_equal(probabilities, reference)
+
+
+def test_tflite_predictor_chunks_large_batches_consistently(tflite_model):
+    predictor = TFLitePredictor(tflite_model)
+    batch = faces(530, seed=4)  # 512 + 18
+    together = predictor.predict(batch)
+    assert together.shape == (530, 7)
+    np.testing.assert_allclose(together[505:520], predictor.predict(batch[505:520]), atol=1e-6)
+    np.testing.assert_allclose(together[:3], predictor.predict(batch[:3]), atol=1e-6)
+
+
+def test_tflite_predictor_on_no_faces(tflite_model):
+    empty = TFLitePredictor(tflite_model).predict(np.zeros((0, 48, 48), np.uint8))
+    assert empty.shape == (0, 7) and empty.dtype == np.float32
+
+
+def test_tflite_predictor_needs_the_model_card(tflite_model, tmp_path):
+    lone = tmp_path / "lone.tflite"
+    shutil.copyfile(tflite_model, lone)
+    with pytest.raises(ModelFileError, match="model card not found"):
+        TFLitePredictor(lone)
+
+
+# --- load_predictor --------------------------------------------------------------------------
+
+def test_load_predictor_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_predictor(str(tmp_path / "nowhere.keras"))
+
+
+@pytest.mark.parametrize("name", ["model.h5", "model.onnx", "weights"])
+def test_load_predictor_wrong_suffix(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="expected a .keras checkpoint or a .tflite model"):
+        load_predictor(str(path))
+
+
+def test_load_predictor_dispatches_on_suffix_and_wraps_for_tta(checkpoint, tflite_model):
+    keras_one = load_predictor(str(checkpoint))
+    assert isinstance(keras_one, KerasPredictor) and keras_one.spec == SCALE
+    tflite_one = load_predictor(str(tflite_model))
+    assert isinstance(tflite_one, TFLitePredictor)
+    wrapped = load_predictor(str(tflite_model), tta=True)
+    assert isinstance(wrapped, FlipAveraged) and isinstance(wrapped.inner, TFLitePredictor)
+    assert wrapped.name == f"tflite:{tflite_model.name}+flip"

@@ -55,6 +55,8 @@ def _export(args) -> int:
 
 
 def _evaluate(args) -> int:
+    if args.dataset:
+        return _evaluate_dataset(args)
     from face_sentiment.dataset import load_dataset
     from face_sentiment.release import evaluate_run
     result = evaluate_run(load_dataset(), args.run, tta=args.tta)
@@ -63,6 +65,27 @@ def _evaluate(args) -> int:
         print(f"A/B {name}: diff {100 * ab['difference']:+.2f} pts "
               f"[{100 * ab['ci_low']:+.2f}, {100 * ab['ci_high']:+.2f}], "
               f"McNemar p={ab['mcnemar_p']:.2g}, promote {ab['name_b']}: {ab['promote_b']}")
+    return 0
+
+
+def _print_tables(tables: dict) -> None:
+    with _wide_pandas():
+        for title, table in tables.items():
+            print(f"\n== {title}")
+            print(table.round(3).to_string())
+
+
+def _evaluate_dataset(args) -> int:
+    from face_sentiment.cross_dataset import report
+    _print_tables(report(args.dataset, args.model or ["shipped", "fer"], args.aggregate_by,
+                         args.cluster, args.detector))
+    return 0
+
+
+def _bias_audit(args) -> int:
+    from face_sentiment.bias_audit import report
+    _print_tables(report(args.dataset, args.model or ["shipped", "fer"], args.attribute,
+                         args.cluster, args.resamples, args.permutations, args.seed))
     return 0
 
 
@@ -158,12 +181,40 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--latency-runs", type=int, default=300)
         if name == "evaluate":
             command.add_argument("--tta", action="store_true", help="also flip-averaged int8")
+            command.add_argument("--dataset", help="instead: a labelled folder dataset (dir or "
+                                 "zip with labels.csv: path,label[,attributes]) to score")
+            command.add_argument("--model", action="append", help="with --dataset: 'shipped', "
+                                 "'shipped-int8', 'fer' or a .keras/.tflite path; repeatable "
+                                 "(default: shipped and fer)")
+            command.add_argument("--aggregate-by", nargs="+", metavar="COLUMN",
+                                 help="with --dataset: average frames per group, e.g. "
+                                      "subject sequence (CK+)")
+            command.add_argument("--cluster", metavar="COLUMN",
+                                 help="with --dataset: bootstrap by this column, e.g. subject")
+            command.add_argument("--detector", default="blazeface-full",
+                                 help="face detector for photographs (face_sentiment.faces)")
     ab = commands.add_parser("ab-test", help="McNemar + bootstrap CI: champion vs challenger")
     ab.add_argument("champion", help=".keras, .tflite, 'fer' or 'fer-tflite'")
     ab.add_argument("challenger")
     ab.add_argument("--split", default="PublicTest", choices=("PublicTest", "PrivateTest"))
     ab.add_argument("--seed", type=int, default=0)
     ab.set_defaults(handler=_ab_test)
+    bias = commands.add_parser("bias-audit", help="per-group metrics and gap tests "
+                               "(bootstrap CI, permutation p) for models side by side")
+    bias.add_argument("dataset", help="labelled folder dataset (dir or zip with labels.csv) "
+                                      "or 'fer2013' (PrivateTest by image condition)")
+    bias.add_argument("--model", action="append",
+                      help="'shipped', 'shipped-int8', 'fer' or a path; repeatable "
+                           "(default: shipped and fer)")
+    bias.add_argument("--attribute", action="append",
+                      help="labels.csv column to audit; repeatable (default: every column "
+                           "with 2-10 values)")
+    bias.add_argument("--cluster", help="column naming the person in each image: resample "
+                                        "and permute people, not images")
+    bias.add_argument("--resamples", type=int, default=1000)
+    bias.add_argument("--permutations", type=int, default=1000)
+    bias.add_argument("--seed", type=int, default=0)
+    bias.set_defaults(handler=_bias_audit)
     report = commands.add_parser("report", help="execute one notebook -> reports/ HTML + PDF")
     report.add_argument("notebook")
     report.add_argument("--profile", default="full")

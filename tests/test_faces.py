@@ -31,6 +31,7 @@ from face_sentiment.faces import (
     ssd_anchors,
     weighted_nms,
 )
+from face_sentiment.frame_sources import read_video_frames
 from face_sentiment.interpreter import ModelFileError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,14 +57,6 @@ needs_skimage = pytest.mark.skipif(importlib.util.find_spec("skimage") is None,
                                    reason="scikit-image (astronaut photo) not installed")
 
 
-def read_video(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +199,7 @@ def test_keyframe_truth_and_matching():
                     "(set FACE_VIDEO_PATH)")
 def test_default_detector_on_real_video():
     """4-5 people: the default detector finds the unoccluded faces in nearly every frame."""
-    frames = read_video(VIDEO)
+    frames = read_video_frames(VIDEO)
     truth = VideoTruth.load(TRUTH)
     assert len(frames) == len(truth.boxes)
     detector = create_detector(DEFAULT_DETECTOR)
@@ -222,7 +215,7 @@ def test_default_detector_on_real_video():
 @needs_blazeface
 @pytest.mark.skipif(not MOTION_VIDEO.is_file(), reason=f"motion video not found: {MOTION_VIDEO}")
 def test_no_face_frames_then_a_face():
-    frames = read_video(MOTION_VIDEO)
+    frames = read_video_frames(MOTION_VIDEO)
     detector = create_detector(DEFAULT_DETECTOR)
     counts = [len(detector.detect(frame)) for frame in frames[:30:3] + frames[40::6]]
     assert counts[:10] == [0] * 10  # white rectangles only

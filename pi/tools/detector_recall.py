@@ -23,19 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 from face_sentiment.detection_eval import VideoTruth, recall_report  # noqa: E402
 from face_sentiment.faces import DETECTORS, create_detector  # noqa: E402
+from face_sentiment.frame_sources import read_video_frames  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared/datasets/video/face_video_01.mp4"
 TRUTH = Path(__file__).with_name("face_video_01_faces.json")
 
 
-def read_frames(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
 
 
 def fer_detector():
@@ -57,7 +50,7 @@ def main() -> int:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)
-    frames = read_frames(Path(args.video))
+    frames = read_video_frames(Path(args.video))
     truth = VideoTruth.load(TRUTH)
     if len(frames) != len(truth.boxes):
         raise SystemExit(f"{args.video}: {len(frames)} frames, annotations have "

@@ -45,6 +45,20 @@ def valid_frame(image: Any, expected_shape: tuple[int, ...] | None = None) -> bo
             and (expected_shape is None or image.shape == expected_shape))
 
 
+def read_video_frames(path: str | Path) -> list[np.ndarray]:
+    """Every frame of a video file, in order (for offline evaluation and tests)."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return frames
+            frames.append(frame)
+    finally:
+        capture.release()
+
+
 class FrameSource:
     """Base class: iterate to get frames; `close()` releases the device or file."""
 

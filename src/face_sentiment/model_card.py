@@ -7,6 +7,7 @@ the committed model against `metrics`); the Markdown renders the same facts for 
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -27,9 +28,10 @@ LIMITATIONS = [
 
 
 def machine_description() -> dict[str, str]:
-    return {"platform": platform.platform(), "processor": platform.processor() or
-            platform.machine(), "python": platform.python_version(), "cpu_count": str(
-                __import__("os").cpu_count())}
+    """Where a latency was measured."""
+    return {"platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "cpu_count": str(os.cpu_count())}
 
 
 def write_card(card: dict, folder: Path | None = None) -> Path:

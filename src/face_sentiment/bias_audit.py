@@ -5,7 +5,9 @@ by group and by intersections of attributes). A gap between groups is reported a
 difference and the worst/best ratio, each with a stratified bootstrap confidence interval
 (images resampled within their group) and a permutation-test p-value (group labels shuffled:
 how often would chance alone give a gap this large?), so a reader can tell a real gap from
-noise. Small groups give wide intervals; that is the point of showing them.
+noise. An audit runs many such tests per model (attributes x metrics), so the difference
+p-values are also Holm-adjusted within each model's audit, and `significant` reads the adjusted
+ones. Small groups give wide intervals; that is the point of showing them.
 
 Where no per-image demographics exist (FER2013) the audit slices by image condition
 (brightness, contrast, sharpness tertiles) and describes the dataset's demographic make-up from
@@ -194,7 +196,20 @@ def audit(labels: np.ndarray, predicted: np.ndarray, sensitive: pd.DataFrame,
     rows = [{"attribute": name, **gap_test(labels, predicted, groups.to_numpy(), metric,
                                           resamples, permutations, seed, clusters=clusters)}
             for name, groups in columns.items() for metric in GAP_METRICS]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["difference_p_holm"] = holm(table["difference_p"].to_numpy())
+    return table
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (family-wise error control), in the input order."""
+    p_values = np.asarray(p_values, dtype=float)
+    count = len(p_values)
+    order = np.argsort(p_values, kind="stable")
+    scaled = p_values[order] * (count - np.arange(count))
+    adjusted = np.empty(count)
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return adjusted
 
 
 def audit_models(predictions: dict[str, np.ndarray], labels: np.ndarray,
@@ -218,9 +233,12 @@ def by_group_models(predictions: dict[str, np.ndarray], labels: np.ndarray,
     return pd.concat(parts, axis=1)
 
 
-def significant(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Rows whose difference is significant by the permutation test."""
-    return table[table.difference_p < alpha]
+def significant(table: pd.DataFrame, alpha: float = 0.05, adjusted: bool = True
+                ) -> pd.DataFrame:
+    """Rows whose difference is significant by the permutation test (Holm-adjusted unless
+    `adjusted` is False)."""
+    column = "difference_p_holm" if adjusted else "difference_p"
+    return table[table[column] < alpha]
 
 
 # --------------------------------------------------------------------------------------------

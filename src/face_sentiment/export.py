@@ -74,12 +74,13 @@ def write_atomically(path: Path, content: bytes) -> Path:
 
 
 def latency_ms(model_path: str | os.PathLike, sample: np.ndarray, threads: int = 1,
-               runs: int = 300, warmup: int = 30) -> dict[str, float]:
-    """Per-face latency (batch 1) with the TFLite runtime: p50 and p95 in milliseconds."""
+               runs: int = 300, warmup: int = 30, backend: str | None = None
+               ) -> dict[str, float]:
+    """Per-face latency (batch 1) with a TFLite runtime: p50 and p95 in milliseconds."""
     from face_sentiment.expression import quantize
     from face_sentiment.interpreter import load_interpreter
 
-    interpreter = load_interpreter(model_path, num_threads=threads)
+    interpreter = load_interpreter(model_path, num_threads=threads, backend=backend)
     detail = interpreter.get_input_details()[0]
     batch = quantize(sample[:1], detail)
     timings = []

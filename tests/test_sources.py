@@ -1,12 +1,13 @@
 """FER2013 readers: both download forms, source lookup, and every malformed-input message."""
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from synthetic import FOLDER_IDS, FOLDER_ORDER, encode, folder_entries_for
 
-from face_sentiment.labels import SPLITS
+from face_sentiment.labels import FER2013_CLASSES, SPLITS
 from face_sentiment.sources import (
     FER2013_ENV,
     DataError,
@@ -291,6 +292,10 @@ BAD_ENTRIES = {
                              "is not under train/<class>/ or test/<class>/"),
     "too shallow": ("Training_99.png", encode(np.zeros((48, 48), np.uint8)),
                     "is not under train/<class>/ or test/<class>/"),
+    "Training under test": ("test/sad/Training_99.png", encode(np.zeros((48, 48), np.uint8)),
+                            "Training images belong under train/<class>/, not test/"),
+    "test under train": ("train/sad/PrivateTest_99.png", encode(np.zeros((48, 48), np.uint8)),
+                         "PrivateTest images belong under test/<class>/, not train/"),
 }
 
 
@@ -301,6 +306,18 @@ def test_image_folder_bad_entry(case, form, folder_entries, write_image_folder):
     path = write_image_folder({**folder_entries, entry: data}, form)
     message = raises_data_error(path)
     assert f"entry {entry}" in message and problem in message
+
+
+@pytest.mark.parametrize("form", ["dir", "zip"])
+def test_image_folder_image_in_two_class_folders(form, folder_entries, write_image_folder):
+    entry = next(e for e in folder_entries if e.startswith("train/"))
+    _, class_name, file_name = entry.split("/")
+    other = next(c for c in FER2013_CLASSES if c != class_name)
+    duplicate = f"train/{other}/{file_name}"
+    message = raises_data_error(write_image_folder(
+        {**folder_entries, duplicate: folder_entries[entry]}, form))
+    assert Path(file_name).stem in message and "exactly one class folder" in message
+    assert entry in message and duplicate in message
 
 
 @pytest.mark.parametrize("form", ["dir", "zip"])

@@ -45,7 +45,8 @@ def notebook_paths() -> list[Path]:
 
 def notebook_parameters(notebook: Path, profile: str) -> dict:
     """Papermill parameters for one notebook: its section of the profile, plus the profile."""
-    section = load_profile(profile).get("notebooks", {}).get(notebook.stem, {}) or {}
+    sections = load_profile(profile).get("notebooks") or {}  # an empty `notebooks:` is None
+    section = sections.get(notebook.stem) or {}
     return {"profile": profile, **section}
 
 

@@ -215,6 +215,7 @@ _STEM = re.compile(r"^(Training|PublicTest|PrivateTest)_(\d+)$")
 def read_fer2013_image_folder(path: Path) -> RawFer2013:
     """Read the image-folder release from a zip or a directory, checking every image."""
     records = []
+    seen: dict[str, str] = {}  # stem -> entry, to catch one image filed under two classes
     for entry, read_bytes in _iter_image_entries(path):
         parts = entry.split("/")
         if len(parts) < 3 or parts[-3] not in ("train", "test"):
@@ -243,6 +244,14 @@ def read_fer2013_image_folder(path: Path) -> RawFer2013:
                 f"{path}: entry {entry}: image is {image.shape[1]}x{image.shape[0]}, "
                 f"expected {IMAGE_SIZE}x{IMAGE_SIZE}"
             )
+        folder = "train" if match.group(1) == "Training" else "test"
+        if parts[-3] != folder:
+            raise DataError(f"{path}: entry {entry}: {match.group(1)} images belong under "
+                            f"{folder}/<class>/, not {parts[-3]}/")
+        if stem in seen:
+            raise DataError(f"{path}: entry {entry}: {stem} also appears as {seen[stem]}; "
+                            "each image must have exactly one class folder")
+        seen[stem] = entry
         split = SPLITS.index(match.group(1))
         records.append((split, int(match.group(2)), stem, FER2013_CLASSES.index(class_name), image))
     if not records:

@@ -325,7 +325,7 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     """release.ship on a finished run (files as export_run / evaluate_run leave them)."""
     import json
 
-    from face_sentiment.model_card import LIMITATIONS, load_card
+    from face_sentiment.model_card import LIMITATIONS, NONDETERMINISTIC_TRAINING, load_card
     from face_sentiment.paths import runs_dir
     from face_sentiment.preprocessing import PreprocessingSpec
     from face_sentiment.release import SHIPPED_KERAS, SHIPPED_MODEL, ship, shipped_model
@@ -387,7 +387,7 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     assert card["metrics"] == evaluation["metrics"]["int8"]
     assert card["metrics_keras_float"] == evaluation["metrics"]["keras"]
     assert card["variants"] == [variant] and card["ab_tests"] == evaluation["ab"]
-    assert card["limitations"] == LIMITATIONS
+    assert card["limitations"] == LIMITATIONS  # the toy run was deterministic (the default)
     assert "65.50%" in card["baseline"]
 
     markdown = (models / "model_card.md").read_text()
@@ -397,6 +397,21 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     assert "| int8 | " in markdown and "| 1.500 | 2.500 | 1.000 |" in markdown
     assert "`abc1234`" in markdown and "preprocessing `clahe`" in markdown
     assert "1,180,887 parameters, 32.2 M multiply-adds per face" in markdown
+    assert "stem_strides=1, stage_filters=(32, 64, 128, 256)" in card["architecture"]
+    assert "no runtime comparison" not in markdown and "| runtime |" not in markdown
+
+    # A run trained without op determinism says so; the runtime comparison is rendered.
+    (run / "config.json").write_text(json.dumps({**config, "deterministic": False}))
+    runtimes = [{"runtime": "ai-edge-litert 2.3.0", "p50_ms": 0.4, "p95_ms": 0.5,
+                 "fer_p50_ms": 0.5, "fer_p95_ms": 0.6, "ratio_to_fer": 0.8}]
+    (run / "export" / "benchmark.json").write_text(json.dumps(
+        {**benchmark, "runtime": "ai-edge-litert 2.3.0", "runtimes": runtimes}))
+    card = load_card(ship(dataset, "toy", commit="abc1234").parent)
+    assert card["limitations"] == [*LIMITATIONS, NONDETERMINISTIC_TRAINING]
+    assert card["runtimes"] == runtimes and card["latency_runtime"] == "ai-edge-litert 2.3.0"
+    markdown = (models / "model_card.md").read_text()
+    assert "| ai-edge-litert 2.3.0 | 0.400 | 0.500 | 0.80 |" in markdown
+    assert "ai-edge-litert 2.3.0, batch 1." in markdown
 
 
 def test_multiply_adds_of_the_stem_strided_architecture_by_hand():

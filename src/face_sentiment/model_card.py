@@ -25,6 +25,11 @@ LIMITATIONS = [
     "person feels. Do not use it for decisions about individuals.",
     "Disgust has 436 training images (1.5%); its recall is the least reliable.",
 ]
+NONDETERMINISTIC_TRAINING = (
+    "Trained without TensorFlow op determinism (1.8x faster on CPU): data order, augmentation "
+    "and initialisation are seeded, but floating-point reductions are not, so retraining gives "
+    "a model that differs by run-to-run noise. The shipped files, and every figure measured "
+    "from them, are fixed.")
 
 
 def machine_description() -> dict[str, str]:

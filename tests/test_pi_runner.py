@@ -443,14 +443,21 @@ def test_no_face_frames_and_lost_source_still_write_summary(int8_model, tmp_path
 
 
 @needs_runner
-def test_ctrl_c_still_writes_the_summary(int8_model, clip, tmp_path):
+@pytest.mark.parametrize("started_ignoring_sigint", [False, True])
+def test_ctrl_c_still_writes_the_summary(int8_model, clip, tmp_path, started_ignoring_sigint):
+    """Also when started with SIGINT ignored, as a shell script's background job is."""
     out, log = tmp_path / "out", tmp_path / "log.jsonl"
+
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "pi/run.py"), "--source", str(clip), "--loop",
          "--model", str(int8_model), "--benchmark", "1000000", "--warmup", "0",
          "--out", str(out), "--log", str(log), "--quiet"],
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore_sigint if started_ignoring_sigint else None)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and (not log.exists() or len(log.read_text()) < 2000):

@@ -336,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # systemd stops services with SIGTERM: end like Ctrl-C so the summary is still written.
     signal.signal(signal.SIGTERM, _interrupt)
+    # A shell script's background job (`run.py &`) starts with SIGINT ignored, and Python
+    # then installs no handler: restore Ctrl-C so SIGINT also ends with the summary.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     if args.threads < 1:

@@ -247,19 +247,41 @@ def test_multiply_adds_of_a_hand_built_model():
     assert multiply_adds(model) == 2304 + 648 + 10
 
 
-def test_multiply_adds_of_the_default_architecture_by_hand():
-    """Stem 48x48 (1->16), stride-2 conv to 24x24 (16->32), conv 32->32 at 24x24, then conv
-    pairs at 12 (64), 6 (128) and 3 (256) pixels, and the 256x7 dense head: about 32 M."""
-    expected = (48 * 48 * 9 * 1 * 16
+# Per conv: output height x width x 3 x 3 x in x out; then the dense head.
+HAND_COUNTED_MACS = {
+    # Stem 48x48 (1->16), stride-2 conv to 24x24 (16->32), conv 32->32 at 24x24, then conv
+    # pairs at 12 (64), 6 (128) and 3 (256) pixels, and the 256x7 head: about 32 M.
+    "default": ({}, 32_184_064,
+                48 * 48 * 9 * 1 * 16
                 + 24 * 24 * 9 * 16 * 32 + 24 * 24 * 9 * 32 * 32
                 + 12 * 12 * 9 * 32 * 64 + 12 * 12 * 9 * 64 * 64
                 + 6 * 6 * 9 * 64 * 128 + 6 * 6 * 9 * 128 * 128
                 + 3 * 3 * 9 * 128 * 256 + 3 * 3 * 9 * 256 * 256
-                + 256 * 7)
-    assert expected == 32_184_064
-    assert multiply_adds(build_model(augment=False)) == expected
+                + 256 * 7),
+    # Stem 3x3 stride 2 straight to 24x24 (1->16), conv pairs at 24 (24), 12 (48), 6 (96) and
+    # 3 (192) pixels, 192x7 head: the full profile's network, about 18.5 M.
+    "strided stem": ({"stem_strides": 2, "stage_filters": (24, 48, 96, 192)}, 18_497_856,
+                     24 * 24 * 9 * 1 * 16
+                     + 24 * 24 * 9 * 16 * 24 + 24 * 24 * 9 * 24 * 24
+                     + 12 * 12 * 9 * 24 * 48 + 12 * 12 * 9 * 48 * 48
+                     + 6 * 6 * 9 * 48 * 96 + 6 * 6 * 9 * 96 * 96
+                     + 3 * 3 * 9 * 96 * 192 + 3 * 3 * 9 * 192 * 192
+                     + 192 * 7),
+}
+
+
+@pytest.mark.parametrize("name", HAND_COUNTED_MACS)
+def test_multiply_adds_of_the_architectures_by_hand(name):
+    arguments, total, expected = HAND_COUNTED_MACS[name]
+    assert expected == total
+    assert multiply_adds(build_model(augment=False, **arguments)) == expected
     # augmentation layers cost nothing in this count
-    assert multiply_adds(build_model(augment=True)) == expected
+    assert multiply_adds(build_model(augment=True, **arguments)) == expected
+
+
+def test_strided_stem_reaches_24_pixels_in_one_conv():
+    model = build_model(augment=False, stem_strides=2)
+    assert model.layers[1].output.shape[1:3] == (24, 24)
 
 
 def randomise(model: keras.Model, seed: int = 1) -> keras.Model:
@@ -412,20 +434,6 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     markdown = (models / "model_card.md").read_text()
     assert "| ai-edge-litert 2.3.0 | 0.400 | 0.500 | 0.80 |" in markdown
     assert "ai-edge-litert 2.3.0, batch 1." in markdown
-
-
-def test_multiply_adds_of_the_stem_strided_architecture_by_hand():
-    """Stem 3x3 stride 2 straight to 24x24 (1->16), conv pairs at 24 (24), 12 (48), 6 (96)
-    and 3 (192) pixels, 192x7 head: the full profile's network, about 18.5 M."""
-    expected = (24 * 24 * 9 * 1 * 16
-                + 24 * 24 * 9 * 16 * 24 + 24 * 24 * 9 * 24 * 24
-                + 12 * 12 * 9 * 24 * 48 + 12 * 12 * 9 * 48 * 48
-                + 6 * 6 * 9 * 48 * 96 + 6 * 6 * 9 * 96 * 96
-                + 3 * 3 * 9 * 96 * 192 + 3 * 3 * 9 * 192 * 192
-                + 192 * 7)
-    model = build_model(augment=False, stem_strides=2, stage_filters=(24, 48, 96, 192))
-    assert multiply_adds(model) == expected == 18_497_856
-    assert model.layers[1].output.shape[1:3] == (24, 24)
 
 
 def test_inference_copy_keeps_a_strided_stem(inputs):

@@ -20,16 +20,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-BACKENDS = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
+# Interpreter module -> its pip package, in order of preference.
+RUNTIME_PACKAGES = {"ai_edge_litert.interpreter": "ai-edge-litert",
+                    "tflite_runtime.interpreter": "tflite-runtime"}
+BACKENDS = tuple(RUNTIME_PACKAGES)
 _FLATBUFFER_ID = b"TFL3"
 
 
 class ModelFileError(RuntimeError):
     """A model file is missing, unreadable or not a TFLite flatbuffer."""
-
-
-RUNTIME_PACKAGES = {"ai_edge_litert.interpreter": "ai-edge-litert",
-                    "tflite_runtime.interpreter": "tflite-runtime"}
 
 
 def interpreter_class(backend: str | None = None) -> tuple[type, str]:

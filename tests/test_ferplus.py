@@ -82,6 +82,23 @@ def test_vote_distribution_sums_to_one_where_there_are_emotion_votes():
     np.testing.assert_array_equal(dist[~has_emotion], 0.0)
 
 
+def test_dropping_single_votes_as_the_reference_code_does():
+    votes = np.concatenate([
+        votes_row(anger=6, neutral=3, fear=1),      # the lone fear vote is noise
+        votes_row(happiness=1, surprise=1, NF=8),   # only single votes: keep them all
+        votes_row(sadness=9, contempt=1),
+    ])
+    dist = vote_distribution(votes, drop_single_votes=True)
+    expected = np.zeros((3, 8), np.float32)
+    expected[0, [FERPLUS_CLASSES.index("angry"), FERPLUS_CLASSES.index("neutral")]] = [6 / 9,
+                                                                                      3 / 9]
+    expected[1, [FERPLUS_CLASSES.index("happy"), FERPLUS_CLASSES.index("surprise")]] = 0.5
+    expected[2, FERPLUS_CLASSES.index("sad")] = 1.0
+    np.testing.assert_allclose(dist, expected, rtol=1e-6)
+    # Without the option every emotion vote counts.
+    assert vote_distribution(votes)[0, FERPLUS_CLASSES.index("fear")] == pytest.approx(0.1)
+
+
 # --- reading fer2013new.csv ------------------------------------------------------------------
 
 def test_read_ferplus(ferplus_csv, sample):

@@ -126,6 +126,24 @@ def test_keras_predictor_loads_a_tiny_checkpoint(tmp_path):
     assert KerasPredictor(tmp_path / "tiny.keras").predict(faces(2)).shape == (2, 7)
 
 
+def test_keras_predictor_takes_its_classes_from_the_run(tmp_path):
+    from face_sentiment.dev_model import TINY
+    from face_sentiment.labels import FERPLUS_CLASSES
+
+    keras.utils.set_random_seed(0)
+    build_model(num_classes=8, augment=True, **TINY).save(tmp_path / "ferplus.keras")
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"label_set": "ferplus", "preprocessing": {"method": "standardize"}}))
+    predictor = KerasPredictor(tmp_path / "ferplus.keras")
+    assert predictor.classes == FERPLUS_CLASSES
+    assert predictor.predict(np.zeros((0, 48, 48), np.uint8)).shape == (0, 8)
+    assert predictor.predict(faces(2)).shape == (2, 8)
+    # A model card names its classes outright, and wins over the run's config.
+    (tmp_path / "model_card.json").write_text(json.dumps(
+        {"classes": list(FERPLUS_CLASSES), "preprocessing": {"method": "standardize"}}))
+    assert KerasPredictor(tmp_path / "ferplus.keras").classes == FERPLUS_CLASSES
+
+
 # --- flip test-time augmentation -------------------------------------------------------------
 
 def test_flip_averaged_is_the_mean_of_face_and_mirror(keras_predictor):

@@ -11,10 +11,10 @@ import yaml
 
 from face_sentiment.preprocessing import PreprocessingSpec
 from face_sentiment.profiles import load_profile, profile_path
-from face_sentiment.training import TrainingConfig, class_weights
+from face_sentiment.training import TrainingConfig, class_weights, training_targets
 
 REAL_ROOT = Path(__file__).resolve().parents[1]
-REAL_PROFILES = ("ci", "full")
+REAL_PROFILES = ("ci", "full", "ferplus")
 
 # Counts 6, 3, 1 over ten training labels.
 LABELS = np.array([0] * 6 + [1] * 3 + [2], dtype=np.int64)
@@ -74,6 +74,44 @@ def test_a_class_absent_from_training_keeps_the_mean_at_one(scheme):
 def test_unknown_weighting_scheme_is_rejected():
     with pytest.raises(ValueError):
         class_weights(LABELS, 3, "sqrtt")
+
+
+# --- training targets ------------------------------------------------------------------------
+
+def test_label_targets_are_one_hot(fer2013_csv, ferplus_csv):
+    from face_sentiment.dataset import load_dataset
+
+    dataset = load_dataset(fer2013_csv, ferplus_csv)
+    for label_set, classes in (("fer2013", 7), ("ferplus", 8)):
+        images, targets, labels = training_targets(dataset, TrainingConfig(label_set=label_set))
+        assert images.shape == (len(labels), 48, 48, 1) and images.dtype == np.float32
+        np.testing.assert_array_equal(targets, np.eye(classes, dtype=np.float32)[labels])
+        np.testing.assert_array_equal(labels, dataset.select("Training", label_set)[1])
+
+
+def test_vote_targets_are_ferplus_distributions(fer2013_csv, ferplus_csv):
+    from face_sentiment.dataset import load_dataset
+
+    dataset = load_dataset(fer2013_csv, ferplus_csv)
+    config = TrainingConfig(label_set="ferplus", targets="votes")
+    _, targets, labels = training_targets(dataset, config)
+    np.testing.assert_array_equal(targets, dataset.select_vote_targets("Training"))
+    assert labels.tolist() == [0, 3]
+    # A limit keeps the same rows of images, targets and labels.
+    images, targets, labels = training_targets(dataset, TrainingConfig(
+        label_set="ferplus", targets="votes", max_train_images=1, seed=3))
+    assert len(images) == len(targets) == len(labels) == 1
+    assert targets[0].argmax() == labels[0]
+
+
+def test_bad_targets_are_rejected(fer2013_csv, ferplus_csv):
+    from face_sentiment.dataset import load_dataset
+
+    dataset = load_dataset(fer2013_csv, ferplus_csv)
+    with pytest.raises(ValueError, match="targets: votes needs label_set: ferplus"):
+        training_targets(dataset, TrainingConfig(targets="votes"))
+    with pytest.raises(ValueError, match="unknown targets 'soft'; use labels or votes"):
+        training_targets(dataset, TrainingConfig(targets="soft"))
 
 
 # --- TrainingConfig --------------------------------------------------------------------------
@@ -148,7 +186,8 @@ def test_ci_profile_is_a_small_slice_of_full():
 
 @pytest.mark.parametrize("name", REAL_PROFILES)
 def test_real_profiles_only_set_declared_notebook_parameters(name):
-    sections = yaml.safe_load((REAL_ROOT / "profiles" / f"{name}.yaml").read_text())["notebooks"]
+    profile = yaml.safe_load((REAL_ROOT / "profiles" / f"{name}.yaml").read_text())
+    sections = profile.get("notebooks") or {}
     notebooks = sorted((REAL_ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
     assert notebooks
     for notebook in notebooks:
@@ -156,6 +195,20 @@ def test_real_profiles_only_set_declared_notebook_parameters(name):
         declared = parameter_names(notebook)
         assert "profile" in declared, notebook.name
         assert set(section) <= declared, (notebook.name, set(section) - declared)
+
+
+def test_ferplus_profile_is_full_with_ferplus_vote_targets(monkeypatch):
+    from face_sentiment.profiles import ship_folder
+
+    monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(REAL_ROOT))  # read only
+    full, ferplus = (load_profile(name) for name in ("full", "ferplus"))
+    full_config, ferplus_config = (TrainingConfig.from_dict(p["training"]) for p in (full, ferplus))
+    assert ferplus_config.label_set == "ferplus" and ferplus_config.targets == "votes"
+    for field in ("stem_filters", "stem_strides", "stage_filters", "dropout", "preprocessing"):
+        assert getattr(ferplus_config, field) == getattr(full_config, field), field
+    # The variant ships beside, not over, the FER2013 model.
+    assert ship_folder(ferplus) == REAL_ROOT / "models" / "ferplus"
+    assert ship_folder(full) == REAL_ROOT / "models"
 
 
 def test_missing_profile_lists_the_available_ones(project_root):

@@ -46,7 +46,7 @@ def _train(args) -> int:
 def _export(args) -> int:
     from face_sentiment.dataset import load_dataset
     from face_sentiment.release import export_run
-    result = export_run(load_dataset(), args.run, runs=args.latency_runs)
+    result = export_run(load_dataset(), _run_of(args), runs=args.latency_runs)
     with _wide_pandas():
         import pandas as pd
         print(f"latency with {result['runtime']}")
@@ -63,7 +63,7 @@ def _evaluate(args) -> int:
         return _evaluate_dataset(args)
     from face_sentiment.dataset import load_dataset
     from face_sentiment.release import evaluate_run
-    result = evaluate_run(load_dataset(), args.run, tta=args.tta)
+    result = evaluate_run(load_dataset(), _run_of(args), tta=args.tta)
     _print_metrics(result["metrics"])
     for name, ab in result["ab"].items():
         print(f"A/B {name}: diff {100 * ab['difference']:+.2f} pts "
@@ -102,11 +102,19 @@ def _print_metrics(metrics: dict) -> None:
         print(pd.DataFrame(rows).round(4).to_string(index=False))
 
 
+def _run_of(args) -> str:
+    """The run named by --run, else the run the profile trains."""
+    from face_sentiment.profiles import load_profile
+    return args.run or load_profile(args.profile)["training"]["run_name"]
+
+
 def _ship(args) -> int:
     from face_sentiment.dataset import load_dataset
+    from face_sentiment.profiles import load_profile, ship_folder
     from face_sentiment.release import ship
     from face_sentiment.reports import git_commit
-    print(f"wrote {ship(load_dataset(), args.run, git_commit())}")
+    target = ship_folder(load_profile(args.profile))
+    print(f"wrote {ship(load_dataset(), _run_of(args), git_commit(), target, args.profile)}")
     return 0
 
 
@@ -179,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
             ("evaluate", _evaluate, "metrics with CIs for the run, its int8 export and fer"),
             ("ship", _ship, "copy the int8 model to models/ and write the model card")):
         command = commands.add_parser(name, help=text)
-        command.add_argument("--run", default="full")
+        command.add_argument("--profile", default="full",
+                             help="profile whose run to use (and, for ship, its ship_to folder)")
+        command.add_argument("--run", help="a run in runs/ (default: the profile's run_name)")
         command.set_defaults(handler=handler)
         if name == "export":
             command.add_argument("--latency-runs", type=int, default=300)

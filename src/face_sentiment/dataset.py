@@ -56,16 +56,23 @@ class Fer2013Dataset:
                              "(set FERPLUS_PATH or put fer2013new.csv in data/raw/)")
         return self.ferplus_labels
 
-    def ferplus_distribution(self) -> np.ndarray:
+    def ferplus_distribution(self, drop_single_votes: bool = False) -> np.ndarray:
         if self.ferplus_votes is None:
             raise ValueError("no FER+ file was attached")
-        return vote_distribution(self.ferplus_votes)
+        return vote_distribution(self.ferplus_votes, drop_single_votes)
 
     def select(self, split: str, label_set: str = "fer2013") -> tuple[np.ndarray, np.ndarray]:
         """Images and labels of one split, rows without a valid label dropped."""
-        labels = self.labels_for(label_set)
-        mask = self.split_mask(split) & (labels >= 0)
-        return self.images[mask], labels[mask].astype(np.int64)
+        mask = self._labelled(split, label_set)
+        return self.images[mask], self.labels_for(label_set)[mask].astype(np.int64)
+
+    def select_vote_targets(self, split: str) -> np.ndarray:
+        """FER+ vote distributions for the rows `select(split, 'ferplus')` returns, in order."""
+        mask = self._labelled(split, "ferplus")
+        return self.ferplus_distribution(drop_single_votes=True)[mask]
+
+    def _labelled(self, split: str, label_set: str) -> np.ndarray:
+        return self.split_mask(split) & (self.labels_for(label_set) >= 0)
 
     @property
     def data_hash(self) -> str:

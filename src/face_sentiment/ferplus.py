@@ -99,11 +99,19 @@ def majority_labels(votes: np.ndarray) -> np.ndarray:
     return mapped.astype(np.int8)
 
 
-def vote_distribution(votes: np.ndarray) -> np.ndarray:
-    """Per-row probability over FERPLUS_CLASSES from the emotion votes (unknown/NF excluded)."""
+def vote_distribution(votes: np.ndarray, drop_single_votes: bool = False) -> np.ndarray:
+    """Per-row probability over FERPLUS_CLASSES from the emotion votes (unknown/NF excluded).
+
+    `drop_single_votes` treats an emotion that got only one vote as annotator noise, as FER+'s
+    reference training code does; a row left with no votes keeps its raw distribution.
+    """
     emotion_votes = np.zeros((len(votes), len(FERPLUS_CLASSES)), dtype=np.float32)
     for column, target in enumerate(FERPLUS_VOTE_TO_CLASS):
         if target >= 0:
             emotion_votes[:, target] += votes[:, column]
+    if drop_single_votes:
+        cleaned = np.where(emotion_votes > 1, emotion_votes, 0)
+        keeps_votes = cleaned.sum(axis=1, keepdims=True) > 0
+        emotion_votes = np.where(keeps_votes, cleaned, emotion_votes)
     totals = emotion_votes.sum(axis=1, keepdims=True)
     return np.divide(emotion_votes, totals, out=np.zeros_like(emotion_votes), where=totals > 0)

@@ -25,11 +25,27 @@ LIMITATIONS = [
     "person feels. Do not use it for decisions about individuals.",
     "Disgust has 436 training images (1.5%); its recall is the least reliable.",
 ]
+# The FER+ variant: same images, FER+'s ten-annotator labels instead of FER2013's single ones.
+FERPLUS_LIMITATIONS = [
+    "Trained on FER2013's images with FER+'s labels (ten crowd annotators per image), on their "
+    "vote distributions. Accuracy is against the majority vote under this project's rule (top "
+    "vote, no tie, unknown/not-a-face dropped), which keeps more rows than FER+'s reference "
+    "evaluation (over half the votes): figures are not directly comparable to papers.",
+    *LIMITATIONS[1:-1],
+    "Contempt (162 training images with a FER+ majority) and disgust (175) are the rarest "
+    "classes; their recall is the least reliable.",
+]
 NONDETERMINISTIC_TRAINING = (
     "Trained without TensorFlow op determinism (1.8x faster on CPU): data order, augmentation "
     "and initialisation are seeded, but floating-point reductions are not, so retraining gives "
     "a model that differs by run-to-run noise. The shipped files, and every figure measured "
     "from them, are fixed.")
+
+
+def limitations(label_set: str, deterministic: bool) -> list[str]:
+    """The card's known limitations for a model trained on `label_set`."""
+    base = FERPLUS_LIMITATIONS if label_set == "ferplus" else LIMITATIONS
+    return base + ([] if deterministic else [NONDETERMINISTIC_TRAINING])
 
 
 def machine_description() -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.labels import class_names
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
 
 
@@ -31,13 +31,17 @@ class KerasPredictor:
     """A training checkpoint, run in Keras without its augmentation layers."""
 
     def __init__(self, path: str | Path, spec: PreprocessingSpec | None = None,
-                 classes: tuple[str, ...] = FER2013_CLASSES, batch_size: int = 256):
+                 classes: tuple[str, ...] | None = None, batch_size: int = 256):
         from face_sentiment.export import load_trained
 
         self.path = Path(path)
         self.model = load_trained(self.path)
-        self.spec = spec or _run_preprocessing(self.path)
-        self.classes, self.batch_size = classes, batch_size
+        if spec is None or classes is None:
+            described = _description_beside(self.path)
+            spec = spec or PreprocessingSpec.from_dict(described["preprocessing"])
+            classes = classes or tuple(described.get("classes") or
+                                       class_names(described.get("label_set", "fer2013")))
+        self.spec, self.classes, self.batch_size = spec, classes, batch_size
         self.name = f"keras:{self.path.parent.name}/{self.path.name}"
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
@@ -110,13 +114,13 @@ class FlipAveraged:
         return (self.inner.predict(faces) + self.inner.predict(faces[:, :, ::-1].copy())) / 2
 
 
-def _run_preprocessing(checkpoint: Path) -> PreprocessingSpec:
-    """The preprocessing a checkpoint was trained with: from the model card beside a shipped
-    or exported model, else from the training run's config.json."""
+def _description_beside(checkpoint: Path) -> dict:
+    """What a checkpoint was trained with (preprocessing, classes or label set): the model card
+    beside a shipped or exported model, else the training run's config.json."""
     for name in ("model_card.json", "config.json"):
         beside = checkpoint.with_name(name)
         if beside.exists():
-            return PreprocessingSpec.from_dict(json.loads(beside.read_text())["preprocessing"])
+            return json.loads(beside.read_text())
     raise FileNotFoundError(f"{checkpoint}: no model_card.json or config.json beside it to say "
                             "which preprocessing the model expects")
 

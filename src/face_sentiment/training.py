@@ -33,6 +33,9 @@ from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
 class TrainingConfig:
     run_name: str = "full"
     label_set: str = "fer2013"
+    # labels: one-hot of the label; votes: FER+'s vote distribution (Barsoum et al. 2016's
+    # label-distribution training), label_set ferplus only.
+    targets: str = "labels"
     epochs: int = 50
     batch_size: int = 128
     learning_rate: float = 2e-3
@@ -88,17 +91,34 @@ def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int):
     )
 
 
-def _limit(images: np.ndarray, labels: np.ndarray, limit: int | None, seed: int):
-    if limit is None or limit >= len(labels):
-        return images, labels
-    keep = np.sort(np.random.default_rng(seed).permutation(len(labels))[:limit])
-    return images[keep], labels[keep]
+def _limit(arrays: tuple[np.ndarray, ...], limit: int | None, seed: int):
+    """The same seeded subset of rows from each array."""
+    rows = len(arrays[0])
+    if limit is None or limit >= rows:
+        return arrays
+    keep = np.sort(np.random.default_rng(seed).permutation(rows)[:limit])
+    return tuple(array[keep] for array in arrays)
 
 
 def prepare_split(dataset: Fer2013Dataset, split: str, config: TrainingConfig, limit: int | None):
-    images, labels = dataset.select(split, config.label_set)
-    images, labels = _limit(images, labels, limit, config.seed)
+    images, labels = _limit(dataset.select(split, config.label_set), limit, config.seed)
     return preprocess_faces(images, config.preprocessing), labels
+
+
+def training_targets(dataset: Fer2013Dataset, config: TrainingConfig):
+    """Preprocessed Training images, their targets (rows sum to 1) and their labels."""
+    images, labels = dataset.select("Training", config.label_set)
+    if config.targets == "votes":
+        if config.label_set != "ferplus":
+            raise ValueError("targets: votes needs label_set: ferplus (FER+ vote counts)")
+        targets = dataset.select_vote_targets("Training")
+    elif config.targets == "labels":
+        targets = np.eye(len(class_names(config.label_set)), dtype=np.float32)[labels]
+    else:
+        raise ValueError(f"unknown targets {config.targets!r}; use labels or votes")
+    images, targets, labels = _limit((images, targets, labels), config.max_train_images,
+                                     config.seed)
+    return preprocess_faces(images, config.preprocessing), targets, labels
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -130,9 +150,9 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
     (run / "config.json").write_text(json.dumps(
         {**config.to_dict(), "data_sha256": dataset.data_hash}, indent=2))
     num_classes = len(class_names(config.label_set))
-    x_train, y_train = prepare_split(dataset, "Training", config, config.max_train_images)
+    x_train, t_train, y_train = training_targets(dataset, config)
     x_val, y_val = prepare_split(dataset, "PublicTest", config, config.max_val_images)
-    train_data = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    train_data = (tf.data.Dataset.from_tensor_slices((x_train, t_train))
                   .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
                   .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
     steps = math.ceil(len(y_train) / config.batch_size)
@@ -155,7 +175,7 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
         EpochLog(run / "train.log"),
     ]
     model.fit(
-        train_data.map(lambda x, y: (x, tf.one_hot(y, num_classes))),
+        train_data,
         validation_data=(x_val, keras.utils.to_categorical(y_val, num_classes)),
         epochs=config.epochs,
         class_weight=class_weights(y_train, num_classes, config.class_weighting),

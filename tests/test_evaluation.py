@@ -79,6 +79,14 @@ def test_summary_metrics_by_hand():
     assert set(metrics) == {"n", "accuracy", "macro_f1", "top2_accuracy", "ece", "nll"}
 
 
+def test_macro_f1_averages_over_the_classes_in_the_set():
+    # A 4-class model on a set labelled with classes 0 and 1 only; it predicts 0, 3, 1, 1.
+    labels = np.array([0, 0, 1, 1])
+    probabilities = np.eye(4)[[0, 3, 1, 1]] * 0.7 + 0.075
+    # class 0: P 1/1, R 1/2 -> 2/3; class 1: P 2/2, R 2/2 -> 1; class 3 is not in the set.
+    assert summary_metrics(labels, probabilities)["macro_f1"] == pytest.approx((2 / 3 + 1) / 2)
+
+
 def test_summary_nll_clips_a_zero_probability():
     probabilities = np.array([[1.0, 0.0], [0.5, 0.5]])
     nll = summary_metrics(np.array([1, 0]), probabilities)["nll"]

@@ -44,7 +44,12 @@ class Evaluation:
 
 
 def summary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1, top-2 accuracy, ECE and negative log-likelihood."""
+    """Accuracy, macro-F1, top-2 accuracy, ECE and negative log-likelihood.
+
+    Macro-F1 averages over the classes present in `labels`: a model with an extra class (the
+    FER+ variant's contempt) scored on a set without it is not charged a zero F1 for a class
+    the set cannot contain; its predictions of that class still count as misses.
+    """
     predicted = probabilities.argmax(axis=1)
     top2 = np.argsort(probabilities, axis=1)[:, -2:]
     picked = probabilities[np.arange(len(labels)), labels]
@@ -52,7 +57,7 @@ def summary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, 
         "n": int(len(labels)),
         "accuracy": float((predicted == labels).mean()),
         "macro_f1": float(f1_score(labels, predicted, average="macro",
-                                   labels=np.arange(probabilities.shape[1]))),
+                                   labels=np.unique(labels))),
         "top2_accuracy": float((top2 == labels[:, None]).any(axis=1).mean()),
         "ece": expected_calibration_error(labels, probabilities),
         "nll": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),

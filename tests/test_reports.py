@@ -178,3 +178,26 @@ def test_write_index_lists_rendered_notebooks_with_commit_and_data_hash(
     assert meta["commit"] == git_commit()
     assert (meta["profile"], meta["data_sha256"]) == ("ci", "feedc0ffee1234")
     assert not list(out_dir.glob("*.tmp"))
+
+
+def test_git_commit_marks_uncommitted_changes(project_root):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=project_root, check=True, capture_output=True)
+
+    git("init", "-q")
+    (project_root / "notes.txt").write_text("one\n")
+    git("add", "notes.txt")
+    git("commit", "-q", "-m", "one")
+    clean = git_commit()
+    assert len(clean) >= 7 and not clean.endswith("-dirty")
+    (project_root / "untracked.txt").write_text("ignored: not part of the code\n")
+    assert git_commit() == clean
+    (project_root / "notes.txt").write_text("two\n")
+    assert git_commit() == f"{clean}-dirty"
+
+
+def test_git_commit_outside_a_checkout_is_unknown(project_root):
+    assert git_commit() == "unknown"

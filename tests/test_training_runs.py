@@ -10,7 +10,7 @@ import pytest
 
 from face_sentiment.dataset import load_dataset
 from face_sentiment.export import load_trained
-from face_sentiment.training import TrainingConfig, compare_preprocessing, train
+from face_sentiment.training import TrainingConfig, compare_preprocessing, train, training_callbacks
 
 TINY_RUN = {"epochs": 1, "batch_size": 2, "warmup_epochs": 0, "stem_filters": 4,
             "stem_strides": 2, "stage_filters": (8, 8, 8, 8)}
@@ -50,3 +50,30 @@ def test_screening_uses_the_base_architecture_and_varies_only_preprocessing(data
         assert saved["stage_filters"] == [8, 8, 8, 8] and saved["stem_strides"] == 2
         assert saved["dropout"] == 0.3 and saved["seed"] == 5
         assert saved["deterministic"] is True  # a screening rerun gives the same table
+
+
+def test_an_ema_run_checkpoints_the_averaged_weights(dataset, project_root):
+    config = TrainingConfig(run_name="ema-toy", ema_momentum=0.9, **{**TINY_RUN, "epochs": 2})
+    best = train(dataset, config)
+    saved = json.loads((project_root / "runs" / "ema-toy" / "config.json").read_text())
+    assert saved["ema_momentum"] == 0.9
+    assert load_trained(best).output_shape == (None, 7)
+    assert len(pd.read_csv(project_root / "runs" / "ema-toy" / "history.csv")) == 2
+
+
+@pytest.mark.parametrize("ema_momentum", [None, 0.999])
+def test_backup_saves_raw_weights_and_checkpoint_the_averaged_ones(tmp_path, ema_momentum):
+    callbacks = training_callbacks(tmp_path, TrainingConfig(ema_momentum=ema_momentum),
+                                   np.zeros((4, 48, 48, 1), np.float32))
+    kinds = [type(callback).__name__ for callback in callbacks]
+    # Callbacks run in list order at each epoch end: the backup before the swap, the checkpoint
+    # and early stopping after it.
+    expected = ["BackupAndRestore", "SwapEMAWeightsWithBatchNorm", "ModelCheckpoint",
+                "EarlyStopping"]
+    assert [kind for kind in kinds if kind in expected] == (
+        expected if ema_momentum else [kind for kind in expected if "EMA" not in kind])
+
+
+def test_ema_without_calibration_images_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="calibration_images"):
+        training_callbacks(tmp_path, TrainingConfig(ema_momentum=0.999))

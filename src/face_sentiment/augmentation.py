@@ -64,7 +64,8 @@ class RandomBrightnessContrast(layers.Layer):
         shape = [tf.shape(images)[0], 1, 1, 1]
         scale = tf.random.uniform(shape, 1 - self.contrast, 1 + self.contrast, seed=self.seed)
         shift = tf.random.uniform(shape, -self.brightness, self.brightness, seed=self.seed)
-        return images * scale + shift
+        # Drawn in float32, applied in the input's dtype (bfloat16 under mixed precision).
+        return images * tf.cast(scale, images.dtype) + tf.cast(shift, images.dtype)
 
     def get_config(self):
         return {**super().get_config(), "brightness": self.brightness,

@@ -43,6 +43,17 @@ def _train(args) -> int:
     return 0
 
 
+def _train_speed(args) -> int:
+    from face_sentiment.profiles import load_profile
+    from face_sentiment.training import TrainingConfig
+    from face_sentiment.training_speed import OPTIONS, speed_table
+    config = TrainingConfig.from_dict(load_profile(args.profile)["training"])
+    table = speed_table(config, tuple(args.option or OPTIONS), args.steps)
+    print(f"profile {args.profile}, batch {config.batch_size}, {args.steps} timed steps each")
+    print(table.round(2).to_string())
+    return 0
+
+
 def _export(args) -> int:
     from face_sentiment.dataset import load_dataset
     from face_sentiment.release import export_run
@@ -182,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", default="full")
     train.add_argument("--run-name")
     train.set_defaults(handler=_train)
+    from face_sentiment.training_speed import OPTIONS  # no TensorFlow import
+    speed = commands.add_parser("train-speed", help="seconds per training epoch of a "
+                                "profile's network: default, XLA, mixed bfloat16, no augmentation")
+    speed.add_argument("--profile", default="full")
+    speed.add_argument("--option", action="append", choices=OPTIONS,
+                       help="repeatable (default: all)")
+    speed.add_argument("--steps", type=int, default=30, help="timed steps per option")
+    speed.set_defaults(handler=_train_speed)
     for name, handler, text in (
             ("export", _export, "TFLite variants of a run + size/accuracy/latency table"),
             ("evaluate", _evaluate, "metrics with CIs for the run, its int8 export and fer"),

@@ -215,6 +215,14 @@ def _baseline_sentence(fer_metrics: dict) -> str:
             "(64x64, [-1, 1]).")
 
 
+def reproduce_command(commit: str, profile: str) -> str:
+    """The command that rebuilds a shipped model: a profile's settings change between commits,
+    so it names the commit as well as the profile."""
+    if commit == "unknown" or commit.endswith("-dirty"):
+        return f"make ship PROFILE={profile}  (commit {commit}: not reproducible from git alone)"
+    return f"git checkout {commit} && make ship PROFILE={profile}"
+
+
 def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
          target: Path | None = None, profile: str = "full") -> Path:
     """Copy the int8 model and the inference Keras model to `target` (default models/) and
@@ -256,7 +264,7 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
         "data": {"fer2013_sha256": dataset.manifest["source_sha256"],
                  "ferplus_sha256": dataset.manifest.get("ferplus_sha256")},
         "training": {k: v for k, v in config.items() if k != "data_sha256"},
-        "reproduce": f"make train && make ship  (PROFILE={profile})",
+        "reproduce": reproduce_command(commit, profile),
         "metrics": evaluation["metrics"]["int8"],
         "metrics_keras_float": evaluation["metrics"]["keras"],
         "variants": benchmark["variants"],

@@ -133,9 +133,13 @@ def build_report(notebook: Path, profile: str, out_dir: Path | None = None,
 
 
 def git_commit() -> str:
+    """Short commit of the checkout, with '-dirty' when tracked files have changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=project_root(), capture_output=True,
+                              text=True, check=True).stdout.strip()
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(),
-                              capture_output=True, text=True, check=True).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -27,6 +27,10 @@ from face_sentiment.dataset import Fer2013Dataset
 from face_sentiment.labels import class_names
 from face_sentiment.paths import runs_dir
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+from face_sentiment.weight_averaging import SwapEMAWeightsWithBatchNorm
+
+# Training faces that give EMA-averaged weights their BatchNorm statistics (weight_averaging).
+CALIBRATION_IMAGES = 2048
 
 
 @dataclass
@@ -45,6 +49,9 @@ class TrainingConfig:
     class_weighting: str = "sqrt"  # none | sqrt | balanced
     early_stopping_patience: int = 12
     dropout: float = 0.4
+    # Polyak averaging of the weights (e.g. 0.999: about 1000 steps); PublicTest selection and
+    # the saved checkpoints use the averaged weights. None: off.
+    ema_momentum: float | None = None
     stem_filters: int = 16
     stem_strides: int = 1
     stage_filters: tuple[int, ...] = (32, 64, 128, 256)
@@ -66,6 +73,14 @@ class TrainingConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "preprocessing": self.preprocessing.to_dict()}
+
+
+def model_for(config: TrainingConfig, augment: bool = True) -> keras.Model:
+    """The (uncompiled) network a config trains, with or without its augmentation layers."""
+    return build_model(num_classes=len(class_names(config.label_set)),
+                       stem_filters=config.stem_filters, stem_strides=config.stem_strides,
+                       stage_filters=config.stage_filters, dropout=config.dropout,
+                       augment=augment, seed=config.seed)
 
 
 def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> dict[int, float] | None:
@@ -140,6 +155,33 @@ class EpochLog(keras.callbacks.Callback):
             log.write(line + "\n")
 
 
+def training_callbacks(run: Path, config: TrainingConfig,
+                       calibration_images: np.ndarray | None = None
+                       ) -> list[keras.callbacks.Callback]:
+    """Backup (resume), EMA swap, best-by-PublicTest checkpoint, early stopping and logs.
+
+    The backup comes before the EMA swap so that it saves the raw weights a resumed run
+    continues from; the checkpoint and early stopping come after it, so they see the averaged
+    weights that validation scored. `calibration_images` (un-augmented Training faces) give the
+    averaged weights their BatchNorm statistics; needed when `config.ema_momentum` is set.
+    """
+    averaging = []
+    if config.ema_momentum:
+        if calibration_images is None:
+            raise ValueError("ema_momentum needs calibration_images for the BatchNorm statistics")
+        averaging = [SwapEMAWeightsWithBatchNorm(calibration_images)]
+    return [
+        keras.callbacks.BackupAndRestore(str(run / "backup")),
+        *averaging,
+        keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor="val_accuracy",
+                                        save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy",
+                                      patience=config.early_stopping_patience),
+        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+        EpochLog(run / "train.log"),
+    ]
+
+
 def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> Path:
     """Train (or resume) a run; return the path of the best model (by PublicTest accuracy)."""
     keras.utils.set_random_seed(config.seed)
@@ -156,24 +198,17 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
                   .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
                   .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
     steps = math.ceil(len(y_train) / config.batch_size)
-    model = build_model(num_classes=num_classes, stem_filters=config.stem_filters,
-                        stem_strides=config.stem_strides, stage_filters=config.stage_filters,
-                        dropout=config.dropout, seed=config.seed)
+    model = model_for(config)
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps),
-                                         weight_decay=config.weight_decay),
+                                         weight_decay=config.weight_decay,
+                                         use_ema=config.ema_momentum is not None,
+                                         ema_momentum=config.ema_momentum or 0.99),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
-    best = run / "best.keras"
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run / "backup")),
-        keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy",
-                                      patience=config.early_stopping_patience),
-        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-        EpochLog(run / "train.log"),
-    ]
+    calibration = np.random.default_rng(config.seed).permutation(len(x_train))
+    callbacks = training_callbacks(run, config, x_train[calibration[:CALIBRATION_IMAGES]])
     model.fit(
         train_data,
         validation_data=(x_val, keras.utils.to_categorical(y_val, num_classes)),
@@ -181,7 +216,7 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
         class_weight=class_weights(y_train, num_classes, config.class_weighting),
         callbacks=callbacks, verbose=verbose,
     )
-    return best
+    return run / "best.keras"
 
 
 def read_history(path: Path) -> pd.DataFrame:

@@ -1,0 +1,57 @@
+"""EMA weights get BatchNorm statistics of their own, and training gets the raw ones back."""
+
+import keras
+import numpy as np
+import pytest
+
+from face_sentiment.architecture import build_model
+from face_sentiment.weight_averaging import (
+    SwapEMAWeightsWithBatchNorm,
+    batch_norm_layers,
+    recompute_batch_norm_statistics,
+)
+
+
+@pytest.fixture
+def model():
+    keras.utils.set_random_seed(3)
+    return build_model(stem_filters=4, stem_strides=2, stage_filters=(8, 8, 8, 8))
+
+
+@pytest.fixture
+def faces():
+    return np.random.default_rng(0).normal(size=(16, 48, 48, 1)).astype(np.float32)
+
+
+def test_statistics_are_those_of_the_clean_faces(model, faces):
+    recompute_batch_norm_statistics(model, faces)
+    first_norm = batch_norm_layers(model)[0]
+    stem = model.get_layer(index=2)  # the stem conv, right after input and augmentation
+    activations = np.asarray(stem(faces))  # no augmentation in front of it
+    assert np.asarray(first_norm.moving_mean) == pytest.approx(
+        activations.mean(axis=(0, 1, 2)), abs=1e-5)
+    assert np.asarray(first_norm.moving_variance) == pytest.approx(
+        activations.var(axis=(0, 1, 2)), rel=1e-3, abs=1e-5)
+    assert first_norm.momentum == 0.99  # put back
+
+
+def test_swap_in_recalibrates_and_swap_out_restores_raw_weights_and_statistics(model, faces):
+    model.compile(optimizer=keras.optimizers.AdamW(use_ema=True), loss="categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    averages = model.optimizer._model_variables_moving_average
+    for variable, average in zip(model.trainable_variables, averages, strict=True):
+        average.assign(variable * 0.5)  # an average distinct from the raw weights
+    raw_weights = [np.asarray(v) for v in model.trainable_variables]
+    raw_means = [np.asarray(n.moving_mean) for n in batch_norm_layers(model)]
+    swap = SwapEMAWeightsWithBatchNorm(faces)
+    swap.set_model(model)
+
+    swap.on_test_begin()
+    assert np.asarray(model.trainable_variables[0]) == pytest.approx(raw_weights[0] * 0.5)
+    assert not np.allclose(np.asarray(batch_norm_layers(model)[0].moving_mean), raw_means[0])
+    swap.on_test_end()
+    # Keras swaps by adding and subtracting, so the raw weights come back to rounding.
+    for variable, raw in zip(model.trainable_variables, raw_weights, strict=True):
+        assert np.asarray(variable) == pytest.approx(raw, abs=1e-6)
+    for norm, raw in zip(batch_norm_layers(model), raw_means, strict=True):
+        assert np.array_equal(np.asarray(norm.moving_mean), raw)

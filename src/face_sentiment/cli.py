@@ -48,8 +48,9 @@ def _train_speed(args) -> int:
     from face_sentiment.training import TrainingConfig
     from face_sentiment.training_speed import OPTIONS, speed_table
     config = TrainingConfig.from_dict(load_profile(args.profile)["training"])
-    table = speed_table(config, tuple(args.option or OPTIONS), args.steps)
-    print(f"profile {args.profile}, batch {config.batch_size}, {args.steps} timed steps each")
+    table = speed_table(config, tuple(args.option or OPTIONS), args.steps, rounds=args.rounds)
+    print(f"profile {args.profile}, batch {config.batch_size}, fastest of {args.rounds} "
+          f"round(s) of {args.steps} timed steps each")
     print(table.round(2).to_string())
     return 0
 
@@ -200,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--option", action="append", choices=OPTIONS,
                        help="repeatable (default: all)")
     speed.add_argument("--steps", type=int, default=30, help="timed steps per option")
+    speed.add_argument("--rounds", type=int, default=3,
+                       help="time every option this many times, keep the fastest")
     speed.set_defaults(handler=_train_speed)
     for name, handler, text in (
             ("export", _export, "TFLite variants of a run + size/accuracy/latency table"),

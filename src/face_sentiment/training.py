@@ -207,8 +207,11 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
-    calibration = np.random.default_rng(config.seed).permutation(len(x_train))
-    callbacks = training_callbacks(run, config, x_train[calibration[:CALIBRATION_IMAGES]])
+    calibration = None
+    if config.ema_momentum:  # only the averaged weights need faces for their statistics
+        order = np.random.default_rng(config.seed).permutation(len(x_train))
+        calibration = x_train[order[:CALIBRATION_IMAGES]]
+    callbacks = training_callbacks(run, config, calibration)
     model.fit(
         train_data,
         validation_data=(x_val, keras.utils.to_categorical(y_val, num_classes)),

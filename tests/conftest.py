@@ -3,7 +3,9 @@
 Nothing here reads real data. Every test runs with FACE_SENTIMENT_ROOT pointing at a temporary
 project tree and with FER2013_PATH / FERPLUS_PATH unset, so the real data/ folder is never
 touched. Source files are written outside that tree (tmp_path/src) unless a test puts them in
-its data/raw on purpose.
+its data/raw on purpose. `real_root` is the exception: it points the project at the real
+checkout, to read (never write) its profiles. The real data's paths, the optional components
+and the tiny stand-in models are in helpers.py.
 """
 
 import gzip
@@ -11,6 +13,7 @@ import zipfile
 
 import pandas as pd
 import pytest
+from helpers import HAS_TF, ROOT, tiny_model_files
 from synthetic import (
     CSV_HEADER,
     FERPLUS_DROPPED_ROW,
@@ -145,3 +148,31 @@ def image_folder_dir(write_image_folder, folder_entries):
 @pytest.fixture
 def image_folder_zip(write_image_folder, folder_entries):
     return write_image_folder(folder_entries, "zip")
+
+
+# --- the real checkout -----------------------------------------------------------------------
+
+@pytest.fixture
+def real_root(monkeypatch):
+    """The real checkout as the project root, for reading its profiles (read only)."""
+    monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(ROOT))
+    return ROOT
+
+
+# --- tiny stand-in models (helpers.tiny_model_files) -----------------------------------------
+
+@pytest.fixture(scope="session")
+def int8_model(tmp_path_factory):
+    """dev_model's tiny int8 TFLite model, with its model card beside it (the first build on a
+    machine, or after its code changed, takes about 30 s; later sessions copy the cache)."""
+    if not HAS_TF:
+        pytest.skip("TensorFlow not installed: cannot build the test model")
+    return tiny_model_files(tmp_path_factory.mktemp("int8") / "models")
+
+
+@pytest.fixture(scope="session")
+def float_model(tmp_path_factory):
+    """The float32 variant of int8_model."""
+    if not HAS_TF:
+        pytest.skip("TensorFlow not installed: cannot build the test model")
+    return tiny_model_files(tmp_path_factory.mktemp("float") / "models", "--float")

@@ -53,6 +53,22 @@ def make_sample() -> Sample:
     return Sample(images=images, labels=labels, splits=splits)
 
 
+def random_faces(count: int, seed: int = 0) -> np.ndarray:
+    """(count, 48, 48) uint8 crops of uniform noise, seeded."""
+    return np.random.default_rng(seed).integers(0, 256, (count, 48, 48), dtype=np.uint8)
+
+
+def smooth_faces(count: int, seed: int = 0) -> np.ndarray:
+    """Face-like uint8 crops: smooth random fields (like dev_model's calibration faces)."""
+    rng = np.random.default_rng(seed)
+    faces = []
+    for _ in range(count):
+        coarse = rng.integers(0, 256, (6, 6)).astype(np.float32)
+        smooth = cv2.resize(coarse, (48, 48), interpolation=cv2.INTER_LINEAR)
+        faces.append(np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8))
+    return np.stack(faces)
+
+
 def encode(image: np.ndarray, suffix: str = ".png") -> bytes:
     ok, encoded = cv2.imencode(suffix, image)
     assert ok

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from face_sentiment.ab_testing import (
+from face_sentiment.evaluation.ab_testing import (
     ALPHA,
     MAX_MACRO_F1_DROP,
     ABResult,
+    accuracy_interval,
     bootstrap_difference,
     compare,
+    compare_pairs,
     mcnemar_exact,
 )
 
@@ -149,6 +151,77 @@ def test_bootstrap_confidence_level_widens_the_interval():
     assert low99 < low90 and high99 > high90
 
 
+# --- bootstrap interval of one model's accuracy ----------------------------------------------
+
+def test_accuracy_interval_of_one_right_one_wrong_by_hand():
+    """n = 2, one right: a resample's accuracy is 0, 1/2 or 1 with probabilities 1/4, 1/2, 1/4,
+    so both 2.5% tails fall on the extremes: (0.5, 0.0, 1.0)."""
+    assert accuracy_interval(np.array([True, False]), resamples=4000) == (0.5, 0.0, 1.0)
+
+
+def test_accuracy_interval_of_constant_outcomes_has_no_spread():
+    assert accuracy_interval(np.ones(30, bool), resamples=1000) == (1.0, 1.0, 1.0)
+    assert accuracy_interval(np.zeros(30, bool), resamples=1000) == (0.0, 0.0, 0.0)
+
+
+def test_accuracy_interval_width_matches_the_binomial_standard_error():
+    """300 of 400 right: the 95% half-width is about 1.96 * sqrt(0.75 * 0.25 / 400) = 0.0424."""
+    correct = np.random.default_rng(5).permutation(np.arange(400) < 300)
+    accuracy, low, high = accuracy_interval(correct, resamples=4000)
+    assert accuracy == 0.75
+    assert (high - low) / 2 == pytest.approx(1.96 * np.sqrt(0.75 * 0.25 / 400), rel=0.1)
+    assert (low + high) / 2 == pytest.approx(0.75, abs=0.005)
+
+
+def test_accuracy_interval_equals_the_difference_from_an_always_wrong_model():
+    """The bounds the evaluations reported before (a bootstrap of the difference against a
+    zero vector) are reproduced exactly for the same seed and resamples."""
+    correct = np.random.default_rng(2).random(613) < 0.63
+    for resamples, seed in ((1000, 0), (2500, 3)):
+        assert accuracy_interval(correct, resamples, seed=seed) == bootstrap_difference(
+            np.zeros_like(correct), correct, resamples, seed=seed)
+
+
+def test_accuracy_interval_is_seeded_and_takes_integer_outcomes():
+    correct = np.random.default_rng(4).random(200) < 0.5
+    first = accuracy_interval(correct, 1500, seed=1)
+    assert accuracy_interval(correct.astype(int), 1500, seed=1) == first
+    assert accuracy_interval(correct, 1500, seed=2) != first
+
+
+def test_accuracy_interval_of_nothing_is_nan():
+    assert all(np.isnan(accuracy_interval(np.zeros(0, bool))))
+
+
+def test_clustered_accuracy_interval_resamples_people_by_hand():
+    """Person a: 3 of 3 right; person b: 0 of 3. Drawing two people gives accuracy 1, 1/2 or 0
+    (probabilities 1/4, 1/2, 1/4): the interval is (0, 1). Resampling the six images instead
+    gives a narrower one (all six wrong has probability 1/64 < 2.5%)."""
+    correct = np.array([1, 1, 1, 0, 0, 0], bool)
+    people = np.array(["a", "a", "a", "b", "b", "b"])
+    assert accuracy_interval(correct, 4000, clusters=people) == (0.5, 0.0, 1.0)
+    _, low, high = accuracy_interval(correct, 4000)
+    assert 0.0 < low and high < 1.0
+
+
+def test_clustered_accuracy_pools_images_rather_than_averaging_people():
+    """Person a: 1 image, right; person b: 3 images, wrong. Accuracy is 1/4 (images pooled, not
+    1/2 = the mean of people). Two-person resamples: aa -> 1, ab or ba -> 1/4, bb -> 0, so the
+    middle 20% of resamples (40th to 60th percentile) is exactly 1/4."""
+    correct = np.array([True, False, False, False])
+    people = np.array([7, 9, 9, 9])
+    assert accuracy_interval(correct, 4000, confidence=0.2, clusters=people) == (
+        0.25, 0.25, 0.25)
+
+
+def test_clustered_accuracy_interval_covers_its_point_and_is_seeded():
+    correct = np.array([1, 1, 1, 0, 0, 0, 1, 0], bool)
+    clusters = np.array(["a", "a", "a", "b", "b", "b", "c", "c"])
+    accuracy, low, high = accuracy_interval(correct, 500, seed=1, clusters=clusters)
+    assert low <= accuracy == correct.mean() <= high
+    assert accuracy_interval(correct, 500, seed=1, clusters=clusters) == (accuracy, low, high)
+
+
 # --- compare() and the promotion rule --------------------------------------------------------
 
 def classes_with_errors(labels: np.ndarray, right: np.ndarray, wrong_as: int | None = None
@@ -260,3 +333,15 @@ def test_promotion_base_case():
 ])
 def test_promotion_rule_clauses(change, promoted):
     assert replace(PROMOTED, **change).promote_b is promoted
+
+
+def test_compare_pairs_gives_one_compare_row_per_pair():
+    labels = np.arange(210) % 7
+    predicted = {"old": classes_with_errors(labels, np.arange(210) < 120),
+                 "new": classes_with_errors(labels, np.arange(210) < 150),
+                 "fer": classes_with_errors(labels, np.arange(210) < 100)}
+    table = compare_pairs(labels, predicted, [("old", "new"), ("fer", "new")], resamples=500)
+    assert list(table.index) == ["old -> new", "fer -> new"]
+    expected = compare(labels, predicted["fer"], predicted["new"], "fer", "new", 500).to_dict()
+    assert table.loc["fer -> new"].to_dict() == expected
+    assert table.loc["old -> new", "promote_b"]

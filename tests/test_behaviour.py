@@ -13,25 +13,20 @@ Needs FER2013 (FER2013_PATH, or data/raw/ of the real checkout) and the shipped 
 with the reason otherwise.
 """
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import FER2013_ENV, REAL_MODELS, ROOT
 
-from face_sentiment import robustness
+from face_sentiment.evaluation import robustness
 from face_sentiment.labels import FER2013_CLASSES
 
-# Captured at import, before conftest's autouse fixture points the project at a temp tree.
-REAL_ROOT = Path(__file__).parents[1]
-REAL_MODEL = REAL_ROOT / "models" / "face_sentiment.keras"
-FER2013 = os.environ.get("FER2013_PATH")
-HAS_FER2013 = bool(FER2013) or any((REAL_ROOT / "data" / "raw").glob("fer2013*"))
+REAL_MODEL = REAL_MODELS / "face_sentiment.keras"
+HAS_FER2013 = bool(FER2013_ENV) or any((ROOT / "data" / "raw").glob("fer2013*"))
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.real_data, pytest.mark.tensorflow, pytest.mark.skipif(
     not (REAL_MODEL.exists() and HAS_FER2013),
     reason="needs the shipped model (models/face_sentiment.keras: `make ship`) and FER2013 "
-           "(FER2013_PATH or data/raw/fer2013.csv)")
+           "(FER2013_PATH or data/raw/fer2013.csv)")]
 
 # Measured -> floor. Flip: 0.790 -> 0.73. Brightness x0.8: 0.989, x1.2: 0.949 -> 0.90 (kept).
 # Gamma 0.8: 0.956, 1.25: 0.948 -> 0.90 (kept). Mouth occlusion lowers P(happy): 0.952 (743
@@ -53,13 +48,13 @@ RECALL_FLOORS = {
 
 @pytest.fixture(scope="module")
 def private_test():
-    from face_sentiment.dataset import load_dataset
-    from face_sentiment.predictors import load_predictor
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.predictors import load_predictor
 
     with pytest.MonkeyPatch.context() as patch:  # the real project tree and its cache
-        patch.setenv("FACE_SENTIMENT_ROOT", str(REAL_ROOT))
-        if FER2013:
-            patch.setenv("FER2013_PATH", FER2013)
+        patch.setenv("FACE_SENTIMENT_ROOT", str(ROOT))
+        if FER2013_ENV:
+            patch.setenv("FER2013_PATH", FER2013_ENV)
         images, labels = load_dataset().select("PrivateTest")
     predictor = load_predictor(str(REAL_MODEL))
     probabilities = predictor.predict(images)

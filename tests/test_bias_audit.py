@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from face_sentiment import bias_audit as ba
 from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.responsible import bias_audit as ba
 
 
 def _predictions(accuracy_by_group: dict[str, float], per_group: int = 300, seed: int = 0):
@@ -151,3 +151,141 @@ def test_mitigation_tradeoff_table():
                                        resamples=20, permutations=20)
     assert len(table) == 4 and table.loc["original model", "accuracy"] < 0.5
     assert (table.iloc[1:].accuracy > 0.5).all()
+
+
+# --- the shared audit (CLI `report` and notebook 06) -------------------------------------------
+
+def _inputs(clusters: bool = False) -> ba.AuditInputs:
+    """Two attributes over 600 images; 'ours' is worse for group b, 'other' is perfect."""
+    labels, predicted, groups = _predictions({"a": 0.85, "b": 0.55})
+    sensitive = pd.DataFrame({"g": groups, "h": np.tile(["x", "y"], len(groups) // 2)})
+    people = np.repeat([f"p{i}" for i in range(12)], 50) if clusters else None
+    return ba.AuditInputs(labels, {"ours": predicted, "other": labels.copy()}, sensitive,
+                          FER2013_CLASSES, people)
+
+
+def test_audit_tables_by_attribute_intersection_and_gaps():
+    inputs = _inputs()
+    tables = ba.audit_tables(inputs, resamples=30, permutations=30, seed=1)
+    assert list(tables) == ["by g", "by h", "by g & h", "gaps"]
+    assert list(tables["by g"].columns) == [(m, c) for m in ("ours", "other")
+                                            for c in ("n", "accuracy", "macro_f1")]
+    assert tables["by g"].loc["a", ("ours", "accuracy")] == pytest.approx(
+        (inputs.labels == inputs.predicted["ours"])[:300].mean())
+    assert len(tables["by g & h"]) == 4
+    expected = ba.audit_models(inputs.predicted, inputs.labels, inputs.sensitive, resamples=30,
+                               permutations=30, seed=1)
+    pd.testing.assert_frame_equal(tables["gaps"], expected)
+    without = ba.audit_tables(inputs, resamples=10, permutations=10, intersections=False)
+    assert list(without) == ["by g", "by h", "gaps"]
+    assert "g & h" not in without["gaps"].index.get_level_values("attribute")
+    four = ba.AuditInputs(inputs.labels, inputs.predicted,
+                          inputs.sensitive.assign(i=inputs.sensitive.h, j=inputs.sensitive.g),
+                          FER2013_CLASSES)
+    assert "by g & h & i & j" not in ba.audit_tables(four, resamples=5, permutations=5)
+
+
+def test_audit_tables_resample_clusters_when_given():
+    gaps = ba.audit_tables(_inputs(clusters=True), resamples=10, permutations=10)["gaps"]
+    assert set(gaps.loc["g"].unit) == {"cluster"}  # each person lies in one g group
+    assert set(gaps.loc["h"].unit) == {"image"}  # people span both h groups
+
+
+def test_recall_by_group_and_clusters_per_group():
+    inputs = _inputs(clusters=True)
+    recall = ba.recall_by_group(inputs, "other")
+    assert list(recall) == ["g", "h"]
+    assert {"n", "accuracy", "macro_f1", "recall_happy"} <= set(recall["g"].columns)
+    assert (recall["g"].filter(like="recall_") == 1.0).all().all()  # the perfect model
+    people = ba.clusters_per_group(inputs)
+    assert people.index.names == ["g", "h"]
+    assert people.loc[("a", "x")] == 6 and people.sum() == 24  # every person in both h groups
+    with pytest.raises(ValueError, match="no clusters"):
+        ba.clusters_per_group(_inputs())
+
+
+def test_attribute_to_mitigate_picks_the_models_largest_significant_gap():
+    index = pd.MultiIndex.from_tuples([("brightness", "accuracy", "ours"),
+                                       ("contrast", "accuracy", "ours"),
+                                       ("sharpness", "accuracy", "fer")],
+                                      names=["attribute", "metric", "model"])
+    significant = pd.DataFrame({"difference": [0.05, 0.09, 0.3]}, index=index)
+    assert ba.attribute_to_mitigate(significant, "ours") == "contrast"
+    assert ba.attribute_to_mitigate(significant, "fer") == "sharpness"
+    assert ba.attribute_to_mitigate(significant, "other") is None
+    assert ba.attribute_to_mitigate(significant.iloc[:0], "ours") is None
+
+
+def test_demographic_profile_tables():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({column: rng.choice(["p", "q", "r"], 90)
+                          for column in ("race", "gender", "age", "label")})
+    profile = ba.demographic_profile(table)
+    assert list(profile) == ["predicted race", "predicted gender", "predicted age",
+                             "label association (Cramér's V)",
+                             "label shares within each predicted gender"]
+    assert profile["predicted gender"].loc["p", ("count", "all")] == (table.gender == "p").sum()
+    assert profile["label association (Cramér's V)"].attribute.tolist() == list(
+        ba.DEMOGRAPHIC_COLUMNS)
+    shares = profile["label shares within each predicted gender"]
+    assert shares.sum(1).to_numpy() == pytest.approx(np.ones(3))
+
+
+class _ByGrey:
+    """Predicts class (mean grey // 30) % 7: right on the synthetic folder below."""
+
+    name = "grey"
+    classes = FER2013_CLASSES
+
+    def predict(self, faces):
+        return np.eye(7)[(faces.reshape(len(faces), -1).mean(1) // 30).astype(int) % 7]
+
+
+def _folder(path):
+    import cv2
+
+    rows = [("happy", "F", "p1"), ("happy", "M", "p2"), ("sad", "F", "p1"), ("sad", "M", "p3"),
+            ("angry", "M", "p2"), ("contempt", "F", "p3")]
+    lines = ["path,label,gender,person"]
+    for i, (label, gender, person) in enumerate(rows):
+        value = 30 * FER2013_CLASSES.index(label) if label in FER2013_CLASSES else 0
+        (path / f"{i}.png").parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path / f"{i}.png"), np.full((48, 48), value, np.uint8))
+        lines.append(f"{i}.png,{label},{gender},{person}")
+    (path / "labels.csv").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_folder_inputs_score_known_labels_with_attributes_and_clusters(tmp_path):
+    inputs = ba.folder_inputs(_folder(tmp_path / "set"), [_ByGrey()], cluster="person")
+    assert len(inputs.labels) == 5  # contempt is not one of the model's classes
+    assert list(inputs.sensitive.columns) == ["gender"]  # default: all but the cluster column
+    assert (inputs.predicted["grey"] == inputs.labels).all()
+    assert inputs.clusters.tolist() == ["p1", "p2", "p1", "p3", "p2"]
+    assert inputs.classes == FER2013_CLASSES and "person" in inputs.table.columns
+    with pytest.raises(ValueError, match="no column.*age"):
+        ba.folder_inputs(tmp_path / "set", [_ByGrey()], ["age"])
+
+
+def test_report_is_audit_tables_of_the_named_models(tmp_path, monkeypatch):
+    from face_sentiment.evaluation import predictors
+
+    monkeypatch.setattr(predictors, "load_predictors", lambda names: [_ByGrey()])
+    tables = ba.report(str(_folder(tmp_path / "set")), ["grey"], cluster="person",
+                       resamples=5, permutations=5)
+    assert list(tables) == ["by gender", "gaps"]
+    assert tables["by gender"][("grey", "accuracy")].tolist() == [1.0, 1.0]
+
+
+def test_fer2013_inputs_by_image_condition(fer2013_csv):
+    from face_sentiment.data.cache import load_dataset
+
+    dataset = load_dataset(fer2013_csv)
+    every = ba.fer2013_inputs([_ByGrey()], dataset)
+    images, labels = dataset.select("PrivateTest")
+    assert every.labels.tolist() == labels.tolist()
+    assert every.predicted["grey"].tolist() == _ByGrey().predict(images).argmax(1).tolist()
+    assert list(every.sensitive.columns) == ["brightness", "contrast", "sharpness"]
+    assert every.clusters is None
+    subset = ba.fer2013_inputs([_ByGrey()], dataset, images=2, seed=0)
+    assert len(subset.labels) == len(subset.sensitive) == 2

@@ -7,10 +7,13 @@ test_validation.py, and here only the command's reporting and exit status matter
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from face_sentiment import validation
 from face_sentiment.cli import _join_option_values, build_parser, main
-from face_sentiment.dataset import cache_dir
-from face_sentiment.validation import ValidationResult
+from face_sentiment.data import validation
+from face_sentiment.data.cache import cache_dir
+from face_sentiment.data.validation import ValidationResult
+
+# The validate command imports TFDV (and with it TensorFlow).
+pytestmark = pytest.mark.tensorflow
 
 
 def test_data_without_any_source_prints_the_download_help(capsys, project_root):

@@ -2,20 +2,17 @@
 per-sequence aggregation and subject-clustered intervals, on tiny synthetic folders and a stub
 predictor; one test runs the shipped model on real CK+ when CKPLUS_PATH is set."""
 
-import os
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import CKPLUS, REAL_MODELS
 
-from face_sentiment import cross_dataset as cd
+from face_sentiment.data import folder_dataset as fd
+from face_sentiment.evaluation import cross_dataset as cd
 from face_sentiment.labels import FER2013_CLASSES
-
-# Captured at import, before conftest's autouse fixture points the project at a temp tree.
-REAL_MODELS = Path(__file__).parents[1] / "models"
-CKPLUS = os.environ.get("CKPLUS_PATH")
 
 
 class StubPredictor:
@@ -61,7 +58,7 @@ ROWS = [("happy/a_1_1.png", "happy", "S1", 1), ("happy/a_1_2.png", "happy", "S1"
 
 @pytest.mark.parametrize("form", ["dir", "zip"])
 def test_reads_a_folder_with_attributes(tmp_path, form):
-    data = cd.load_folder_dataset(_write(tmp_path, ROWS, form=form))
+    data = fd.load_folder_dataset(_write(tmp_path, ROWS, form=form))
     assert len(data.images) == 5 and data.are_crops
     assert data.attributes == ["subject", "sequence"]
     assert set(data.classes) == {"happy", "sad", "contempt", "angry"}  # labels lower-cased
@@ -69,29 +66,29 @@ def test_reads_a_folder_with_attributes(tmp_path, form):
 
 def test_missing_column_is_named(tmp_path):
     path = _write(tmp_path, [("happy/x.png", "S1")], header="path,subject")
-    with pytest.raises(cd.DatasetError, match="missing column.*label"):
-        cd.load_folder_dataset(path)
+    with pytest.raises(fd.DatasetError, match="missing column.*label"):
+        fd.load_folder_dataset(path)
 
 
 def test_missing_image_names_file_and_row(tmp_path):
     path = _write(tmp_path, ROWS)
     (path / "sad/b_1_1.png").unlink()
-    with pytest.raises(cd.DatasetError, match=r"labels.csv row 4: image 'sad/b_1_1.png'"):
-        cd.load_folder_dataset(path)
+    with pytest.raises(fd.DatasetError, match=r"labels.csv row 4: image 'sad/b_1_1.png'"):
+        fd.load_folder_dataset(path)
 
 
 def test_empty_label_and_unreadable_image_name_the_row(tmp_path):
     path = _write(tmp_path, [("happy/x.png", "", "S1", 1)])
-    with pytest.raises(cd.DatasetError, match="row 2: empty 'label'"):
-        cd.load_folder_dataset(path)
+    with pytest.raises(fd.DatasetError, match="row 2: empty 'label'"):
+        fd.load_folder_dataset(path)
     path = _write(tmp_path / "b", [("happy/x.png", "happy", "S1", 1)],
                   images={"happy/x.png": b"not an image"})
-    with pytest.raises(cd.DatasetError, match="row 2: 'happy/x.png' is not a readable image"):
-        cd.load_folder_dataset(path)
+    with pytest.raises(fd.DatasetError, match="row 2: 'happy/x.png' is not a readable image"):
+        fd.load_folder_dataset(path)
 
 
 def test_extra_classes_excluded_absent_classes_left_out_of_macro_f1(tmp_path):
-    data = cd.load_folder_dataset(_write(tmp_path, ROWS))
+    data = fd.load_folder_dataset(_write(tmp_path, ROWS))
     result = cd.score(StubPredictor(), data)
     assert result.excluded == {"contempt": 1}
     assert len(result.labels) == 4
@@ -105,7 +102,7 @@ def test_extra_classes_excluded_absent_classes_left_out_of_macro_f1(tmp_path):
 
 
 def test_restricted_protocol_only_picks_present_classes(tmp_path):
-    data = cd.load_folder_dataset(_write(tmp_path, ROWS))
+    data = fd.load_folder_dataset(_write(tmp_path, ROWS))
     result = cd.score(StubPredictor(), data)
     result.probabilities[:] = 0.01
     result.probabilities[:, FER2013_CLASSES.index("neutral")] = 0.9  # absent from the set
@@ -115,27 +112,76 @@ def test_restricted_protocol_only_picks_present_classes(tmp_path):
 
 
 def test_aggregate_per_sequence_averages_frames(tmp_path):
-    data = cd.load_folder_dataset(_write(tmp_path, ROWS))
+    data = fd.load_folder_dataset(_write(tmp_path, ROWS))
     result = cd.aggregate(cd.score(StubPredictor(), data), ["subject", "sequence"])
     assert len(result.labels) == 3  # S1/1 (two frames), S2/1, S3/1
     assert result.probabilities.sum(1) == pytest.approx(np.ones(3))
 
 
-def test_cluster_bootstrap_is_wider_than_its_point_and_seeded():
-    correct = np.array([1, 1, 1, 0, 0, 0, 1, 0], bool)
-    clusters = np.array(["a", "a", "a", "b", "b", "b", "c", "c"])
-    low, high = cd.cluster_bootstrap(correct, clusters, 500, seed=1)
-    assert low <= correct.mean() <= high
-    assert (low, high) == cd.cluster_bootstrap(correct, clusters, 500, seed=1)
+def test_metrics_interval_resamples_subjects_when_clustered(tmp_path):
+    """The interval is ab_testing.accuracy_interval's, over images or over `cluster` values."""
+    from face_sentiment.evaluation.ab_testing import accuracy_interval
+
+    result = cd.score(StubPredictor(), fd.load_folder_dataset(_write(tmp_path, ROWS)))
+    result.probabilities[0] = np.eye(7)[FER2013_CLASSES.index("neutral")]  # one S1 frame wrong
+    correct, subjects = result.correct, result.table["subject"].to_numpy()
+    clustered = cd.metrics(result, "subject", resamples=300, seed=2)
+    assert (clustered["accuracy"], clustered["accuracy_ci_low"], clustered["accuracy_ci_high"]) \
+        == accuracy_interval(correct, 300, seed=2, clusters=subjects)
+    plain = cd.metrics(result, resamples=300, seed=2)
+    assert (plain["accuracy"], plain["accuracy_ci_low"], plain["accuracy_ci_high"]) == \
+        accuracy_interval(correct, 300, seed=2)
+    table, _ = cd.evaluate([StubPredictor()], fd.load_folder_dataset(_write(tmp_path / "b", ROWS)),
+                           cluster="subject", resamples=300, seed=2)
+    assert list(table["restricted"]) == [False, True]
+
+
+def test_accuracy_by_subject_and_its_histogram(tmp_path):
+    import matplotlib.pyplot as plt
+
+    result = cd.score(StubPredictor(), fd.load_folder_dataset(_write(tmp_path, ROWS)))
+    result.probabilities[0] = np.eye(7)[FER2013_CLASSES.index("neutral")]  # S1: one of two
+    by_subject = cd.accuracy_by(result, "subject")
+    assert by_subject.to_dict() == {"S1": 0.5, "S2": 1.0, "S3": 1.0}
+    figure = cd.plot_accuracy_by({"stub": result, "again": result}, "subject")
+    assert figure.axes[0].get_ylabel() == "subjects"
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["stub", "again"]
+    plt.close("all")
+
+
+def test_plot_confusions_draws_one_shared_matrix_per_model(tmp_path):
+    """Rows: the dataset's classes (with their image counts); columns: all model classes."""
+    import matplotlib.pyplot as plt
+
+    result = cd.score(StubPredictor(), fd.load_folder_dataset(_write(tmp_path, ROWS)))
+    figure = cd.plot_confusions({"stub": result, "again": result})
+    matrices = [ax for ax in figure.axes if ax.get_title()]
+    assert len(matrices) == 2
+    ax = matrices[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["angry (1)", "happy (2)", "sad (1)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(FER2013_CLASSES)
+    cells = np.array([float(t.get_text()) for t in ax.texts]).reshape(3, 7)
+    assert cells == pytest.approx(cd.confusion(result).to_numpy(), abs=0.005)
+    plt.close("all")
+
+
+def test_load_available_loads_present_sets_and_says_why_others_are_skipped(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("CKPLUS_PATH", str(_write(tmp_path, ROWS)))
+    monkeypatch.setenv("TAIWAN_FACES_PATH", str(tmp_path / "nowhere"))
+    loaded, lines = cd.load_available()
+    assert list(loaded) == ["ckplus"] and len(loaded["ckplus"].table) == 5
+    assert lines[0].startswith("ckplus: 5 images from ")
+    assert lines[1].startswith("skipped: ") and "TAIWAN_FACES_PATH" in lines[1]
 
 
 def test_photos_go_through_detection(tmp_path, monkeypatch):
     """Large images are photographs: each is detected and aligned (one face module)."""
-    from face_sentiment import faces as faces_module
+    from face_sentiment.live import faces as faces_module
 
     big = cv2.imencode(".png", np.full((200, 200, 3), 120, np.uint8))[1].tobytes()
     rows = [("happy/p.png", "happy", "S1", 1), ("sad/q.png", "sad", "S1", 2)]
-    data = cd.load_folder_dataset(_write(tmp_path, rows, images={"happy/p.png": big,
+    data = fd.load_folder_dataset(_write(tmp_path, rows, images={"happy/p.png": big,
                                                                  "sad/q.png": big}))
     assert not data.are_crops
     found = faces_module.Face((50, 50, 150, 150), 0.9, detector="haar")
@@ -151,25 +197,27 @@ def test_photos_go_through_detection(tmp_path, monkeypatch):
 def test_locate_names_the_variable_and_the_source(monkeypatch):
     monkeypatch.delenv("CKPLUS_PATH", raising=False)
     with pytest.raises(FileNotFoundError, match="CKPLUS_PATH.*jeffcohn.net"):
-        cd.locate("ckplus")
+        fd.locate("ckplus")
     monkeypatch.setenv("CKPLUS_PATH", "/nonexistent/ck.zip")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        cd.locate("ckplus")
+        fd.locate("ckplus")
 
 
 def test_locate_finds_data_raw(project_root, monkeypatch):
     monkeypatch.delenv("TAIWAN_FACES_PATH", raising=False)  # .ci/run sets it
     target = project_root / "data" / "raw" / "taiwan_faces"
     target.mkdir()
-    assert cd.locate("taiwan") == target
+    assert fd.locate("taiwan") == target
 
 
+@pytest.mark.real_data
+@pytest.mark.tensorflow
 @pytest.mark.skipif(not CKPLUS or not (REAL_MODELS / "face_sentiment.keras").exists(),
                     reason="needs CKPLUS_PATH (CK+ 48x48 crops) and models/face_sentiment.keras")
 def test_shipped_model_beats_chance_on_ckplus():
-    from face_sentiment.predictors import load_predictor
+    from face_sentiment.evaluation.predictors import load_predictor
 
-    data = cd.load_folder_dataset(CKPLUS, "ckplus")
+    data = fd.load_folder_dataset(CKPLUS, "ckplus")
     result = cd.score(load_predictor(str(REAL_MODELS / "face_sentiment.keras")), data)
     assert result.excluded == {"contempt": 54}
     # Six classes present; chance is ~1/6. Measured 0.65 (provisional model); floor 0.45.

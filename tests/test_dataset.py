@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from synthetic import FERPLUS_EXPECTED, FOLDER_ORDER
 
-from face_sentiment.dataset import build_cache, cache_dir, load_dataset
+from face_sentiment.data.cache import build_cache, cache_dir, load_dataset
+from face_sentiment.data.fer2013 import DataError
+from face_sentiment.data.quality import QUALITY_COLUMNS
 from face_sentiment.labels import FER2013_CLASSES, SPLITS
 from face_sentiment.paths import project_root as resolved_root
-from face_sentiment.quality import QUALITY_COLUMNS
-from face_sentiment.sources import DataError
 
 CACHE_FILES = {"arrays.npz", "features.parquet", "manifest.json"}
 

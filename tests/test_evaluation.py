@@ -13,15 +13,18 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import f1_score
 
-from face_sentiment.evaluation import (
+from face_sentiment.evaluation.metrics import (
     QUALITY_SLICES,
     Evaluation,
     comparison_table,
     eval_config,
+    evaluate_all,
+    evaluate_on_sets,
     evaluate_predictor,
     expected_calibration_error,
     per_class_metrics,
     plot_confusion,
+    plot_confusion_matrix,
     plot_reliability,
     predictions_frame,
     quality_tertiles,
@@ -210,6 +213,7 @@ def test_predictions_frame_with_features_aligns_on_position():
 
 # --- TFMA config and result parsing ----------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_eval_config_parses_with_expected_specs():
     config = eval_config(7, ["true_class", "brightness_bin"])
     assert config.model_specs[0].label_key == "label"
@@ -224,6 +228,7 @@ def test_eval_config_parses_with_expected_specs():
     assert list(config.metrics_specs[1].binarize.class_ids.values) == list(range(7))
 
 
+@pytest.mark.tensorflow
 def test_eval_config_without_slices_has_only_overall():
     config = eval_config(3, [])
     assert [list(spec.feature_keys) for spec in config.slicing_specs] == [[]]
@@ -303,6 +308,25 @@ def test_plot_confusion_returns_a_figure_with_normalised_cells():
     plt.close("all")
 
 
+def test_plot_confusion_matrix_of_a_dataset_lacking_a_model_class_into_an_axis():
+    """Two true classes, three predicted: rows normalised, row totals beside the names; the
+    counts view shows the raw numbers; drawn into the axis it is given."""
+    counts = np.array([[3, 1, 0], [0, 0, 2]])
+    fig, (left, right) = plt.subplots(1, 2)
+    assert plot_confusion_matrix(counts, ["a", "c"], CLASSES3, title="shares", ax=left) is fig
+    cells = np.array([float(text.get_text()) for text in left.texts]).reshape(2, 3)
+    assert cells == pytest.approx(np.array([[0.75, 0.25, 0.0], [0.0, 0.0, 1.0]]))
+    assert [t.get_text() for t in left.get_yticklabels()] == ["a (4)", "c (2)"]
+    assert [t.get_text() for t in left.get_xticklabels()] == list(CLASSES3)
+    assert left.get_title() == "shares"
+    plot_confusion_matrix(counts, ["a", "c"], CLASSES3, normalise=False, ax=right)
+    assert [t.get_text() for t in right.texts] == ["3", "1", "0", "0", "0", "2"]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["a", "c"]
+    empty_row = plot_confusion_matrix(np.array([[0, 0], [1, 1]]), ["x", "y"])
+    assert [float(t.get_text()) for t in empty_row.axes[0].texts] == [0.0, 0.0, 0.5, 0.5]
+    plt.close("all")
+
+
 def test_plot_reliability_draws_one_curve_per_evaluation():
     first = Evaluation("first", LABELS4, PROBS4, CLASSES3)
     labels, probabilities = confident_rows(0.95, 4, 2)
@@ -335,8 +359,45 @@ def test_evaluate_predictor_and_comparison_table():
     assert table.loc["other", "top2_accuracy"] == pytest.approx(0.75)
 
 
+def test_evaluate_all_keys_by_predictor_name_or_given_name():
+    faces = np.zeros((4, 48, 48), np.uint8)
+    by_own_name = evaluate_all([FixedPredictor()], faces, LABELS4)
+    assert list(by_own_name) == ["fixed"] and by_own_name["fixed"].name == "fixed"
+    renamed = evaluate_all({"ours": FixedPredictor(), "theirs": FixedPredictor()}, faces, LABELS4)
+    assert [e.name for e in renamed.values()] == ["ours", "theirs"]
+    assert renamed["ours"].summary() == by_own_name["fixed"].summary()
+
+
+def test_evaluate_on_sets_cuts_each_set_and_names_evaluations_after_it():
+    faces = np.zeros((4, 48, 48), np.uint8)
+    sets = {"first": (faces, LABELS4), "second": (faces[:2], LABELS4[:2])}
+    every = evaluate_on_sets(FixedPredictor(), sets)
+    assert [(name, len(e.labels)) for name, e in every.items()] == [("first", 4), ("second", 2)]
+    assert every["first"].name == "first"
+    cut = evaluate_on_sets(FixedPredictor(), sets, max_images=3)
+    assert [len(e.labels) for e in cut.values()] == [3, 2]
+
+
+def test_comparison_table_with_the_accuracy_interval():
+    """The column is ab_testing.accuracy_interval over images, in percent."""
+    from face_sentiment.evaluation.ab_testing import accuracy_interval
+
+    labels, probabilities = confident_rows(0.9, 40, 30)
+    evaluation = Evaluation("toy", labels, probabilities, CLASSES3)
+    accuracy, low, high = accuracy_interval(evaluation.predicted == labels, 500, seed=1)
+    assert evaluation.accuracy_interval(500, seed=1) == (accuracy, low, high) and accuracy == 0.75
+    table = comparison_table({"toy": evaluation}, resamples=500, seed=1)
+    assert table.loc["toy", "accuracy 95% CI"] == f"{100 * low:.2f} to {100 * high:.2f}"
+    assert "accuracy 95% CI" not in comparison_table([evaluation]).columns
+    everything_right = Evaluation("right", *confident_rows(0.9, 10, 10), CLASSES3)
+    assert comparison_table([everything_right], 200).loc["right", "accuracy 95% CI"] == \
+        "100.00 to 100.00"
+
+
 # --- one real TFMA run -----------------------------------------------------------------------
 
+@pytest.mark.tensorflow
+@pytest.mark.slow
 def test_run_tfma_agrees_with_scikit_learn(tmp_path):
     """One Beam pipeline on 63 rows: overall and per-class-slice accuracy equal sklearn's."""
     rng = np.random.default_rng(5)
@@ -370,8 +431,8 @@ def test_run_tfma_agrees_with_scikit_learn(tmp_path):
 # --- which sets a run is scored on (release.evaluation_sets) ----------------------------------
 
 def test_fer2013_run_shares_every_set_with_fer(fer2013_csv, ferplus_csv):
-    from face_sentiment.dataset import load_dataset
-    from face_sentiment.release import evaluation_sets
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.release import evaluation_sets
 
     dataset = load_dataset(fer2013_csv, ferplus_csv)
     own, shared = evaluation_sets(dataset, "fer2013")
@@ -385,8 +446,8 @@ def test_fer2013_run_shares_every_set_with_fer(fer2013_csv, ferplus_csv):
 
 
 def test_ferplus_run_keeps_contempt_to_itself(fer2013_csv, ferplus_csv):
-    from face_sentiment.dataset import load_dataset
-    from face_sentiment.release import evaluation_sets
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.release import evaluation_sets
 
     own, shared = evaluation_sets(load_dataset(fer2013_csv, ferplus_csv), "ferplus")
     assert list(own) == ["PublicTest", "PrivateTest", "PrivateTest (FER+ reference rule)"]
@@ -400,11 +461,40 @@ def test_ferplus_run_keeps_contempt_to_itself(fer2013_csv, ferplus_csv):
 
 def test_reference_rule_set_drops_rows_without_a_strict_majority(fer2013_csv, ferplus_table,
                                                                  write_ferplus):
-    from face_sentiment.dataset import load_dataset
-    from face_sentiment.release import evaluation_sets
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.release import evaluation_sets
 
     # PrivateTest row 8 becomes fear 4, sadness 3, surprise 3: a plain majority only.
     ferplus_table.loc[8, ["fear", "sadness", "surprise", "unknown"]] = [4, 3, 3, 0]
     own, _ = evaluation_sets(load_dataset(fer2013_csv, write_ferplus(ferplus_table)), "ferplus")
     assert own["PrivateTest"][1].tolist() == [7, 2]
     assert own["PrivateTest (FER+ reference rule)"][1].tolist() == [7]
+
+
+def test_score_variant_scores_the_ferplus_sets_with_intervals(fer2013_csv, ferplus_csv):
+    """The FER+ variant's two PrivateTest sets (majority labels with contempt; FER+'s reference
+    rule), one table row each with its interval, and their evaluations."""
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.release import score_variant, variant_sets
+    from face_sentiment.labels import FERPLUS_CLASSES
+
+    class Contempt:
+        name, classes = "variant", FERPLUS_CLASSES
+
+        def predict(self, faces):
+            return np.tile(np.eye(8)[7], (len(faces), 1))  # always contempt
+
+    dataset = load_dataset(fer2013_csv, ferplus_csv)
+    sets = variant_sets(dataset)
+    assert list(sets) == ["FER+ PrivateTest (majority)", "FER+ PrivateTest (reference rule)"]
+    assert sets["FER+ PrivateTest (majority)"][1].tolist() == [7, 2]
+    table, evaluations = score_variant(Contempt(), dataset, resamples=200)
+    assert table.index.name == "set" and list(table.index) == list(sets)
+    assert table["accuracy"].tolist() == [np.mean(labels == 7) for _, labels in sets.values()]
+    assert table.loc["FER+ PrivateTest (majority)", "accuracy"] == 0.5  # labels [7, 2]
+    assert table["accuracy 95% CI"].tolist() == [
+        "{:.2f} to {:.2f}".format(*(100 * np.array(evaluations[name].accuracy_interval(200)[1:])))
+        for name in sets]
+    assert evaluations["FER+ PrivateTest (majority)"].classes == FERPLUS_CLASSES
+    cut, _ = score_variant(Contempt(), dataset, resamples=200, max_images=1)
+    assert cut["n"].tolist() == [1, 1]

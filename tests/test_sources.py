@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from synthetic import FOLDER_IDS, FOLDER_ORDER, encode, folder_entries_for
 
-from face_sentiment.labels import FER2013_CLASSES, SPLITS
-from face_sentiment.sources import (
+from face_sentiment.data.fer2013 import (
     FER2013_ENV,
     DataError,
     locate_fer2013,
@@ -16,6 +15,7 @@ from face_sentiment.sources import (
     sha256_of,
     source_format,
 )
+from face_sentiment.labels import FER2013_CLASSES, SPLITS
 
 BAD_ROW = 4  # data row 4 of the sample CSV is file line 6 (the header is line 1)
 BAD_ROW_WHERE = "line 6 (data row 4)"

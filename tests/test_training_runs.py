@@ -8,12 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from face_sentiment.dataset import load_dataset
-from face_sentiment.export import load_trained
-from face_sentiment.training import TrainingConfig, compare_preprocessing, train, training_callbacks
+from face_sentiment.data.cache import load_dataset
+from face_sentiment.model.export import load_trained
+from face_sentiment.model.training import (
+    TrainingConfig,
+    compare_preprocessing,
+    train,
+    training_callbacks,
+)
+
+pytestmark = pytest.mark.tensorflow
 
 TINY_RUN = {"epochs": 1, "batch_size": 2, "warmup_epochs": 0, "stem_filters": 4,
             "stem_strides": 2, "stage_filters": (8, 8, 8, 8)}
+# TrainingConfig's defaults are the full run's (weight averaging on, op determinism off); the
+# toy runs keep the plain, deterministic training they were written for unless they say so.
+PLAIN = {"ema_momentum": None, "deterministic": True}
 
 
 @pytest.fixture
@@ -21,9 +31,10 @@ def dataset(fer2013_csv, ferplus_csv):
     return load_dataset(fer2013_csv, ferplus_csv)
 
 
+@pytest.mark.slow
 def test_a_ferplus_run_trains_on_vote_distributions(dataset, project_root):
     config = TrainingConfig(run_name="ferplus-toy", label_set="ferplus", targets="votes",
-                            label_smoothing=0.0, **TINY_RUN)
+                            label_smoothing=0.0, **PLAIN, **TINY_RUN)
     best = train(dataset, config)
     run = project_root / "runs" / "ferplus-toy"
     assert best == run / "best.keras"
@@ -36,9 +47,10 @@ def test_a_ferplus_run_trains_on_vote_distributions(dataset, project_root):
     assert len(history) == 1 and np.isfinite(history["loss"]).all()
 
 
+@pytest.mark.slow
 def test_screening_uses_the_base_architecture_and_varies_only_preprocessing(dataset,
                                                                             project_root):
-    base = TrainingConfig(dropout=0.3, deterministic=False, **TINY_RUN)
+    base = TrainingConfig(dropout=0.3, deterministic=False, ema_momentum=None, **TINY_RUN)
     table = compare_preprocessing(dataset, ("standardize", "clahe"), epochs=1,
                                   max_train_images=None, seed=5, base=base)
     assert list(table.index) == ["standardize", "clahe"]
@@ -52,8 +64,10 @@ def test_screening_uses_the_base_architecture_and_varies_only_preprocessing(data
         assert saved["deterministic"] is True  # a screening rerun gives the same table
 
 
+@pytest.mark.slow
 def test_an_ema_run_checkpoints_the_averaged_weights(dataset, project_root):
-    config = TrainingConfig(run_name="ema-toy", ema_momentum=0.9, **{**TINY_RUN, "epochs": 2})
+    config = TrainingConfig(run_name="ema-toy", **{**PLAIN, **TINY_RUN, "epochs": 2,
+                                                   "ema_momentum": 0.9})
     best = train(dataset, config)
     saved = json.loads((project_root / "runs" / "ema-toy" / "config.json").read_text())
     assert saved["ema_momentum"] == 0.9

@@ -5,9 +5,15 @@ from dataclasses import replace
 import keras
 import pytest
 
+from face_sentiment.model.training import TrainingConfig
+from face_sentiment.model.training_speed import (
+    FER2013_TRAINING_IMAGES,
+    seconds_per_step,
+    speed_table,
+)
 from face_sentiment.profiles import load_profile
-from face_sentiment.training import TrainingConfig
-from face_sentiment.training_speed import FER2013_TRAINING_IMAGES, seconds_per_step, speed_table
+
+pytestmark = pytest.mark.tensorflow
 
 
 @pytest.fixture(scope="module")
@@ -15,6 +21,7 @@ def small_config() -> TrainingConfig:
     return replace(TrainingConfig.from_dict(load_profile("ci")["training"]), batch_size=8)
 
 
+@pytest.mark.slow
 def test_table_has_every_option_scaled_to_an_epoch(small_config):
     table = speed_table(small_config, ("default", "mixed_bfloat16"), steps=2, warmup_steps=1,
                         rounds=2)

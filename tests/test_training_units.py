@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import yaml
 
+from face_sentiment.model.training import TrainingConfig, class_weights, training_targets
 from face_sentiment.preprocessing import PreprocessingSpec
 from face_sentiment.profiles import load_profile, profile_path
-from face_sentiment.training import TrainingConfig, class_weights, training_targets
 
-REAL_ROOT = Path(__file__).resolve().parents[1]
 REAL_PROFILES = ("ci", "full", "ferplus")
+
+pytestmark = pytest.mark.tensorflow  # face_sentiment.model.training imports TensorFlow
 
 # Counts 6, 3, 1 over ten training labels.
 LABELS = np.array([0] * 6 + [1] * 3 + [2], dtype=np.int64)
@@ -79,7 +80,7 @@ def test_unknown_weighting_scheme_is_rejected():
 # --- training targets ------------------------------------------------------------------------
 
 def test_label_targets_are_one_hot(fer2013_csv, ferplus_csv):
-    from face_sentiment.dataset import load_dataset
+    from face_sentiment.data.cache import load_dataset
 
     dataset = load_dataset(fer2013_csv, ferplus_csv)
     for label_set, classes in (("fer2013", 7), ("ferplus", 8)):
@@ -90,7 +91,7 @@ def test_label_targets_are_one_hot(fer2013_csv, ferplus_csv):
 
 
 def test_vote_targets_are_ferplus_distributions(fer2013_csv, ferplus_csv):
-    from face_sentiment.dataset import load_dataset
+    from face_sentiment.data.cache import load_dataset
 
     dataset = load_dataset(fer2013_csv, ferplus_csv)
     config = TrainingConfig(label_set="ferplus", targets="votes")
@@ -105,7 +106,7 @@ def test_vote_targets_are_ferplus_distributions(fer2013_csv, ferplus_csv):
 
 
 def test_bad_targets_are_rejected(fer2013_csv, ferplus_csv):
-    from face_sentiment.dataset import load_dataset
+    from face_sentiment.data.cache import load_dataset
 
     dataset = load_dataset(fer2013_csv, ferplus_csv)
     with pytest.raises(ValueError, match="targets: votes needs label_set: ferplus"):
@@ -136,6 +137,11 @@ def test_training_config_round_trips_through_a_dict_and_json():
     assert restored.stage_filters == (8, 16, 24, 32)  # a JSON/YAML list becomes a tuple again
 
 
+def test_training_config_defaults_are_the_full_profiles_training(real_root):
+    """A bare TrainingConfig() (and so any key a profile leaves out) means the full run."""
+    assert TrainingConfig() == TrainingConfig.from_dict(load_profile("full")["training"])
+
+
 def test_training_config_defaults_and_partial_dicts():
     assert TrainingConfig.from_dict({}) == TrainingConfig()
     config = TrainingConfig.from_dict({"epochs": 2, "preprocessing": {"method": "histeq"}})
@@ -159,11 +165,14 @@ def parameter_names(notebook: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("name", REAL_PROFILES)
-def test_real_profiles_load_and_parse(name, monkeypatch):
-    values = yaml.safe_load((REAL_ROOT / "profiles" / f"{name}.yaml").read_text())
-    monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(REAL_ROOT))  # read only
-    assert profile_path(name) == REAL_ROOT / "profiles" / f"{name}.yaml"
-    assert load_profile(name) == values
+def test_real_profiles_load_and_parse(name, real_root):
+    written = yaml.safe_load((real_root / "profiles" / f"{name}.yaml").read_text())
+    assert profile_path(name) == real_root / "profiles" / f"{name}.yaml"
+    values = load_profile(name)
+    assert "base" not in values
+    # What the file writes is what it gets; a child inherits the rest from full.
+    assert written.get("base") == (None if name == "full" else "full")
+    assert values["training"] == {**load_profile("full")["training"], **written["training"]}
     config = TrainingConfig.from_dict(values["training"])
     assert config.run_name.startswith(name)  # full-v2: a new generation keeps the old run
     assert config.class_weighting in {"none", "sqrt", "balanced"}
@@ -171,10 +180,8 @@ def test_real_profiles_load_and_parse(name, monkeypatch):
     assert TrainingConfig.from_dict(config.to_dict()) == config
 
 
-def test_ci_profile_is_a_small_slice_of_full():
-    full, ci = (TrainingConfig.from_dict(
-        yaml.safe_load((REAL_ROOT / "profiles" / f"{n}.yaml").read_text())["training"])
-        for n in ("full", "ci"))
+def test_ci_profile_is_a_small_slice_of_full(real_root):
+    full, ci = (TrainingConfig.from_dict(load_profile(n)["training"]) for n in ("full", "ci"))
     assert full.max_train_images is None and full.max_val_images is None
     assert ci.max_train_images == 512 and ci.max_val_images == 256
     assert ci.epochs < full.epochs
@@ -185,10 +192,9 @@ def test_ci_profile_is_a_small_slice_of_full():
 
 
 @pytest.mark.parametrize("name", REAL_PROFILES)
-def test_real_profiles_only_set_declared_notebook_parameters(name):
-    profile = yaml.safe_load((REAL_ROOT / "profiles" / f"{name}.yaml").read_text())
-    sections = profile.get("notebooks") or {}
-    notebooks = sorted((REAL_ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+def test_real_profiles_only_set_declared_notebook_parameters(name, real_root):
+    sections = load_profile(name).get("notebooks") or {}
+    notebooks = sorted((real_root / "notebooks").glob("[0-9][0-9]-*.ipynb"))
     assert notebooks
     for notebook in notebooks:
         section = sections.get(notebook.stem) or {}
@@ -197,18 +203,17 @@ def test_real_profiles_only_set_declared_notebook_parameters(name):
         assert set(section) <= declared, (notebook.name, set(section) - declared)
 
 
-def test_ferplus_profile_is_full_with_ferplus_vote_targets(monkeypatch):
+def test_ferplus_profile_is_full_with_ferplus_vote_targets(real_root):
     from face_sentiment.profiles import ship_folder
 
-    monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(REAL_ROOT))  # read only
     full, ferplus = (load_profile(name) for name in ("full", "ferplus"))
     full_config, ferplus_config = (TrainingConfig.from_dict(p["training"]) for p in (full, ferplus))
     assert ferplus_config.label_set == "ferplus" and ferplus_config.targets == "votes"
     for field in ("stem_filters", "stem_strides", "stage_filters", "dropout", "preprocessing"):
         assert getattr(ferplus_config, field) == getattr(full_config, field), field
     # The variant ships beside, not over, the FER2013 model.
-    assert ship_folder(ferplus) == REAL_ROOT / "models" / "ferplus"
-    assert ship_folder(full) == REAL_ROOT / "models"
+    assert ship_folder(ferplus) == real_root / "models" / "ferplus"
+    assert ship_folder(full) == real_root / "models"
 
 
 def test_missing_profile_lists_the_available_ones(project_root):
@@ -224,3 +229,14 @@ def test_missing_profile_lists_the_available_ones(project_root):
     assert "available: ['empty', 'quick', 'slow']" in message
     assert load_profile("quick") == {"training": {"epochs": 1}}
     assert load_profile("empty") == {}
+
+
+def test_class_weight_table_follows_the_label_set():
+    from face_sentiment.model.training import TrainingConfig, class_weight_table
+
+    labels = np.array([0, 0, 1, 7, 7, 7])
+    table = class_weight_table(labels, TrainingConfig(label_set="ferplus",
+                                                      class_weighting="balanced"))
+    assert list(table.index)[-1] == "contempt" and table["images"].tolist() == [2, 1, 0, 0, 0,
+                                                                              0, 0, 3]
+    assert (table["weight"] * table["images"]).sum() == pytest.approx(len(labels))

@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from face_sentiment.dataset import Fer2013Dataset, load_dataset
-from face_sentiment.labels import FER2013_CLASSES, SPLITS
-from face_sentiment.quality import duplicate_groups, quality_features
-from face_sentiment.validation import (
+from face_sentiment.data.cache import Fer2013Dataset, load_dataset
+from face_sentiment.data.quality import duplicate_groups, quality_features
+from face_sentiment.data.validation import (
     FEATURE_RANGES,
     JS_DIVERGENCE_THRESHOLD,
     LABEL_LINF_THRESHOLD,
@@ -30,6 +29,9 @@ from face_sentiment.validation import (
     validate,
     write_split_tables,
 )
+from face_sentiment.labels import FER2013_CLASSES, SPLITS
+
+pytestmark = pytest.mark.tensorflow  # TFDV
 
 PER_SPLIT = 700  # 100 images per class: enough for sampling noise far below the thresholds
 TABLE_COLUMNS = ["split", "label", *NUMERIC_FEATURES, "near_blank", "duplicate"]
@@ -83,7 +85,8 @@ def tables(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def statistics(tables):
-    """One Beam statistics run over all four tables (a beam_args string is parsed too)."""
+    """One Beam statistics run over all four tables (a beam_args string is parsed too); about
+    6 s, so the tests using it are marked slow."""
     return split_statistics(tables, beam_args="--direct_num_workers=1")
 
 
@@ -149,6 +152,7 @@ def test_write_split_tables_one_csv_per_split_atomically(project_root):
 
 # --- statistics and the curated schema -------------------------------------------------------
 
+@pytest.mark.slow
 def test_split_statistics_one_dataset_per_table(statistics, tables):
     assert set(statistics) == set(tables)
     for name, stats in statistics.items():
@@ -162,6 +166,7 @@ def test_split_statistics_one_dataset_per_table(statistics, tables):
     assert (summary["count"] == PER_SPLIT).all()
 
 
+@pytest.mark.slow
 def test_curated_schema_ranges_domain_presence_and_thresholds(schema):
     features = {f.name: f for f in schema.feature}
     assert set(features) == SCHEMA_FEATURES
@@ -184,11 +189,13 @@ def test_curated_schema_ranges_domain_presence_and_thresholds(schema):
         assert (domain.min, domain.max, domain.is_categorical) == (0, 1, True)
 
 
+@pytest.mark.slow
 def test_curated_schema_reproduces_the_committed_contract(schema):
     """`validate --update-schema` on any FER2013-shaped table yields the committed file."""
     assert schema == load_schema()
 
 
+@pytest.mark.slow
 def test_save_schema_round_trips_atomically(schema, tmp_path):
     folder = tmp_path / "contract"
     folder.mkdir()
@@ -199,6 +206,7 @@ def test_save_schema_round_trips_atomically(schema, tmp_path):
 
 # --- validation ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_splits_from_one_distribution_pass(statistics, schema):
     result = validate(official(statistics), schema)
     assert set(result.anomalies) == {*SPLITS, "drift:PublicTest", "drift:PrivateTest",
@@ -219,6 +227,7 @@ def altered_result(statistics, schema):
     return validate(official(statistics, PrivateTest="Altered"), schema)
 
 
+@pytest.mark.slow
 def test_shifted_brightness_is_flagged_as_drift_and_skew(altered_result):
     assert not altered_result.ok
     assert checks_flagging(altered_result, "brightness") == {"drift:PrivateTest",
@@ -230,6 +239,7 @@ def test_shifted_brightness_is_flagged_as_drift_and_skew(altered_result):
     assert not table.check.str.contains("PublicTest").any(), table.to_string()
 
 
+@pytest.mark.slow
 def test_label_outside_the_domain_is_flagged(altered_result):
     assert not altered_result.ok
     # The contract check flags it, and so does the drift check (which validates the current

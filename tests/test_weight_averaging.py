@@ -3,19 +3,20 @@
 import keras
 import numpy as np
 import pytest
+from helpers import tiny_keras_model
 
-from face_sentiment.architecture import build_model
-from face_sentiment.weight_averaging import (
+from face_sentiment.model.weight_averaging import (
     SwapEMAWeightsWithBatchNorm,
     batch_norm_layers,
     recompute_batch_norm_statistics,
 )
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture
 def model():
-    keras.utils.set_random_seed(3)
-    return build_model(stem_filters=4, stem_strides=2, stage_filters=(8, 8, 8, 8))
+    return tiny_keras_model(seed=3, augment=True, stem_strides=2)
 
 
 @pytest.fixture

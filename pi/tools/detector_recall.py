@@ -2,7 +2,7 @@
 
 Usage: `python pi/tools/detector_recall.py [video] [--threads 1] [--json out.json]`
 (video default: $FACE_VIDEO_PATH or ../shared/datasets/video/face_video_01.mp4). Runs every
-backend of `face_sentiment.faces` plus the `fer` package's cascade settings (when its wheel is
+backend of `face_sentiment.live.faces` plus the `fer` package's cascade settings (when its wheel is
 in data/external) on every frame, single-threaded, and prints recall on all five annotated
 faces, on the four unoccluded ones, false positives per frame and ms per frame.
 """
@@ -21,9 +21,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
-from face_sentiment.detection_eval import VideoTruth, recall_report  # noqa: E402
-from face_sentiment.faces import DETECTORS, create_detector  # noqa: E402
-from face_sentiment.frame_sources import read_video_frames  # noqa: E402
+from face_sentiment.live.benchmark import latency_stats  # noqa: E402
+from face_sentiment.live.detection_eval import VideoTruth, recall_report  # noqa: E402
+from face_sentiment.live.faces import DETECTORS, create_detector  # noqa: E402
+from face_sentiment.live.frame_sources import read_video_frames  # noqa: E402
+from face_sentiment.paths import write_atomic  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared/datasets/video/face_video_01.mp4"
 TRUTH = Path(__file__).with_name("face_video_01_faces.json")
@@ -32,7 +34,7 @@ TRUTH = Path(__file__).with_name("face_video_01_faces.json")
 
 
 def fer_detector():
-    from face_sentiment.fer_baseline import FerPipeline
+    from face_sentiment.live.fer_baseline import FerPipeline
     fer = FerPipeline()
 
     def detect(image):
@@ -77,14 +79,14 @@ def main() -> int:
                 if repeat == 0:
                     detections.append(boxes)
         report = recall_report(truth, detections)
-        report["ms_p50"] = round(float(np.percentile(times, 50)), 2)
-        report["ms_mean"] = round(float(np.mean(times)), 2)
+        timing = latency_stats(times)
+        report["ms_p50"], report["ms_mean"] = round(timing["p50"], 2), round(timing["mean"], 2)
         results[name] = report
         print(f"{name:26s} {report['recall_all']:8.3f} {report['recall_unoccluded']:8.3f} "
               f"{report['false_positives_per_frame']:8.2f} {report['ms_p50']:7.2f} "
               f"{report['ms_mean']:7.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from face_sentiment.faces import BlazeFaceDetector, HaarDetector  # noqa: E402
+from face_sentiment.live.faces import BlazeFaceDetector, HaarDetector  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT.parent / "shared/datasets/fer2013/fer2013.csv.gz"

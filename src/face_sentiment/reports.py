@@ -20,7 +20,7 @@ import nbformat
 import papermill
 from nbconvert import HTMLExporter
 
-from face_sentiment.paths import project_root, reports_dir
+from face_sentiment.paths import atomic_target, project_root, reports_dir, write_atomic
 from face_sentiment.profiles import load_profile
 
 CHROMIUM_FLAGS = (
@@ -93,11 +93,7 @@ def to_html(executed: Path) -> Path:
     """Render an executed notebook to a standalone HTML file beside it."""
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(
         nbformat.read(executed, as_version=4))
-    target = executed.with_suffix(".html")
-    staging = target.with_suffix(".html.tmp")
-    staging.write_text(body, encoding="utf-8")
-    staging.replace(target)
-    return target
+    return write_atomic(executed.with_suffix(".html"), body)
 
 
 def chromium_binary() -> str:
@@ -111,15 +107,13 @@ def chromium_binary() -> str:
 def to_pdf(html_file: Path, timeout_s: int = 180) -> Path:
     """Print an HTML file to PDF with headless Chromium."""
     target = html_file.with_suffix(".pdf")
-    staging = target.with_name(f".{target.name}.tmp")
-    with tempfile.TemporaryDirectory() as profile_dir:
+    with atomic_target(target) as staging, tempfile.TemporaryDirectory() as profile_dir:
         command = [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
                    f"--print-to-pdf={staging}", html_file.resolve().as_uri()]
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
-    if result.returncode != 0 or not staging.exists() or staging.stat().st_size == 0:
-        staging.unlink(missing_ok=True)
-        raise ReportError(f"Chromium could not print {html_file} to PDF:\n{result.stderr[-2000:]}")
-    staging.replace(target)
+        if result.returncode != 0 or staging.stat().st_size == 0:
+            raise ReportError(
+                f"Chromium could not print {html_file} to PDF:\n{result.stderr[-2000:]}")
     return target
 
 
@@ -172,11 +166,8 @@ Reproduce with <code>make reports PROFILE={html.escape(profile)}</code>.</p>
 {chr(10).join(rows)}
 </table></body></html>
 """
-    target = out_dir / "index.html"
-    staging = target.with_suffix(".html.tmp")
-    staging.write_text(page, encoding="utf-8")
-    staging.replace(target)
-    (out_dir / "index.json").write_text(json.dumps(
+    target = write_atomic(out_dir / "index.html", page)
+    write_atomic(out_dir / "index.json", json.dumps(
         {"generated": now.isoformat(), "commit": git_commit(), "profile": profile,
          "data_sha256": data_sha256}, indent=2))
     return target

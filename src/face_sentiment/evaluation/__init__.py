@@ -1,0 +1,22 @@
+"""Evaluation: every model the workbench compares, scored with intervals.
+
+- `predictors`: the one model registry, `load_predictor(name)`: shipped, shipped-int8,
+  shipped-<variant>[-int8], fer, fer-tflite or a path; flip test-time augmentation.
+- `metrics`: FER2013 metrics with TFMA, calibration, slices, the confusion plot.
+- `ab_testing`: McNemar's exact test, paired bootstrap intervals, the promotion rule.
+- `cross_dataset`: scoring on labelled folder datasets through the Pi's detector and framing.
+- `robustness`: accuracy under controlled perturbations.
+- `release`: from a training run to the shipped model (export, evaluate, ship the card).
+"""
+
+from face_sentiment._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "Predictor": "predictors", "load_predictor": "predictors",
+    "load_predictors": "predictors", "FlipAveraged": "predictors",
+    "summary_metrics": "metrics", "plot_confusion": "metrics",
+    "plot_confusion_matrix": "metrics",
+    "compare": "ab_testing", "compare_pairs": "ab_testing",
+    "bootstrap_difference": "ab_testing", "accuracy_interval": "ab_testing",
+    "export_run": "release", "evaluate_run": "release", "ship": "release",
+})

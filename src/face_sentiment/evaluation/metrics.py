@@ -1,0 +1,286 @@
+"""Evaluate a model on a FER2013 split: TFMA metrics and slices, calibration, confusion.
+
+TensorFlow Model Analysis computes the headline metrics and every slice (by true class and by
+brightness, contrast and sharpness tertiles) from a predictions table with
+`tfma.analyze_raw_data` (an Apache Beam pipeline). The same numbers are cross-checked with
+scikit-learn, which also gives macro-F1 and per-class precision/recall; calibration (expected
+calibration error and the reliability diagram) is computed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from google.protobuf import text_format
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from face_sentiment.evaluation.ab_testing import accuracy_interval
+
+QUALITY_SLICES = ("brightness", "contrast", "sharpness")
+TERTILES = ("low", "mid", "high")
+
+
+@dataclass
+class Evaluation:
+    """Predictions of one model on one labelled set, with everything derived from them."""
+
+    name: str
+    labels: np.ndarray
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    def summary(self) -> dict[str, float]:
+        return summary_metrics(self.labels, self.probabilities)
+
+    def per_class(self) -> pd.DataFrame:
+        return per_class_metrics(self.labels, self.predicted, self.classes)
+
+    def accuracy_interval(self, resamples: int = 10_000, seed: int = 0
+                          ) -> tuple[float, float, float]:
+        """(accuracy, low, high): the 95% percentile bootstrap interval over images."""
+        return accuracy_interval(self.predicted == self.labels, resamples, seed=seed)
+
+
+def summary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1, top-2 accuracy, ECE and negative log-likelihood.
+
+    Macro-F1 averages over the classes present in `labels`: a model with an extra class (the
+    FER+ variant's contempt) scored on a set without it is not charged a zero F1 for a class
+    the set cannot contain; its predictions of that class still count as misses.
+    """
+    predicted = probabilities.argmax(axis=1)
+    top2 = np.argsort(probabilities, axis=1)[:, -2:]
+    picked = probabilities[np.arange(len(labels)), labels]
+    return {
+        "n": int(len(labels)),
+        "accuracy": float((predicted == labels).mean()),
+        "macro_f1": float(f1_score(labels, predicted, average="macro",
+                                   labels=np.unique(labels))),
+        "top2_accuracy": float((top2 == labels[:, None]).any(axis=1).mean()),
+        "ece": expected_calibration_error(labels, probabilities),
+        "nll": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+    }
+
+
+def per_class_metrics(labels: np.ndarray, predicted: np.ndarray,
+                      classes: tuple[str, ...]) -> pd.DataFrame:
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=np.arange(len(classes)), zero_division=0)
+    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1,
+                         "support": support}, index=pd.Index(classes, name="class"))
+
+
+def reliability_table(labels: np.ndarray, probabilities: np.ndarray,
+                      bins: int = 15) -> pd.DataFrame:
+    """Top-class confidence bins: count, mean confidence and accuracy in each."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        members = index == b
+        rows.append({"low": edges[b], "high": edges[b + 1], "count": int(members.sum()),
+                     "confidence": float(confidence[members].mean()) if members.any() else np.nan,
+                     "accuracy": float(correct[members].mean()) if members.any() else np.nan})
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray,
+                               bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by count."""
+    table = reliability_table(labels, probabilities, bins).dropna()
+    weights = table["count"] / table["count"].sum()
+    return float((weights * (table.accuracy - table.confidence).abs()).sum())
+
+
+def quality_tertiles(features: pd.DataFrame) -> pd.DataFrame:
+    """low/mid/high bins of brightness, contrast and sharpness (tertiles of this set)."""
+    return pd.DataFrame({f"{name}_bin": pd.qcut(features[name].rank(method="first"), 3,
+                                               labels=list(TERTILES)).astype(str)
+                         for name in QUALITY_SLICES}, index=features.index)
+
+
+def predictions_frame(evaluation: Evaluation, features: pd.DataFrame | None = None
+                      ) -> pd.DataFrame:
+    """The table TFMA reads: label, prediction (probability vector) and slice columns."""
+    frame = pd.DataFrame({
+        "label": evaluation.labels.astype(np.int64),
+        "prediction": list(evaluation.probabilities.astype(np.float32)),
+        "true_class": np.asarray(evaluation.classes)[evaluation.labels],
+    })
+    if features is not None:
+        bins = quality_tertiles(features.reset_index(drop=True))
+        frame = pd.concat([frame, bins], axis=1)
+    return frame
+
+
+def eval_config(num_classes: int, slice_columns: list[str]):
+    """TFMA EvalConfig: overall and per-slice accuracy, top-2, per-class precision/recall."""
+    import tensorflow_model_analysis as tfma
+
+    slices = "\n".join(f'slicing_specs {{ feature_keys: ["{c}"] }}' for c in slice_columns)
+    class_ids = ", ".join(str(i) for i in range(num_classes))
+    return text_format.Parse(f"""
+        model_specs {{ label_key: "label" prediction_key: "prediction" }}
+        metrics_specs {{
+          metrics {{ class_name: "ExampleCount" }}
+          metrics {{ class_name: "SparseCategoricalAccuracy" }}
+          metrics {{ class_name: "SparseTopKCategoricalAccuracy" config: '"k": 2' }}
+          metrics {{ class_name: "MultiClassConfusionMatrixPlot" }}
+        }}
+        metrics_specs {{
+          binarize {{ class_ids {{ values: [{class_ids}] }} }}
+          metrics {{ class_name: "Precision" }}
+          metrics {{ class_name: "Recall" }}
+        }}
+        slicing_specs {{}}
+        {slices}
+    """, tfma.EvalConfig())
+
+
+def run_tfma(frame: pd.DataFrame, num_classes: int, output_path: Path | None = None):
+    """Run TFMA over a predictions frame; returns the EvalResult."""
+    import tensorflow_model_analysis as tfma
+
+    slice_columns = [c for c in frame.columns if c == "true_class" or c.endswith("_bin")]
+    return tfma.analyze_raw_data(frame, eval_config(num_classes, slice_columns),
+                                 output_path=str(output_path) if output_path else None)
+
+
+def tfma_metrics_table(result) -> pd.DataFrame:
+    """Tidy TFMA metrics: one row per slice, sub-key (class) and metric."""
+    rows = []
+    for slice_key, by_output in result.slicing_metrics:
+        name = "overall" if not slice_key else ", ".join(f"{k}={v}" for k, v in slice_key)
+        for sub_keys in by_output.values():
+            for sub_key, metrics in sub_keys.items():
+                for metric, value in metrics.items():
+                    if "doubleValue" in value:
+                        rows.append({"slice": name, "sub_key": sub_key or "",
+                                     "metric": metric,
+                                     # TFMA reports an undefined metric as the string 'NaN'
+                                     "value": float(value["doubleValue"])})
+    return pd.DataFrame(rows, columns=["slice", "sub_key", "metric", "value"])
+
+
+def tfma_slice_accuracy(table: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy, top-2 and count per slice, from `tfma_metrics_table`."""
+    overall = table[table.sub_key == ""]
+    pivot = overall.pivot_table(index="slice", columns="metric", values="value")
+    renamed = pivot.rename(columns={"sparse_categorical_accuracy": "accuracy",
+                                    "sparse_top_k_categorical_accuracy": "top2_accuracy",
+                                    "example_count": "n"})
+    return renamed[["n", "accuracy", "top2_accuracy"]].sort_index()
+
+
+def plot_confusion_matrix(counts: np.ndarray, rows: list[str] | tuple[str, ...],
+                          columns: list[str] | tuple[str, ...] | None = None,
+                          normalise: bool = True, title: str = "", ax=None) -> Figure:
+    """Draw one confusion matrix: `counts[i, j]` images of true class `rows[i]` predicted as
+    `columns[j]` (default: the same classes as the rows; a dataset may lack some of the model's
+    classes, so the matrix need not be square).
+
+    `normalise` shows each row as shares of its true class (a row without images stays zero)
+    and writes every row's image count beside its class name; otherwise the raw counts are
+    shown. Every cell is annotated. Draws into `ax` when given (side-by-side panels; the caller
+    lays out the figure), else into a new figure.
+    """
+    counts = np.asarray(counts)
+    columns = rows if columns is None else columns
+    totals = counts.sum(axis=1)
+    shown = counts / np.maximum(totals[:, None], 1) if normalise else counts
+    own_figure = ax is None
+    fig, ax = plt.subplots(figsize=(5.5, 4.8)) if own_figure else (ax.figure, ax)
+    top = 1.0 if normalise else max(float(shown.max()), 1.0)
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=top)
+    for (row, col), value in np.ndenumerate(shown):
+        ax.text(col, row, f"{value:.2f}" if normalise else str(int(value)), ha="center",
+                va="center", fontsize=7, color="white" if value > 0.5 * top else "black")
+    ax.set_xticks(range(len(columns)), list(columns), rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), [f"{name} ({int(total)})" for name, total in
+                                     zip(rows, totals, strict=True)] if normalise else list(rows))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (images)" if normalise else "true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    if own_figure:
+        fig.tight_layout()
+    return fig
+
+
+def plot_confusion(evaluation: Evaluation, normalise: bool = True) -> Figure:
+    """The confusion matrix of one evaluation over all of its classes."""
+    matrix = confusion_matrix(evaluation.labels, evaluation.predicted,
+                              labels=np.arange(len(evaluation.classes)))
+    return plot_confusion_matrix(
+        matrix, evaluation.classes, normalise=normalise,
+        title=f"Confusion ({'row-normalised' if normalise else 'counts'}): {evaluation.name}")
+
+
+def plot_reliability(evaluations: list[Evaluation], bins: int = 15) -> Figure:
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    for evaluation in evaluations:
+        table = reliability_table(evaluation.labels, evaluation.probabilities, bins).dropna()
+        ece = expected_calibration_error(evaluation.labels, evaluation.probabilities, bins)
+        ax.plot(table.confidence, table.accuracy, "o-", markersize=3,
+                label=f"{evaluation.name} (ECE {ece:.3f})")
+    ax.set_xlabel("confidence (top class)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability diagram")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def evaluate_predictor(predictor, images: np.ndarray, labels: np.ndarray,
+                       name: str | None = None) -> Evaluation:
+    """Run a predictor (see `face_sentiment.evaluation.predictors`) over labelled faces."""
+    return Evaluation(name or predictor.name, np.asarray(labels),
+                      predictor.predict(images), tuple(predictor.classes))
+
+
+def evaluate_all(predictors: list | dict, images: np.ndarray, labels: np.ndarray
+                 ) -> dict[str, Evaluation]:
+    """Several predictors on the same labelled faces, by name: a list is keyed by each
+    predictor's own name, a dict {display name: predictor} by its keys."""
+    named = predictors if isinstance(predictors, dict) else {p.name: p for p in predictors}
+    return {name: evaluate_predictor(p, images, labels, name) for name, p in named.items()}
+
+
+def evaluate_on_sets(predictor, sets: dict[str, tuple[np.ndarray, np.ndarray]],
+                     max_images: int | None = None) -> dict[str, Evaluation]:
+    """One predictor on several labelled sets {name: (images, labels)}, each cut to its first
+    `max_images` when given; every evaluation is named after its set."""
+    return {name: evaluate_predictor(predictor, images[:max_images], labels[:max_images], name)
+            for name, (images, labels) in sets.items()}
+
+
+def interval_text(low: float, high: float) -> str:
+    """An accuracy interval as the tables print it: '61.23 to 64.56' (percent)."""
+    return f"{100 * low:.2f} to {100 * high:.2f}"
+
+
+def comparison_table(evaluations: list[Evaluation] | dict[str, Evaluation],
+                     resamples: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Headline metrics of several evaluations, one row each (named after the evaluation).
+
+    With `resamples`, also the accuracy's 95% percentile bootstrap interval over images
+    (column 'accuracy 95% CI', in percent; see `ab_testing.accuracy_interval`).
+    """
+    evaluations = list(evaluations.values()) if isinstance(evaluations, dict) else evaluations
+    table = pd.DataFrame({e.name: e.summary() for e in evaluations}).T
+    if resamples:
+        table["accuracy 95% CI"] = [interval_text(*e.accuracy_interval(resamples, seed)[1:])
+                                    for e in evaluations]
+    return table

@@ -1,0 +1,65 @@
+"""Polyak averaging (EMA) of the weights with BatchNorm statistics that match the average.
+
+Keras' optimizer EMA (`use_ema=True`) averages only the trainable weights; the BatchNorm moving
+mean and variance still describe the raw weights' activations. With the averaged weights they
+are wrong. In a first full-profile run without this module, the averaged weights of epoch 8
+scored 21% on PublicTest (nearly every face 'sad') with the raw statistics and 56% with
+statistics recomputed on 4,096 Training faces (the raw weights of epoch 7: 49%). Whenever the
+averaged weights are swapped in (for validation and the best-model checkpoint), the statistics are
+recomputed on a fixed set of un-augmented Training faces, and the raw ones are put back when
+training resumes.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+
+def batch_norm_layers(model: keras.Model) -> list[layers.BatchNormalization]:
+    return [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+
+
+def recompute_batch_norm_statistics(model: keras.Model, images: np.ndarray) -> None:
+    """Set every BatchNorm layer's moving statistics to its batch statistics over `images`.
+
+    The network is a chain of layers (face_sentiment.model.architecture), so it is run layer by
+    layer in training mode with the augmentation skipped: the statistics describe clean faces, as at
+    inference.
+    """
+    norms = batch_norm_layers(model)
+    momenta = [norm.momentum for norm in norms]
+    try:
+        for norm in norms:
+            norm.momentum = 0.0  # moving statistic = this one batch's statistic
+        x = keras.ops.convert_to_tensor(images)
+        for layer in model.layers:
+            if isinstance(layer, layers.InputLayer) or layer.name == "augmentation":
+                continue
+            x = layer(x, training=True)
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+
+
+class SwapEMAWeightsWithBatchNorm(keras.callbacks.SwapEMAWeights):
+    """`SwapEMAWeights` that gives the averaged weights their own BatchNorm statistics."""
+
+    def __init__(self, calibration_images: np.ndarray, swap_on_epoch: bool = True):
+        super().__init__(swap_on_epoch=swap_on_epoch)
+        self.calibration_images = calibration_images
+        self._raw_statistics: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _swap_variables(self):
+        norms = batch_norm_layers(self.model)
+        if not self._ema_weights_in_model:  # swapping the averaged weights in
+            self._raw_statistics = [(norm.moving_mean.numpy(), norm.moving_variance.numpy())
+                                    for norm in norms]
+            super()._swap_variables()
+            recompute_batch_norm_statistics(self.model, self.calibration_images)
+        else:  # swapping the raw weights back for training
+            super()._swap_variables()
+            for norm, (mean, variance) in zip(norms, self._raw_statistics, strict=True):
+                norm.moving_mean.assign(mean)
+                norm.moving_variance.assign(variance)

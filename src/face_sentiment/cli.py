@@ -347,6 +347,7 @@ def _quiet() -> None:
     import os
     import warnings
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("FACE_SENTIMENT_QUIET", "1")  # live.interpreter.QUIET_ENV
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="(keras|tensorflow|absl)")

@@ -15,8 +15,11 @@ say so. numpy and the standard library only; the interpreter package is imported
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,32 @@ RUNTIME_PACKAGES = {"ai_edge_litert.interpreter": "ai-edge-litert",
                     "tflite_runtime.interpreter": "tflite-runtime"}
 BACKENDS = tuple(RUNTIME_PACKAGES)
 _FLATBUFFER_ID = b"TFL3"
+
+
+# Set to 1 (the CLI does unless --verbose) to hide the runtime's C++ start-up lines.
+QUIET_ENV = "FACE_SENTIMENT_QUIET"
+
+
+@contextmanager
+def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: the TFLite runtime prints 'INFO: Created TensorFlow
+    Lite XNNPACK delegate' from C++ when an interpreter starts, past Python's control."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def interpreter_class(backend: str | None = None) -> tuple[type, str]:
@@ -122,8 +151,9 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = 1,
         verify_model_file(path, backend=backend)
     interpreter_type, _ = interpreter_class(backend)
     try:
-        interpreter = interpreter_type(model_content=content, num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with native_stderr_silenced(os.environ.get(QUIET_ENV) == "1"):
+            interpreter = interpreter_type(model_content=content, num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise ModelFileError(f"{path} could not be loaded as a TFLite model: {error}") from error
     return interpreter

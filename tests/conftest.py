@@ -33,6 +33,8 @@ def project_root(tmp_path, monkeypatch):
     monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(root))
     monkeypatch.delenv("FER2013_PATH", raising=False)
     monkeypatch.delenv("FERPLUS_PATH", raising=False)
+    # No energy metering unless a test asks for it (codecarbon takes seconds to start).
+    monkeypatch.setenv("FACE_SENTIMENT_ENERGY", "off")
     return root
 
 
@@ -92,7 +94,7 @@ def fer2013_csv_gz(fer2013_csv):
 @pytest.fixture
 def ferplus_table(sample):
     """fer2013new.csv for the sample as a DataFrame (edit it, then write_ferplus it)."""
-    table = pd.DataFrame(FERPLUS_VOTES, columns=list(FERPLUS_VOTE_COLUMNS))
+    table = pd.DataFrame(FERPLUS_VOTES.copy(), columns=list(FERPLUS_VOTE_COLUMNS))
     names = [f"fer{row:07d}.png" for row in range(len(table))]
     names[FERPLUS_DROPPED_ROW] = ""
     table.insert(0, "Image name", names)

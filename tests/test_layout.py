@@ -1,8 +1,9 @@
 """The package map holds: stages import only earlier stages, and live/ never imports TensorFlow.
 
-Order: data <- model <- evaluation <- responsible. `live` is the Pi's runtime: it may import
-only preprocessing, labels, model_card and paths from the rest of the package (evaluation and
-model may use live). The CLI and reports wire everything together and are exempt.
+Order: data <- model <- evaluation <- responsible <- monitoring. `live` is the Pi's runtime: it
+may import only preprocessing, labels, model_card, paths, quality and energy from the rest of
+the package (evaluation, model and monitoring may use live; nothing may use monitoring). The
+CLI and reports wire everything together and are exempt.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "face_sentiment"
-STAGES = ("data", "model", "evaluation", "responsible")
-LIVE_ALLOWED = {"live", "preprocessing", "labels", "model_card", "paths", "_lazy"}
+STAGES = ("data", "model", "evaluation", "responsible", "monitoring")
+LIVE_ALLOWED = {"live", "preprocessing", "labels", "model_card", "paths", "_lazy", "quality",
+                "energy"}
 EXEMPT = {"cli", "reports", "__main__"}
 
 
@@ -77,7 +79,8 @@ def test_live_modules_do_not_import_tensorflow():
 
 @pytest.mark.slow
 @pytest.mark.tensorflow
-@pytest.mark.parametrize("package", ["data", "model", "evaluation", "responsible", "live"])
+@pytest.mark.parametrize("package", ["data", "model", "evaluation", "responsible", "live",
+                                     "monitoring"])
 def test_each_subpackage_exports_its_api(package):
     """Every name a subpackage's __init__ lists resolves (imported on first use)."""
     code = (f"import face_sentiment.{package} as p\n"

@@ -94,3 +94,9 @@ def test_test_fast_deselects_slow_real_data_and_tensorflow_tests():
     listed = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout
     assert re.search(r"^  test-fast +pytest without", listed, re.MULTILINE), listed
+
+
+def test_pi_bench_writes_the_log_that_monitor_reads():
+    bench, monitor = dry_run("pi-bench"), dry_run("monitor")
+    assert "--log reports/pi-bench/results.jsonl" in bench
+    assert "face_sentiment monitor reports/pi-bench/results.jsonl --reference fer2013" in monitor

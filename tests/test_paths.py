@@ -34,6 +34,16 @@ def test_a_failed_write_keeps_the_old_file_and_no_staging_file(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["card.json"]
 
 
+def test_written_files_get_a_normal_mode(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    mode = stat.S_IMODE(write_atomic(tmp_path / "a.json", "{}").stat().st_mode)
+    assert mode == 0o666 & ~mask
+
+
 def test_copy_atomic(tmp_path):
     source = tmp_path / "a.bin"
     source.write_bytes(b"\x00\x01")

@@ -38,6 +38,7 @@ from face_sentiment.live.frame_sources import (
     open_source,
 )
 from face_sentiment.live.interpreter import ModelFileError
+from face_sentiment.live.observations import FACE_FIELDS
 from face_sentiment.live.tracking import FaceTracker
 from face_sentiment.model_card import ModelCard
 
@@ -210,7 +211,8 @@ def test_benchmark_on_synthetic_clip(int8_model, clip, tmp_path):
     assert [len(r["faces"]) for r in records] == [clip_truth(r["frame"], 8) for r in records]
     face = records[-1]["faces"][0]
     assert set(face) == {"track", "box", "score", "label", "confidence", "probabilities",
-                         "smoothed"}
+                         "smoothed", *FACE_FIELDS}  # FACE_FIELDS: for drift monitoring
+    assert {"device", "model"} <= set(records[-1])
     assert face["label"] in FER2013_CLASSES and len(face["box"]) == 4
     assert list(face["probabilities"]) == list(FER2013_CLASSES)
     assert records[-1]["faces"][0]["track"] == records[-2]["faces"][0]["track"]

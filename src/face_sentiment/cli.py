@@ -188,6 +188,11 @@ def _predict(args) -> int:
     return run(args)
 
 
+def _monitor(args) -> int:
+    from face_sentiment.monitoring.command import run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face-sentiment", description=__doc__)
     parser.add_argument("--verbose", action="store_true",
@@ -285,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run-dir", help="print a profile's run folder (runs/<run_name>, relative to the project)")
     run_dir.add_argument("--profile", default="full")
     run_dir.set_defaults(handler=_run_dir)
+    monitor = commands.add_parser(
+        "monitor", help="drift of the runner's logged faces against FER2013 or a reference "
+                        "log, per window (HTML + JSON); exit 1 on drift")
+    from face_sentiment.monitoring.command import add_arguments as monitor_arguments
+    monitor_arguments(monitor)
+    monitor.set_defaults(handler=_monitor)
     from face_sentiment.live.predict import add_arguments  # TensorFlow-free
     predict = commands.add_parser(
         "predict", help="expression of every face in photos, folders and videos (JSON or CSV)")
@@ -327,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
 USER_ERRORS = (("face_sentiment.model_card", "ModelFileError"),
                ("face_sentiment.live.frame_sources", "SourceError"),
                ("face_sentiment.live.analyzer", "PredictError"),
-               ("face_sentiment.reports", "ReportError"))
+               ("face_sentiment.reports", "ReportError"),
+               ("face_sentiment.monitoring.logs", "LogError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

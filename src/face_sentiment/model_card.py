@@ -249,5 +249,18 @@ def render_markdown(card: dict) -> str:
                   f"{row['ratio_to_fer']:.2f} |" for row in card["runtimes"]]
     if card.get("baseline"):
         lines += ["", "## Baseline", "", f"{card['baseline']}"]
+    if any((card.get("energy") or {}).values()):
+        lines += ["", "## Energy", "", "Each figure with how it was obtained: *measured* (RAPL "
+                  "counters, a Raspberry Pi 5's PMIC) or *estimate* (codecarbon's model, with "
+                  "the assumptions listed in model_card.json).", "",
+                  "| step | joules | kWh | per face | method | kind |", "|---|---|---|---|---|---|"]
+        for step, values in card["energy"].items():
+            if not values or values.get("joules") is None:
+                lines.append(f"| {step} | not recorded | | | | |")
+                continue
+            per_face = values.get("joules_per_face")
+            lines.append(f"| {step} | {values['joules']:.4g} | {values['kwh']:.3g} | "
+                         f"{'' if per_face is None else f'{1000 * per_face:.3g} mJ'} | "
+                         f"{values.get('method')} | {values.get('kind')} |")
     lines += ["", "## Known limitations", *[f"- {item}" for item in card["limitations"]], ""]
     return "\n".join(lines)

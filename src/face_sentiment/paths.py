@@ -78,11 +78,21 @@ def atomic_target(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    os.chmod(staging, 0o666 & ~_UMASK)  # mkstemp makes it 0600; give it a normal file's mode
     try:
         yield Path(staging)
         os.replace(staging, path)
     finally:
         Path(staging).unlink(missing_ok=True)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 class DataNotFoundError(FileNotFoundError):

@@ -1,7 +1,9 @@
 """Per-image quality features and exact-duplicate detection.
 
 Computed once when the cache is built and stored beside it: exploration plots them, TFDV
-validates them, evaluation and the bias audit slice by them.
+validates them, evaluation and the bias audit slice by them. The features themselves are
+defined once, in `face_sentiment.quality` (numpy only, so the Pi runner logs the same ones for
+live faces); this module gives them as a DataFrame.
 """
 
 from __future__ import annotations
@@ -11,29 +13,17 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-# A face image whose pixel standard deviation is below this is (nearly) a flat field.
-NEAR_BLANK_STD = 2.0
-QUALITY_COLUMNS = ("brightness", "contrast", "sharpness", "clipped_fraction", "near_blank")
+from face_sentiment.quality import NEAR_BLANK_STD, QUALITY_COLUMNS, quality_arrays
+
+__all__ = ["NEAR_BLANK_STD", "QUALITY_COLUMNS", "quality_features", "duplicate_groups",
+           "duplicate_summary"]
 
 
 def quality_features(images: np.ndarray) -> pd.DataFrame:
     """Brightness (mean), contrast (std), sharpness (variance of the Laplacian),
-    fraction of pixels at 0 or 255, and a near-blank flag, for (N, H, W) uint8 images."""
-    pixels = images.astype(np.float32)
-    flat = pixels.reshape(len(images), -1)
-    # 4-neighbour Laplacian on the interior (the kernel cv2.Laplacian uses with ksize=1).
-    laplacian = (
-        pixels[:, :-2, 1:-1] + pixels[:, 2:, 1:-1] + pixels[:, 1:-1, :-2] + pixels[:, 1:-1, 2:]
-        - 4.0 * pixels[:, 1:-1, 1:-1]
-    )
-    contrast = flat.std(axis=1)
-    return pd.DataFrame({
-        "brightness": flat.mean(axis=1),
-        "contrast": contrast,
-        "sharpness": laplacian.reshape(len(images), -1).var(axis=1),
-        "clipped_fraction": ((images == 0) | (images == 255)).reshape(len(images), -1).mean(axis=1),
-        "near_blank": contrast < NEAR_BLANK_STD,
-    })
+    fraction of pixels at 0 or 255, and a near-blank flag, for (N, H, W) uint8 images
+    (`face_sentiment.quality`, the definition live faces are described with too)."""
+    return pd.DataFrame(quality_arrays(images), columns=list(QUALITY_COLUMNS))
 
 
 def duplicate_groups(images: np.ndarray) -> np.ndarray:

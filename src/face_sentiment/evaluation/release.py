@@ -18,6 +18,7 @@ import pandas as pd
 
 from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.data.ferplus import ferplus_reference_test, ferplus_test
+from face_sentiment.energy import EnergyMeter
 from face_sentiment.evaluation.ab_testing import accuracy_interval, compare
 from face_sentiment.evaluation.metrics import (
     Evaluation,
@@ -32,6 +33,7 @@ from face_sentiment.model.export import (
     benchmark_variants,
     export_variants,
     fer_tflite_latency,
+    inference_energy,
     load_trained,
     runtime_comparison,
 )
@@ -60,7 +62,20 @@ def _card_stub(run: str, folder: Path) -> None:
 
 def export_run(dataset: Fer2013Dataset, run: str = "full", runs: int = 300,
                limit: int | None = None) -> dict:
-    """Export every variant of a run's best checkpoint and benchmark them on PrivateTest."""
+    """Export every variant of a run's best checkpoint and benchmark them on PrivateTest; the
+    export's energy and the int8 model's energy per face go into benchmark.json too."""
+    meter = EnergyMeter(f"export {run}").start()
+    try:
+        result = _export_run(dataset, run, runs, limit)
+    finally:
+        energy = meter.stop()
+    out = runs_dir() / run / "export"
+    result["energy"] = energy
+    write_atomic(out / "benchmark.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _export_run(dataset: Fer2013Dataset, run: str, runs: int, limit: int | None) -> dict:
     run_dir = runs_dir() / run
     config = run_config(run)
     spec = PreprocessingSpec.from_dict(config["preprocessing"])
@@ -83,11 +98,10 @@ def export_run(dataset: Fer2013Dataset, run: str = "full", runs: int = 300,
                                preprocess_faces(test_images[:1], spec), runs=runs)
     baseline = fer_tflite_latency(test_images, runs)
     runtimes = runtime_comparison(paths["int8"], test_images, spec, runs)
-    result = {"variants": table.to_dict(orient="records"), "fer_tflite_latency": baseline,
-              "runtime": runtime_name(), "runtimes": runtimes,
-              "machine": machine_description(), "n": int(len(test_labels))}
-    write_atomic(out / "benchmark.json", json.dumps(result, indent=2) + "\n")
-    return result
+    return {"variants": table.to_dict(orient="records"), "fer_tflite_latency": baseline,
+            "runtime": runtime_name(), "runtimes": runtimes,
+            "inference_energy": inference_energy(paths["int8"], test_images),
+            "machine": machine_description(), "n": int(len(test_labels))}
 
 
 def _metrics_with_ci(labels: np.ndarray, probabilities: np.ndarray) -> dict:
@@ -130,7 +144,16 @@ def score_variant(predictor: Predictor, dataset: Fer2013Dataset, resamples: int 
 
 
 def evaluate_run(dataset: Fer2013Dataset, run: str = "full", tta: bool = False) -> dict:
-    """Full metrics for the checkpoint, its int8 export and the fer baseline."""
+    """Full metrics for the checkpoint, its int8 export and the fer baseline (and the energy
+    the evaluation took)."""
+    with EnergyMeter(f"evaluation {run}") as meter:
+        results = _evaluate_run(dataset, run, tta)
+    results["energy"] = meter.result
+    write_atomic(runs_dir() / run / "evaluation.json", json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
     run_dir = runs_dir() / run
     int8 = str(run_dir / "export" / "face_sentiment_int8.tflite")
     ours: dict[str, Predictor] = {"keras": load_predictor(str(run_dir / "export" / SHIPPED_KERAS)),
@@ -154,7 +177,6 @@ def evaluate_run(dataset: Fer2013Dataset, run: str = "full", tta: bool = False) 
         for set_name, (_, labels) in sets.items():
             results["ab"][f"{a} vs {b} on {set_name}"] = compare(
                 labels, predictions[(a, set_name)], predictions[(b, set_name)], a, b).to_dict()
-    write_atomic(run_dir / "evaluation.json", json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -179,6 +201,18 @@ def reproduce_command(commit: str, profile: str) -> str:
     if commit == "unknown" or commit.endswith("-dirty"):
         return f"make ship PROFILE={profile}  (commit {commit}: not reproducible from git alone)"
     return f"git checkout {commit} && make ship PROFILE={profile}"
+
+
+def energy_summary(run_dir: Path, benchmark: dict, evaluation: dict) -> dict:
+    """The card's energy: training (all sessions of the run, `runs/<name>/energy.json`),
+    export, evaluation and int8 inference per face, each with how it was obtained (None for a
+    step recorded before energy was)."""
+    training = None
+    if (run_dir / "energy.json").exists():
+        training = json.loads((run_dir / "energy.json").read_text()).get("total")
+    return {"training": training, "export": benchmark.get("energy"),
+            "evaluation": evaluation.get("energy"),
+            "inference_int8": benchmark.get("inference_energy")}
 
 
 def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
@@ -232,5 +266,6 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
         "ab_tests": evaluation["ab"],
         "baseline": _baseline_sentence(evaluation["metrics"]["fer"]),
         "limitations": limitations(label_set, config.get("deterministic", True)),
+        "energy": energy_summary(run_dir, benchmark, evaluation),
     }
     return ModelCard.from_dict(card, "shipped card").write(target)

@@ -4,7 +4,10 @@
 `Frame`s (BGR uint8). Failures are explicit: a camera that cannot be opened raises
 `SourceError` with what to check; a camera that stops delivering is reopened with exponential
 backoff (each attempt is logged) before giving up; an undecodable or malformed frame is skipped
-and counted in `skipped`. numpy and OpenCV only; picamera2 is imported only for `picam`.
+and counted in `skipped`. With `reuse_buffers` (the runner, which is done with a frame before
+it reads the next) video files, cameras and in-memory clips decode every frame into the same
+array, instead of allocating ~1 MB per 640x480 frame: a frame's image is then valid only until
+the next frame is read. numpy and OpenCV only; picamera2 is imported only for `picam`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-log = logging.getLogger("face_sentiment.data.fer2013")
+log = logging.getLogger("face_sentiment.live.frame_sources")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
@@ -60,9 +63,15 @@ def read_video_frames(path: str | Path) -> list[np.ndarray]:
 
 
 class FrameSource:
-    """Base class: iterate to get frames; `close()` releases the device or file."""
+    """Base class: iterate to get frames; `close()` releases the device or file.
+
+    `live` sources (cameras) deliver frames at their own rate, so their capture time includes
+    waiting for the sensor; `fps` is the source's frame rate when known (None otherwise).
+    """
 
     name = "source"
+    live = False
+    fps: float | None = None
 
     def __init__(self) -> None:
         self.skipped = 0      # corrupt or malformed frames dropped
@@ -97,18 +106,23 @@ class FrameSource:
 class VideoFileSource(FrameSource):
     """A video file read with OpenCV; `loop` restarts it at the end (benchmarks)."""
 
-    def __init__(self, path: str | Path, loop: bool = False, max_bad_reads: int = 30) -> None:
+    def __init__(self, path: str | Path, loop: bool = False, max_bad_reads: int = 30,
+                 reuse_buffer: bool = False) -> None:
         super().__init__()
+        self.reuse_buffer = reuse_buffer
         self.path = Path(path)
         self.name = str(self.path)
         self.loop, self.max_bad_reads = loop, max_bad_reads
         if not self.path.is_file():
             raise SourceError(f"video file not found: {self.path}")
         self._capture = self._open()
+        rate = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = rate if 0 < rate < 1000 else None
 
     def _open(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
+            capture.release()
             raise SourceError(f"cannot decode video file {self.path} (unsupported or corrupt)")
         return capture
 
@@ -118,12 +132,17 @@ class VideoFileSource(FrameSource):
 
     def frames(self) -> Iterator[Frame]:
         shape = None
+        buffer = None
         while True:
-            ok, image = self._capture.read()
+            ok, image = self._capture.read(buffer) if buffer is not None else \
+                self._capture.read()
             if ok and valid_frame(image, shape):
                 shape = image.shape
+                if self.reuse_buffer:
+                    buffer = image
                 yield self._frame(image, f"{self.path.name}#{self._index}")
                 continue
+            buffer = None
             position = self._capture.get(cv2.CAP_PROP_POS_FRAMES)
             if ok or position < self.frame_count - 1:
                 # A frame that decodes to garbage, or a read failure before the end: skip it.
@@ -175,14 +194,19 @@ class CameraSource(FrameSource):
     """A V4L2/USB camera by index or device path, reopened with backoff when it drops out.
 
     `opener` builds the capture object (tests pass a fake); it defaults to cv2.VideoCapture.
+    `sleep` waits between reconnect attempts (the runner's keeps the systemd watchdog fed).
     """
+
+    live = True
 
     def __init__(self, device: int | str = 0, width: int = 640, height: int = 480,
                  fps: float | None = None, retries: int = 5, backoff_s: float = 0.5,
                  max_backoff_s: float = 8.0,
                  opener: Callable[[int | str], Any] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 reuse_buffer: bool = False) -> None:
         super().__init__()
+        self.reuse_buffer = reuse_buffer
         self.device = device
         self.name = f"camera {device}"
         self.width, self.height, self.fps = width, height, fps
@@ -214,6 +238,13 @@ class CameraSource(FrameSource):
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
         if self.fps:
             capture.set(cv2.CAP_PROP_FPS, self.fps)
+        getter = getattr(capture, "get", None)
+        try:
+            rate = float(getter(cv2.CAP_PROP_FPS)) if getter else 0.0
+        except (TypeError, ValueError, cv2.error):
+            rate = 0.0
+        if 0 < rate < 1000:
+            self.fps = rate
         return capture
 
     def _reconnect(self) -> bool:
@@ -239,16 +270,21 @@ class CameraSource(FrameSource):
 
     def frames(self) -> Iterator[Frame]:
         bad_in_row = 0
+        buffer = None
         while True:
             if self._pending is not None:
                 image, self._pending = self._pending, None
                 yield self._frame(image, self.name)
                 continue
-            ok, image = self._capture.read()
+            ok, image = self._capture.read(buffer) if buffer is not None else \
+                self._capture.read()
             if ok and valid_frame(image):
                 bad_in_row = 0
+                if self.reuse_buffer:
+                    buffer = image
                 yield self._frame(image, self.name)
                 continue
+            buffer = None
             if ok:  # delivered something that is not a frame
                 self._skip(f"malformed frame {getattr(image, 'shape', type(image).__name__)}")
                 bad_in_row += 1
@@ -267,6 +303,8 @@ class PiCameraSource(FrameSource):
     """The Raspberry Pi camera module through picamera2 (Debian package python3-picamera2)."""
 
     name = "picam"
+    live = True
+    fps = 30.0  # picamera2's default video frame rate
 
     def __init__(self, width: int = 640, height: int = 480, retries: int = 5,
                  backoff_s: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -336,44 +374,57 @@ class PiCameraSource(FrameSource):
 class ArraySource(FrameSource):
     """Frames already in memory (the synthetic demo clip); `loop` repeats them."""
 
-    def __init__(self, images: list[np.ndarray], name: str = "frames", loop: bool = False) -> None:
+    def __init__(self, images: list[np.ndarray], name: str = "frames", loop: bool = False,
+                 reuse_buffer: bool = False) -> None:
         super().__init__()
         if not images:
             raise SourceError(f"{name}: no frames")
         self.images, self.name, self.loop = images, name, loop
+        self.reuse_buffer = reuse_buffer
 
     def frames(self) -> Iterator[Frame]:
+        buffer = None
         while True:
             for number, image in enumerate(self.images):
                 if not valid_frame(image):
                     self._skip(f"frame {number}")
                     continue
-                yield self._frame(image.copy(), f"{self.name}#{number}")
+                if self.reuse_buffer and buffer is not None and buffer.shape == image.shape:
+                    np.copyto(buffer, image)
+                else:
+                    buffer = image.copy()
+                yield self._frame(buffer, f"{self.name}#{number}")
             if not self.loop:
                 return
 
 
 def open_source(spec: str, *, loop: bool = False, width: int = 640, height: int = 480,
-                retries: int = 5) -> FrameSource:
+                retries: int = 5, sleep: Callable[[float], None] = time.sleep,
+                reuse_buffers: bool = False) -> FrameSource:
     """Source from a CLI string: camera index or /dev/videoN, 'picam', a video file, a folder,
-    or 'demo' (a synthetic clip with known faces, from an image shipped in scikit-image)."""
+    or 'demo' (a synthetic clip with known faces, from an image shipped in scikit-image).
+    `sleep` is how cameras wait between reconnect attempts; `reuse_buffers` decodes every
+    frame into one array (see the module docstring)."""
     spec = str(spec).strip()
     if spec == "demo":
         from face_sentiment.live.demo_clip import demo_frames
         try:
-            return ArraySource(demo_frames(90, width, height), "demo", loop=loop)
+            return ArraySource(demo_frames(90, width, height), "demo", loop=loop,
+                               reuse_buffer=reuse_buffers)
         except FileNotFoundError as error:
             raise SourceError(str(error)) from error
     if spec.isdigit():
-        return CameraSource(int(spec), width, height, retries=retries)
+        return CameraSource(int(spec), width, height, retries=retries, sleep=sleep,
+                            reuse_buffer=reuse_buffers)
     if spec.startswith("/dev/video"):
-        return CameraSource(spec, width, height, retries=retries)
+        return CameraSource(spec, width, height, retries=retries, sleep=sleep,
+                            reuse_buffer=reuse_buffers)
     if spec.lower() in ("picam", "picamera", "picamera2"):
-        return PiCameraSource(width, height, retries=retries)
+        return PiCameraSource(width, height, retries=retries, sleep=sleep)
     path = Path(spec)
     if path.is_dir():
         return ImageFolderSource(path, loop=loop)
     if path.is_file():
-        return VideoFileSource(path, loop=loop)
+        return VideoFileSource(path, loop=loop, reuse_buffer=reuse_buffers)
     raise SourceError(f"source {spec!r} is neither a camera index, 'picam', a video file nor "
                       "an image folder (no such file or folder)")

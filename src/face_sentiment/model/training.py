@@ -3,7 +3,8 @@
 PrivateTest is never touched here: model selection (best epoch, early stopping) reads
 PublicTest only. Runs are resumable: `runs/<name>/backup` holds the last finished epoch and a
 rerun of the same command continues from it. Everything a run needs to be reproduced is in
-`runs/<name>/config.json`; `history.csv` and `train.log` show progress.
+`runs/<name>/config.json`; `history.csv` and `train.log` show progress; `energy.json` adds up
+the energy of every session (face_sentiment.energy: measured or estimated, and how).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from face_sentiment.data.cache import Fer2013Dataset
+from face_sentiment.energy import EnergyMeter, record_session
 from face_sentiment.labels import class_names
 from face_sentiment.model.architecture import build_model
 from face_sentiment.model.weight_averaging import SwapEMAWeightsWithBatchNorm
@@ -215,13 +217,25 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
         order = np.random.default_rng(config.seed).permutation(len(x_train))
         calibration = x_train[order[:CALIBRATION_IMAGES]]
     callbacks = training_callbacks(run, config, calibration)
-    model.fit(
-        train_data,
-        validation_data=(x_val, keras.utils.to_categorical(y_val, num_classes)),
-        epochs=config.epochs,
-        class_weight=class_weights(y_train, num_classes, config.class_weighting),
-        callbacks=callbacks, verbose=verbose,
-    )
+    # Energy of this session (face_sentiment.energy), added to the run's energy.json even when
+    # the session is interrupted: a resumed run's sessions add up, and `ship` puts the total
+    # in the model card.
+    meter = EnergyMeter(f"training {config.run_name}", codecarbon_interval_s=15.0).start()
+    epochs_before = len(read_history(run / "history.csv")) if (run / "history.csv").exists() \
+        else 0
+    try:
+        model.fit(
+            train_data,
+            validation_data=(x_val, keras.utils.to_categorical(y_val, num_classes)),
+            epochs=config.epochs,
+            class_weight=class_weights(y_train, num_classes, config.class_weighting),
+            callbacks=callbacks, verbose=verbose,
+        )
+    finally:
+        epochs_after = len(read_history(run / "history.csv")) \
+            if (run / "history.csv").exists() else 0
+        record_session(run / "energy.json", meter.stop(), epochs=epochs_after - epochs_before,
+                       training_images=int(len(y_train)))
     return run / "best.keras"
 
 

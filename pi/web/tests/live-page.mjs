@@ -1,0 +1,144 @@
+// Headless-browser check of the live page (tests/test_live_page.py runs it against a runner
+// started with --serve --token). Drives Debian's Chromium through playwright-core (no browser
+// download). Prints one JSON object with what it saw; exit 1 with the reason on failure.
+//
+//   node tests/live-page.mjs --url http://127.0.0.1:8080/ --token T --screenshot reports/live-page.png
+//
+// Checks: without the token the API and the stream answer 401 and the page asks for it; with
+// it the page goes live, the MJPEG <img> shows frames that change, the face count and the
+// timeline follow the pushed records, and the token leaves the address bar.
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { chromium } from "playwright-core";
+
+function option(name, fallback) {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 ? process.argv[index + 1] : fallback;
+}
+
+const base = option("url", "http://127.0.0.1:8080/");
+const token = option("token", "");
+const screenshot = option("screenshot", "");
+const executablePath = option("chromium", process.env.CHROMIUM ?? "/usr/bin/chromium");
+const timeout = Number(option("timeout", "20000"));
+const result = { url: base, checks: {} };
+
+function check(name, ok, detail) {
+  result.checks[name] = { ok: Boolean(ok), detail };
+  if (!ok) throw new Error(`${name}: ${JSON.stringify(detail)}`);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+let browser;
+try {
+  if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}`);
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ], // playwright's launch() gives Chromium a fresh, temporary --user-data-dir itself
+  });
+
+  // 1. The token is enforced: API and stream refuse requests without it, the page asks for it.
+  const anonymous = await browser.newContext();
+  const api = await anonymous.request.get(new URL("api/status", base).href);
+  const stream = await anonymous.request.get(new URL("stream.mjpg", base).href, { timeout: 5000 });
+  const events = await anonymous.request.get(new URL("api/events", base).href, { timeout: 5000 });
+  check("api refuses without token", api.status() === 401, api.status());
+  check("stream refuses without token", stream.status() === 401, stream.status());
+  check("events refuse without token", events.status() === 401, events.status());
+  const wrong = await anonymous.request.get(new URL("api/frames?token=wrong", base).href);
+  check("wrong token refused", wrong.status() === 401, wrong.status());
+  const page0 = await anonymous.newPage();
+  await page0.goto(base);
+  await page0.getByTestId("token-prompt").waitFor({ timeout });
+  check("page asks for the token", true, await page0.getByTestId("state").textContent());
+  await anonymous.close();
+
+  // 2. With the token the page goes live.
+  const context = await browser.newContext({ viewport: { width: 1360, height: 1000 } });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") consoleErrors.push(message.text());
+  });
+  await page.goto(`${base}?token=${encodeURIComponent(token)}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent === "live", null, { timeout });
+  check("token left the address bar", !page.url().includes("token="), page.url());
+
+  // 3. The MJPEG stream shows frames, and they change.
+  const video = page.getByTestId("video");
+  await page.waitForFunction(() => document.querySelector("#live-video")?.naturalWidth > 0, null, { timeout });
+  const size = await video.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  check("stream shows a frame", size[0] > 0 && size[1] > 0, size);
+  const shots = [];
+  for (let i = 0; i < 4; i += 1) {
+    shots.push(await video.screenshot());
+    await sleep(700);
+  }
+  const distinct = new Set(shots.map((shot) => shot.toString("base64"))).size;
+  check("stream frames change", distinct >= 2, { distinct, of: shots.length });
+
+  // 4. Face count and timeline follow the pushed records.
+  const read = () =>
+    page.evaluate(() => ({
+      received: Number(document.querySelector('[data-testid="received"]').textContent),
+      frame: document.querySelector('[data-testid="frame"]').textContent,
+      faces: document.querySelector('[data-testid="face-count"]').textContent,
+      timelineRecords: Number(document.querySelector('[data-testid="timeline"]').dataset.records),
+      timelineFaces: Number(document.querySelector('[data-testid="timeline"]').dataset.faces),
+      version: Number(document.querySelector('[data-testid="timeline"]').dataset.version),
+      bars: document.querySelectorAll('[data-testid="face"]').length,
+      fps: document.querySelector('[data-testid="fps"]').textContent,
+    }));
+  const first = await read();
+  const seenFaces = new Set([first.faces]);
+  let last = first;
+  for (let i = 0; i < 10; i += 1) {
+    await sleep(300);
+    last = await read();
+    seenFaces.add(last.faces);
+  }
+  check("records are pushed", last.received > first.received, { first: first.received, last: last.received });
+  check("frame number follows", last.frame !== first.frame, { first: first.frame, last: last.frame });
+  check("face count shown", [...seenFaces].some((v) => /^\d+$/.test(v) && Number(v) > 0), [...seenFaces]);
+  check("timeline counts pushed records", last.timelineRecords > first.timelineRecords && last.timelineFaces > 0, {
+    first: first.timelineRecords,
+    last: last.timelineRecords,
+    faces: last.timelineFaces,
+  });
+  check("timeline redrawn", last.version > first.version, { first: first.version, last: last.version });
+  const filled = await page.evaluate(
+    () => [...document.querySelectorAll('[data-testid="timeline"] polygon')].filter((p) => p.getBBox().height > 0).length,
+  );
+  check("timeline has areas", filled > 0, filled);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="face"]').length > 0, null, { timeout });
+  await page.waitForFunction(() => /\d/.test(document.querySelector('[data-testid="fps"]').textContent), null, { timeout });
+  result.page = await read();
+  result.console_errors = consoleErrors;
+  check("no console errors", consoleErrors.length === 0, consoleErrors);
+
+  if (screenshot) {
+    mkdirSync(dirname(screenshot), { recursive: true });
+    await sleep(500);
+    await page.screenshot({ path: screenshot, fullPage: true });
+    result.screenshot = screenshot;
+  }
+  result.ok = true;
+  console.log(JSON.stringify(result));
+} catch (error) {
+  result.ok = false;
+  result.error = String(error?.message ?? error);
+  console.log(JSON.stringify(result));
+  process.exitCode = 1;
+} finally {
+  await browser?.close();
+}

@@ -1,0 +1,359 @@
+"""Monitoring: reading damaged logs, windows, the drift verdict on synthetic shifts, the CLI.
+
+The logs here are written by the tests in the runner's record format (live.runner
+frame_record + live.observations fields). Tests that run Evidently (it takes 5-20 s to import)
+are marked slow; reading, windows and labels are fast.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from face_sentiment.monitoring import drift
+from face_sentiment.monitoring.logs import LogError, load_logs
+from face_sentiment.monitoring.performance import (
+    join_labels,
+    macro_f1,
+    wilson_interval,
+    window_performance,
+)
+from face_sentiment.monitoring.settings import Window, parse_window
+
+CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+T0 = 1_780_000_000.0
+
+
+def face(rng, darken=1.0, happy_bias=0.0, track=1):
+    logits = rng.normal(0, 1, 7)
+    logits[3] += happy_bias
+    p = np.exp(logits) / np.exp(logits).sum()
+    top = int(p.argmax())
+    probabilities = {c: round(float(v), 4) for c, v in zip(CLASSES, p, strict=True)}
+    return {"track": track, "box": [10.0, 10.0, 90.0, 90.0], "score": float(rng.uniform(.7, .95)),
+            "label": CLASSES[top], "confidence": float(p[top]), "probabilities": probabilities,
+            "smoothed": probabilities,
+            "brightness": float(rng.normal(120, 20) * darken), "contrast": float(rng.normal(50, 8)),
+            "sharpness": float(rng.normal(300, 50)),
+            "clipped_fraction": float(abs(rng.normal(0.01, 0.005))),
+            "face_px": float(rng.normal(80, 10)), "eye_angle": float(rng.normal(0, 3)),
+            "top": CLASSES[top], "top_confidence": float(p[top]),
+            "entropy": float(-(p * np.log2(p)).sum())}
+
+
+def records(frames=200, faces=2, seed=0, t0=T0, step=0.1, **shift):
+    rng = np.random.default_rng(seed)
+    return [{"frame": i, "time": t0 + i * step, "source": f"clip.mp4#{i}", "device": "pi-test",
+             "model": "0448cddeb427",
+             "faces": [face(rng, track=k, **shift) for k in range(faces)]}
+            for i in range(frames)]
+
+
+def write_log(path, recs, trailer=b""):
+    with open(path, "wb") as stream:
+        for record in recs:
+            stream.write((json.dumps(record) + "\n").encode())
+        stream.write(trailer)
+    return path
+
+
+# --- reading damaged logs ----------------------------------------------------------------
+
+
+def test_a_clean_log_reads_one_row_per_face(tmp_path):
+    data = load_logs(write_log(tmp_path / "a.jsonl", records(10, faces=3)))
+    assert len(data.faces) == 30 and len(data.frames) == 10 and not data.problems
+    assert data.classes == CLASSES and data.models == ["0448cddeb427"]
+    assert data.devices == ["pi-test"]
+    assert {"brightness", "face_px", "eye_angle", "top", "p_happy", "line"} <= set(data.faces)
+
+
+def test_truncated_last_line_is_named_and_the_rest_used(tmp_path):
+    cut = json.dumps(records(1, seed=9)[0]).encode()[:57]  # power lost mid-write
+    path = write_log(tmp_path / "pi.jsonl", records(20), trailer=cut)
+    data = load_logs(path)
+    assert len(data.frames) == 20
+    (message,) = data.messages()
+    assert str(path) in message and "line 21" in message and "cut off" in message
+
+
+def test_a_non_json_line_in_the_middle_is_skipped(tmp_path):
+    recs = records(6)
+    path = tmp_path / "pi.jsonl"
+    with open(path, "wb") as stream:
+        for i, record in enumerate(recs):
+            stream.write((json.dumps(record) + "\n").encode())
+            if i == 2:
+                stream.write(b'{"frame": 3, "time": 17\x00garbage\n')  # a failed write's tail
+                stream.write(b"[1, 2]\n")
+    data = load_logs(path)
+    assert len(data.frames) == 6
+    messages = " | ".join(data.messages())
+    assert "line 4: not JSON" in messages and "line 5: not a JSON object" in messages
+
+
+def test_missing_fields_are_named_by_line(tmp_path):
+    recs = records(8)
+    del recs[3]["time"]
+    del recs[5]["faces"][1]["brightness"]
+    data = load_logs(write_log(tmp_path / "pi.jsonl", recs))
+    assert len(data.frames) == 7  # the frame without a time is skipped
+    messages = " | ".join(data.messages())
+    assert "line 4: missing field 'time'" in messages
+    assert "line 6: missing field 'brightness' in a face" in messages
+    row = data.faces[(data.faces.line == 6) & (data.faces.face == 1)].iloc[0]
+    assert math.isnan(row.brightness) and not math.isnan(row.contrast)  # the face is kept
+
+
+def test_a_log_from_before_the_monitoring_fields_says_so_once(tmp_path):
+    recs = records(30)
+    for record in recs:
+        for f in record["faces"]:
+            for key in ("brightness", "contrast", "sharpness", "clipped_fraction", "face_px",
+                        "eye_angle", "top", "top_confidence", "entropy"):
+                f.pop(key)
+    data = load_logs(write_log(tmp_path / "old.jsonl", recs))
+    (message,) = data.messages()
+    assert "lines 1, 2, 3, 4, 5 and 25 more" in message and "'brightness'" in message
+    assert data.faces["top"].notna().all()  # argmax of the probabilities
+    assert data.faces["face_px"].eq(80.0).all()  # from the box
+
+
+def test_reading_never_modifies_the_log(tmp_path):
+    path = write_log(tmp_path / "pi.jsonl", records(5), trailer=b'{"frame": 5, "ti')
+    before = (path.read_bytes(), os.stat(path).st_mtime_ns)
+    load_logs(path)
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == before
+
+
+def test_rotated_and_gzipped_logs_read_together(tmp_path):
+    recs = records(20)
+    write_log(tmp_path / "pi.jsonl.1", recs[:10])
+    with gzip.open(tmp_path / "pi.jsonl.2.gz", "wb") as stream:
+        stream.write("".join(json.dumps(r) + "\n" for r in recs[10:]).encode())
+    data = load_logs([tmp_path / "pi.jsonl.1", tmp_path / "pi.jsonl.2.gz"])
+    assert len(data.frames) == 20 and data.frames.time.is_monotonic_increasing
+
+
+def test_a_log_without_any_usable_record_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"not json\n")
+    with pytest.raises(LogError, match="empty.jsonl.*line 1: not JSON"):
+        load_logs(path)
+    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+        load_logs(tmp_path / "missing.jsonl")
+
+
+# --- windows -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("10min", Window("seconds", 600)), ("30s", Window("seconds", 30)),
+    ("2h", Window("seconds", 7200)), ("1.5d", Window("seconds", 129600)),
+    ("200faces", Window("faces", 200)), ("50 frames", Window("frames", 50))])
+def test_parse_window(text, expected):
+    assert parse_window(text) == expected
+
+
+@pytest.mark.parametrize("text", ["10", "ten minutes", "0s", "5parsecs"])
+def test_parse_window_rejects_nonsense(text):
+    with pytest.raises(ValueError, match="window"):
+        parse_window(text)
+
+
+def test_windows_are_laid_back_from_the_end(tmp_path):
+    data = load_logs(write_log(tmp_path / "a.jsonl", records(95, faces=2, step=1.0)))
+    _, frame_window, table = drift.assign_windows(data.faces, data.frames, parse_window("10s"))
+    assert len(table) == 10 and table.frames.tolist() == [5] + [10] * 9  # the first is partial
+    assert frame_window.iloc[-1] == 9 and table.iloc[-1].lines == {
+        str(tmp_path / "a.jsonl"): [86, 95]}
+    _, _, by_faces = drift.assign_windows(data.faces, data.frames, parse_window("40faces"))
+    assert by_faces.faces.tolist()[-1] == 40 and by_faces.faces.sum() == 190
+    _, _, by_frames = drift.assign_windows(data.faces, data.frames, parse_window("30frames"))
+    assert by_frames.frames.tolist() == [5, 30, 30, 30]
+
+
+def test_a_gap_and_a_faceless_stretch_are_empty_windows(tmp_path):
+    recs = records(20, step=1.0) + records(20, t0=T0 + 60, step=1.0, seed=1)
+    for record in recs[30:]:
+        record["faces"] = []  # the last 10 s: nobody in view
+    data = load_logs(write_log(tmp_path / "a.jsonl", recs))
+    _, _, table = drift.assign_windows(data.faces, data.frames, parse_window("10s"))
+    empty = table[table.frames == 0]
+    assert len(empty) == 4  # nothing logged between T0+20 and T0+60
+    assert drift.describe_window(empty.iloc[0]).endswith("no records)")
+    faceless = table[(table.frames > 0) & (table.faces == 0)]
+    assert len(faceless) == 1 and "a.jsonl lines 31-40" in drift.describe_window(faceless.iloc[0])
+
+
+# --- labels -------------------------------------------------------------------------------------
+
+
+def test_labels_join_to_logged_frames_and_give_intervals(tmp_path):
+    recs = records(60, faces=1)
+    data = load_logs(write_log(tmp_path / "a.jsonl", recs))
+    truth = [r["faces"][0]["top"] if i % 4 else "sad" for i, r in enumerate(recs)]
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"frame": range(60), "label": truth}).to_csv(labels, index=False)
+    pd.DataFrame({"frame": [999], "label": ["happy"]}).to_csv(tmp_path / "bad.csv", index=False)
+    faces, notes = join_labels(data.faces, labels)
+    assert faces.true_label.notna().all() and not notes
+    _, more_notes = join_labels(data.faces, tmp_path / "bad.csv")
+    assert "1 of 1 labels match no logged face" in more_notes[0]
+    window_of, _, _ = drift.assign_windows(faces, data.frames, parse_window("30frames"))
+    table = window_performance(faces, window_of, CLASSES, resamples=200)
+    assert table.n.tolist() == [30, 30]
+    expected = np.mean([t == r["faces"][0]["top"] for t, r in zip(truth, recs, strict=True)][30:])
+    assert table.accuracy.iloc[-1] == pytest.approx(expected)
+    assert (table.accuracy_low <= table.accuracy).all()
+    assert (table.accuracy <= table.accuracy_high).all()
+    assert (table.macro_f1_low <= table.macro_f1_high).all()
+
+
+def test_wilson_and_macro_f1():
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    true = np.array(["a", "a", "b", "b"])
+    assert macro_f1(true, np.array(["a", "a", "b", "a"]), ["a", "b"]) == pytest.approx(
+        (0.8 + 2 / 3) / 2)
+
+
+# --- the drift verdict (Evidently) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("logs")
+    return {name: write_log(folder / f"{name}.jsonl", recs) for name, recs in {
+        "reference": records(300, seed=1), "same": records(300, seed=2, t0=T0 + 100),
+        "dark": records(300, seed=3, t0=T0 + 100, darken=0.5),
+        "happy": records(300, seed=4, t0=T0 + 100, happy_bias=3.0)}.items()}
+
+
+@pytest.mark.slow
+def test_drift_verdict_on_synthetic_shifts(synthetic):
+    from face_sentiment.monitoring.reference import log_reference
+    reference = log_reference([synthetic["reference"]]).faces
+
+    def verdict(name):
+        current = load_logs(synthetic[name]).faces
+        return drift.window_drift(reference, current)
+
+    same, dark, happy = verdict("same"), verdict("dark"), verdict("happy")
+    assert not same["dataset_drift"] and same["tested"] == 10
+    assert dark["dataset_drift"] and dark["drifted_columns"] == ["brightness"]
+    assert happy["dataset_drift"] and "top" in happy["drifted_columns"]  # prediction drift
+
+
+@pytest.mark.slow
+def test_the_window_tests_are_evidently_s(synthetic):
+    from face_sentiment.monitoring.reference import log_reference
+    reference = log_reference([synthetic["reference"]]).faces
+    current = load_logs(synthetic["dark"]).faces
+    ours = drift.window_drift(reference, current)
+    columns = [r["column"] for r in ours["columns"]]
+    report = drift.evidently_columns(drift.evidently_report(reference, current, columns))
+    for row in ours["columns"]:
+        assert report[row["column"]]["score"] == pytest.approx(row["score"], rel=1e-9)
+    assert report["__share__"]["share"] == pytest.approx(ours["drift_share"])
+
+
+@pytest.mark.slow
+def test_monitor_command_outputs_and_exit_status(synthetic, tmp_path, capsys):
+    from face_sentiment.cli import main
+    out = tmp_path / "out"
+    args = ["monitor", "--reference", str(synthetic["reference"]), "--window", "100faces",
+            "--out", str(out)]
+    assert main([*args[:1], str(synthetic["same"]), *args[1:]]) == 0
+    assert capsys.readouterr().out.startswith("no drift: current window 5")
+    assert main([*args[:1], str(synthetic["dark"]), *args[1:]]) == 1
+    printed = capsys.readouterr().out
+    assert printed.startswith("DRIFT") and "brightness" in printed and printed.count("\n") == 1
+    payload = json.loads((out / "monitor.json").read_text())
+    assert payload["verdict"] == "drift" and payload["exit_code"] == 1
+    assert len(payload["timeline"]) == 6 and payload["current_window"]["faces"] == 100
+    assert (out / "drift_report.html").stat().st_size > 10_000
+    assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_monitor_with_a_damaged_log_and_an_empty_current_window(synthetic, tmp_path, capsys):
+    from face_sentiment.cli import main
+    recs = [json.loads(line) for line in synthetic["same"].read_text().splitlines()]
+    for record in recs[-30:]:
+        record["faces"] = []  # nobody in view at the end
+    path = write_log(tmp_path / "pi.jsonl", recs, trailer=b'{"frame": 300, "tim')
+    code = main(["monitor", str(path), "--reference", str(synthetic["reference"]),
+                 "--window", "3s", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out.startswith("NO VERDICT")
+    assert f"{path}: line 301: the last line is cut off" in captured.err
+    assert "pi.jsonl lines 271-300): no faces, not tested" in captured.err
+    payload = json.loads((tmp_path / "out" / "monitor.json").read_text())
+    assert sum(w["status"] == "tested" for w in payload["timeline"]) >= 8  # the rest is used
+
+
+# --- shifted frames, a labelled lab dataset -------------------------------------------------
+
+
+def test_shifts_change_what_they_should_and_copies_are_lossless(tmp_path):
+    import cv2
+
+    from face_sentiment.live.frame_sources import read_video_frames
+    from face_sentiment.monitoring import shifts
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 2)
+    assert shifts.shift_frame(frame, "darken", 0.5).mean() == pytest.approx(frame.mean() / 2,
+                                                                            abs=0.6)
+    assert shifts.shift_frame(frame, "downscale", 0.5).shape == (60, 80, 3)
+    sharp = cv2.Laplacian(frame, cv2.CV_64F).var()
+    assert cv2.Laplacian(shifts.shift_frame(frame, "blur", 2), cv2.CV_64F).var() < sharp / 2
+    assert shifts.shift_frame(frame, "rotate", 20).shape == frame.shape
+    with pytest.raises(ValueError, match="unknown shift"):
+        shifts.shift_frame(frame, "sepia", 1)
+    path = shifts.write_video([frame, shifts.shift_frame(frame, "darken", 0.5)],
+                              tmp_path / "videos" / "copy.avi")
+    back = read_video_frames(path)
+    assert len(back) == 2 and np.array_equal(back[0], frame)  # FFV1: lossless
+    assert [p.name for p in path.parent.iterdir()] == ["copy.avi"]  # no staging file left
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow  # the tiny stand-in model is built with TensorFlow (once, cached)
+def test_monitor_a_labelled_lab_dataset_reports_performance_per_window(tmp_path, capsys):
+    import cv2
+    from helpers import tiny_model_files
+
+    from face_sentiment.cli import main
+    model = tiny_model_files(tmp_path / "model")
+    folder = tmp_path / "lab"
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(60):
+        label = CLASSES[i % 7]
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        face = cv2.GaussianBlur(rng.integers(0, 256, (48, 48), dtype=np.uint8), (0, 0), 1.5)
+        cv2.imwrite(str(folder / label / f"{i}.png"), face)
+        rows.append({"path": f"{label}/{i}.png", "label": label, "time": T0 + i})
+    pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
+    out = tmp_path / "out"
+    first = main(["monitor", "--dataset", str(folder), "--model", str(model), "--window",
+                  "30faces", "--out", str(out), "--reference", str(tmp_path / "none.jsonl")])
+    assert first == 2 and "none.jsonl does not exist" in capsys.readouterr().err
+    records = out / "lab_records.jsonl"
+    assert records.is_file()  # the dataset as the runner would have logged it
+    code = main(["monitor", "--dataset", str(folder), "--model", str(model), "--window",
+                 "30faces", "--out", str(out), "--reference", str(records)])
+    assert code == 0, capsys.readouterr()
+    payload = json.loads((out / "monitor.json").read_text())
+    performance = payload["performance"]
+    assert [row["n"] for row in performance] == [30, 30]
+    for row in performance:
+        assert row["accuracy_low"] <= row["accuracy"] <= row["accuracy_high"]
+        assert {"macro_f1", "recall_angry", "recall_angry_low"} <= set(row)

@@ -135,11 +135,11 @@ web-deps: $(WEB_STAMP)  ## npm ci in pi/web: Vite + React build, playwright-core
 
 $(WEB_STAMP): pi/web/package-lock.json pi/web/package.json
 	command -v npm >/dev/null || { echo "npm not found: install Node >= 20.19 (apt/nodesource)" >&2; exit 1; }
-	cd pi/web && npm ci --no-audit --no-fund --loglevel=error
+	(cd pi/web && npm ci --no-audit --no-fund --loglevel=error)
 	touch $@
 
 web: web-deps  ## rebuild the live page's bundle (src/face_sentiment/live/web/) from pi/web/
-	cd pi/web && npm run build
+	(cd pi/web && npm run build)
 
 pi-live: setup  ## the runner on $$FACE_VIDEO_PATH (else the demo clip) with the live page on PI_SERVE
 	$(PY) pi/run.py --source "$${FACE_VIDEO_PATH:-demo}" --model $(PI_MODEL) --realtime \

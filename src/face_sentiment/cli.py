@@ -36,11 +36,26 @@ def _wide_pandas():
 def _train(args) -> int:
     from face_sentiment.data.cache import load_dataset
     from face_sentiment.model.training import TrainingConfig, train
+    from face_sentiment.paths import runs_dir
     from face_sentiment.profiles import load_profile
     config = TrainingConfig.from_dict(load_profile(args.profile)["training"])
     if args.run_name:
         config.run_name = args.run_name
-    best = train(load_dataset(verbose=True), config)
+    for name in ("teachers", "teacher_tta", "distill_temperature", "distill_alpha"):
+        if getattr(args, name, None) is not None:  # distill's overrides
+            setattr(config, name, tuple(args.teachers) if name == "teachers" else
+                    getattr(args, name))
+    dataset = load_dataset(verbose=True)
+    teacher_targets = None
+    if config.teachers:
+        from face_sentiment.evaluation.ensemble import TARGETS_FILE
+        from face_sentiment.evaluation.ensemble import teacher_targets as compute_targets
+        from face_sentiment.labels import class_names
+        faces, _ = dataset.select("Training", config.label_set)
+        teacher_targets = compute_targets(
+            list(config.teachers), faces, runs_dir() / config.run_name / TARGETS_FILE,
+            dataset.data_hash, config.teacher_tta, class_names(config.label_set), verbose=True)
+    best = train(dataset, config, teacher_targets=teacher_targets)
     print(f"best model: {best}")
     return 0
 
@@ -147,6 +162,29 @@ def _ab_test(args) -> int:
     return 0
 
 
+def _ensemble(args) -> int:
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.ensemble import export_ensemble, load_ensemble, score_ensemble
+    dataset = load_dataset()
+    faces, labels = dataset.select(args.split)
+    ensemble = load_ensemble(args.models, args.tta, weights=args.weights)
+    table = score_ensemble(ensemble, faces, labels, args.resamples)
+    with _wide_pandas():
+        print(f"{args.split}, {len(labels)} faces, tta {args.tta}")
+        print(table.round(4).to_string(index=False))
+    ab = table.attrs["ab"]
+    print(f"A/B ensemble vs {ab.name_a}: diff {100 * ab.difference:+.2f} pts "
+          f"[{100 * ab.ci_low:+.2f}, {100 * ab.ci_high:+.2f}], McNemar p={ab.mcnemar_p:.2g}")
+    if args.split == "PrivateTest":
+        print("note: choose ensembles on PublicTest; PrivateTest is for reporting only")
+    if args.export:
+        training, _ = dataset.select("Training")
+        path = export_ensemble(args.models, args.export, training, flip=args.tta == "flip",
+                               weights=args.weights)
+        print(f"wrote {path} and its model card (one graph, {len(args.models)} members)")
+    return 0
+
+
 def _report(args) -> int:
     from pathlib import Path
 
@@ -216,6 +254,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", default="full")
     train.add_argument("--run-name")
     train.set_defaults(handler=_train)
+    distill = commands.add_parser(
+        "distill", help="train a profile's student on teachers' soft targets (their flip- or "
+                        "crop-averaged probabilities on Training, cached in the run folder)")
+    distill.add_argument("--teachers", nargs="+", metavar="MODEL",
+                         help=f"teacher models: {MODEL_NAMES}, or paths (default: the "
+                              "profile's teachers)")
+    distill.add_argument("--profile", default="distill")
+    distill.add_argument("--run-name")
+    distill.add_argument("--teacher-tta", choices=("none", "flip", "crop5", "crop10"))
+    distill.add_argument("--distill-temperature", type=float, metavar="T")
+    distill.add_argument("--distill-alpha", type=float, metavar="A",
+                         help="weight of the hard-label term (1 - A: the teachers')")
+    distill.set_defaults(handler=_train)
     from face_sentiment.model.training_speed import OPTIONS  # standard library only
     speed = commands.add_parser("train-speed", help="seconds per training epoch of a "
                                 "profile's network: default, XLA, mixed bfloat16, no augmentation")
@@ -273,6 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
     bias.add_argument("--permutations", type=int, default=1000)
     bias.add_argument("--seed", type=int, default=0)
     bias.set_defaults(handler=_bias_audit)
+    ensemble = commands.add_parser(
+        "ensemble", help="average models' probabilities (optionally with flip or multi-crop "
+                         "TTA), scored with intervals; --export writes one int8 TFLite graph")
+    ensemble.add_argument("models", nargs="+", metavar="MODEL",
+                          help=f"{MODEL_NAMES}, a run's best.keras or a .tflite with its card")
+    ensemble.add_argument("--tta", default="none", choices=("none", "flip", "crop5", "crop10"))
+    ensemble.add_argument("--weights", nargs="+", type=float, help="one per model (default: equal)")
+    ensemble.add_argument("--split", default="PublicTest",
+                          choices=("PublicTest", "PrivateTest", "Training"))
+    ensemble.add_argument("--resamples", type=int, default=10_000)
+    ensemble.add_argument("--export", metavar="OUT.tflite",
+                          help="Keras members only: one int8 graph averaging them (flip inside "
+                               "when --tta flip), with model_card.json beside it")
+    ensemble.set_defaults(handler=_ensemble)
     report = commands.add_parser("report", help="execute one notebook -> reports/ HTML + PDF")
     report.add_argument("notebook")
     report.add_argument("--profile", default="full")

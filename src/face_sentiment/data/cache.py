@@ -71,6 +71,17 @@ class Fer2013Dataset:
         mask = self._labelled(split, "ferplus")
         return self.ferplus_distribution(drop_single_votes=True)[mask]
 
+    def training_vote_mix(self, label_set: str = "fer2013") -> tuple[np.ndarray, np.ndarray]:
+        """FER+ votes over FER2013's seven classes (contempt dropped, renormalised) for the
+        rows `select("Training", label_set)` returns, and a mask of the rows that have such
+        votes. Training only, by construction: test rows' votes never reach a training target.
+        """
+        mask = self._labelled("Training", label_set)
+        seven = self.ferplus_distribution(drop_single_votes=True)[mask][:, :len(FER2013_CLASSES)]
+        totals = seven.sum(axis=1, keepdims=True)
+        voted = totals[:, 0] > 0
+        return np.divide(seven, totals, out=np.zeros_like(seven), where=totals > 0), voted
+
     def _labelled(self, split: str, label_set: str) -> np.ndarray:
         return self.split_mask(split) & (self.labels_for(label_set) >= 0)
 

@@ -2,6 +2,8 @@
 
 - `predictors`: the one model registry, `load_predictor(name)`: shipped, shipped-int8,
   shipped-<variant>[-int8], fer, fer-tflite or a path; flip test-time augmentation.
+- `ensemble`: averaged models (flip / multi-crop TTA), their scores, the one-graph export,
+  and the teachers' cached soft targets for distillation.
 - `metrics`: FER2013 metrics with TFMA, calibration, slices, the confusion plot.
 - `ab_testing`: McNemar's exact test, paired bootstrap intervals, the promotion rule.
 - `cross_dataset`: scoring on labelled folder datasets through the Pi's detector and framing.
@@ -14,6 +16,9 @@ from face_sentiment._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Predictor": "predictors", "load_predictor": "predictors",
     "load_predictors": "predictors", "FlipAveraged": "predictors",
+    "Ensemble": "ensemble", "load_ensemble": "ensemble", "teacher_targets": "ensemble",
+    "MultiCropAveraged": "ensemble", "score_ensemble": "ensemble",
+    "export_ensemble": "ensemble",
     "summary_metrics": "metrics", "plot_confusion": "metrics",
     "plot_confusion_matrix": "metrics",
     "compare": "ab_testing", "compare_pairs": "ab_testing",

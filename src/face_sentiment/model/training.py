@@ -27,6 +27,7 @@ from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.energy import EnergyMeter, record_session
 from face_sentiment.labels import class_names
 from face_sentiment.model.architecture import build_model
+from face_sentiment.model.distillation import DistillationLoss, hard_label_accuracy, pack_targets
 from face_sentiment.model.weight_averaging import SwapEMAWeightsWithBatchNorm
 from face_sentiment.paths import runs_dir
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
@@ -63,6 +64,15 @@ class TrainingConfig:
     seed: int = 1234
     # Bit-identical reruns; costs about 80% more time per epoch on CPU (measured: 185 vs 103 s).
     deterministic: bool = False
+    # Distillation (face_sentiment.model.distillation): registry names or paths of the teachers,
+    # their test-time augmentation, the temperature and the weight of the hard-label term.
+    teachers: tuple[str, ...] = ()
+    # FER+ votes of the Training rows mixed into the FER2013 target with this weight (0: off;
+    # label_set fer2013). Test rows' votes are never read (Fer2013Dataset.training_vote_mix).
+    votes_weight: float = 0.0
+    teacher_tta: str = "flip"
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.5
     max_train_images: int | None = None  # the CI profile trains on a slice
     max_val_images: int | None = None
     preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
@@ -72,8 +82,9 @@ class TrainingConfig:
         values = dict(values)
         if "preprocessing" in values:
             values["preprocessing"] = PreprocessingSpec.from_dict(values["preprocessing"])
-        if "stage_filters" in values:
-            values["stage_filters"] = tuple(values["stage_filters"])
+        for name in ("stage_filters", "teachers"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -125,8 +136,13 @@ def prepare_split(dataset: Fer2013Dataset, split: str, config: TrainingConfig, l
     return preprocess_faces(images, config.preprocessing), labels
 
 
-def training_targets(dataset: Fer2013Dataset, config: TrainingConfig):
-    """Preprocessed Training images, their targets (rows sum to 1) and their labels."""
+def training_targets(dataset: Fer2013Dataset, config: TrainingConfig,
+                     teacher_targets: np.ndarray | None = None):
+    """Preprocessed Training images, their targets (rows sum to 1) and their labels.
+
+    With `teacher_targets` (one row per `dataset.select("Training", label_set)` face), the
+    targets are packed [hard | teachers] for `DistillationLoss`.
+    """
     images, labels = dataset.select("Training", config.label_set)
     if config.targets == "votes":
         if config.label_set != "ferplus":
@@ -134,8 +150,19 @@ def training_targets(dataset: Fer2013Dataset, config: TrainingConfig):
         targets = dataset.select_vote_targets("Training")
     elif config.targets == "labels":
         targets = np.eye(len(class_names(config.label_set)), dtype=np.float32)[labels]
+        if config.votes_weight:
+            if config.label_set != "fer2013" or not 0 < config.votes_weight <= 1:
+                raise ValueError("votes_weight (0..1] mixes FER+ votes into label_set fer2013")
+            votes, voted = dataset.training_vote_mix(config.label_set)
+            targets[voted] = ((1 - config.votes_weight) * targets[voted]
+                              + config.votes_weight * votes[voted])
     else:
         raise ValueError(f"unknown targets {config.targets!r}; use labels or votes")
+    if teacher_targets is not None:
+        if len(teacher_targets) != len(labels):
+            raise ValueError(f"{len(teacher_targets)} teacher targets for {len(labels)} "
+                             "Training faces: compute them on dataset.select('Training')")
+        targets = pack_targets(targets, teacher_targets)
     images, targets, labels = _limit((images, targets, labels), config.max_train_images,
                                      config.seed)
     return preprocess_faces(images, config.preprocessing), targets, labels
@@ -179,16 +206,25 @@ def training_callbacks(run: Path, config: TrainingConfig,
         keras.callbacks.BackupAndRestore(str(run / "backup")),
         *averaging,
         keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor="val_accuracy",
-                                        save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy",
+                                        save_best_only=True, mode="max"),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                       patience=config.early_stopping_patience),
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
         EpochLog(run / "train.log"),
     ]
 
 
-def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> Path:
-    """Train (or resume) a run; return the path of the best model (by PublicTest accuracy)."""
+def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
+          teacher_targets: np.ndarray | None = None) -> Path:
+    """Train (or resume) a run; return the path of the best model (by PublicTest accuracy).
+
+    A config with `teachers` distils: `teacher_targets` are their probabilities on the
+    Training faces (`face_sentiment.evaluation.ensemble.teacher_targets`, which the CLI's
+    `train` and `distill` compute and cache in the run folder).
+    """
+    if bool(config.teachers) != (teacher_targets is not None):
+        raise ValueError("pass teacher_targets exactly when the config names teachers "
+                         f"(teachers: {list(config.teachers)})")
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -197,9 +233,24 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
     (run / "config.json").write_text(json.dumps(
         {**config.to_dict(), "data_sha256": dataset.data_hash}, indent=2))
     num_classes = len(class_names(config.label_set))
-    x_train, t_train, y_train = training_targets(dataset, config)
+    x_train, t_train, y_train = training_targets(dataset, config, teacher_targets)
     x_val, y_val = prepare_split(dataset, "PublicTest", config, config.max_val_images)
-    train_data = (tf.data.Dataset.from_tensor_slices((x_train, t_train))
+    v_val = keras.utils.to_categorical(y_val, num_classes)
+    weights = class_weights(y_train, num_classes, config.class_weighting)
+    if teacher_targets is not None:
+        # Packed targets: Keras would read class weights off the wrong columns, so they
+        # travel as per-face sample weights; validation packs its labels as both halves.
+        loss = DistillationLoss(num_classes, config.distill_temperature, config.distill_alpha,
+                                config.label_smoothing)
+        metric = hard_label_accuracy(num_classes)
+        v_val = pack_targets(v_val, v_val)
+        face_weights = np.ones(len(y_train), np.float32) if weights is None else \
+            np.array([weights[label] for label in y_train], np.float32)
+        slices, weights = (x_train, t_train, face_weights), None
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        metric, slices = "accuracy", (x_train, t_train)
+    train_data = (tf.data.Dataset.from_tensor_slices(slices)
                   .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
                   .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
     steps = math.ceil(len(y_train) / config.batch_size)
@@ -209,8 +260,7 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
                                          weight_decay=config.weight_decay,
                                          use_ema=config.ema_momentum is not None,
                                          ema_momentum=config.ema_momentum or 0.99),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
+        loss=loss, metrics=[metric],
     )
     calibration = None
     if config.ema_momentum:  # only the averaged weights need faces for their statistics
@@ -221,22 +271,24 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0) -> 
     # the session is interrupted: a resumed run's sessions add up, and `ship` puts the total
     # in the model card.
     meter = EnergyMeter(f"training {config.run_name}", codecarbon_interval_s=15.0).start()
-    epochs_before = len(read_history(run / "history.csv")) if (run / "history.csv").exists() \
-        else 0
+    epochs_before = _epochs_logged(run / "history.csv")
     try:
         model.fit(
             train_data,
-            validation_data=(x_val, keras.utils.to_categorical(y_val, num_classes)),
-            epochs=config.epochs,
-            class_weight=class_weights(y_train, num_classes, config.class_weighting),
+            validation_data=(x_val, v_val), epochs=config.epochs, class_weight=weights,
             callbacks=callbacks, verbose=verbose,
         )
     finally:
-        epochs_after = len(read_history(run / "history.csv")) \
-            if (run / "history.csv").exists() else 0
-        record_session(run / "energy.json", meter.stop(), epochs=epochs_after - epochs_before,
+        record_session(run / "energy.json", meter.stop(),
+                       epochs=_epochs_logged(run / "history.csv") - epochs_before,
                        training_images=int(len(y_train)))
     return run / "best.keras"
+
+
+def _epochs_logged(path: Path) -> int:
+    """Epochs in a run's history.csv; 0 before the first one (CSVLogger creates it empty, so
+    a run that fails in its first epoch must not hide its error behind a parse error)."""
+    return len(read_history(path)) if path.exists() and path.stat().st_size else 0
 
 
 def read_history(path: Path) -> pd.DataFrame:

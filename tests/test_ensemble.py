@@ -72,7 +72,7 @@ def test_multi_crop_views_and_average():
         with_tta(inner, "crop7")
 
 
-def test_teacher_targets_are_cached_by_key(tmp_path, monkeypatch):
+def test_teacher_targets_are_cached_per_teacher(tmp_path, monkeypatch):
     from face_sentiment.evaluation import ensemble
 
     made = []
@@ -82,15 +82,22 @@ def test_teacher_targets_are_cached_by_key(tmp_path, monkeypatch):
         return FixedPredictor(FER2013_CLASSES, len(reference))
 
     monkeypatch.setattr(ensemble, "load_predictor", fake_load)
-    cache = tmp_path / "teacher_targets.npz"
+    cache = tmp_path / "teacher_targets"
     first = teacher_targets(["fer", "fer-tflite"], FACES, cache, "hash", tta="flip")
-    assert cache.exists() and len(made) == 2
+    assert len(list(cache.glob("*.npz"))) == 2 and made == ["fer", "fer-tflite"]
     again = teacher_targets(["fer", "fer-tflite"], FACES, cache, "hash", tta="flip")
     np.testing.assert_array_equal(first, again)
     assert len(made) == 2  # read from the cache
-    teacher_targets(["fer", "fer-tflite"], FACES, cache, "other-data", tta="flip")
-    assert len(made) == 4  # a different key recomputes
+    teacher_targets(["fer-tflite", "fer@crop5"], FACES, cache, "hash", tta="flip")
+    assert made[2:] == ["fer"]  # only the new teacher (fer under crop5) is computed
+    teacher_targets(["fer"], FACES, cache, "other-data", tta="flip")
+    assert made[3:] == ["fer"]  # other data, other key
     np.testing.assert_allclose(first.sum(axis=1), 1.0, rtol=1e-5)
+    mirrored = FACES[:, :, ::-1]
+    expected = np.mean([(teacher.predict(FACES) + teacher.predict(mirrored)) / 2 for teacher in
+                        (FixedPredictor(FER2013_CLASSES, 3), FixedPredictor(FER2013_CLASSES, 10))],
+                       axis=0)
+    np.testing.assert_allclose(first, expected, rtol=1e-5)
 
 
 @pytest.mark.tensorflow
@@ -138,3 +145,28 @@ def test_one_graph_ensemble_rejects_members_that_differ():
 
     with pytest.raises(ValueError, match="share"):
         averaged_model([tiny_keras_model(1), tiny_keras_model(2, num_classes=8)])
+
+
+def test_runs_per_face_count_members_and_views():
+    from face_sentiment.evaluation.ensemble import score_ensemble, views_per_face
+
+    a, b = FixedPredictor(FER2013_CLASSES, 1), FixedPredictor(FER2013_CLASSES, 2)
+    assert views_per_face(with_tta(a, "crop10")) == 10
+    assert views_per_face(with_tta(a, "flip")) == 2
+    labels = np.zeros(len(FACES), int)
+    table = score_ensemble(Ensemble([with_tta(a, "flip"), b]), FACES, labels, resamples=200)
+    assert table["runs_per_face"].tolist() == [2, 1, 3]
+    assert table.attrs["ab"].n == len(FACES)
+
+
+def test_a_member_may_name_its_own_tta(monkeypatch):
+    from face_sentiment.evaluation import ensemble
+
+    assert ensemble.split_tta("runs/a/best.keras@crop10") == ("runs/a/best.keras", "crop10")
+    assert ensemble.split_tta("fer", "flip") == ("fer", "flip")
+    assert ensemble.split_tta("odd@name.keras") == ("odd@name.keras", "none")
+    monkeypatch.setattr(ensemble, "load_predictor",
+                        lambda reference: FixedPredictor(FER2013_CLASSES, len(reference)))
+    built = ensemble.load_ensemble(["a@crop5", "b"], tta="flip")
+    assert isinstance(built.members[0], MultiCropAveraged)
+    assert built.members[1].name.endswith("+flip")

@@ -48,12 +48,12 @@ def _train(args) -> int:
     dataset = load_dataset(verbose=True)
     teacher_targets = None
     if config.teachers:
-        from face_sentiment.evaluation.ensemble import TARGETS_FILE
+        from face_sentiment.evaluation.ensemble import TARGETS_FOLDER
         from face_sentiment.evaluation.ensemble import teacher_targets as compute_targets
         from face_sentiment.labels import class_names
         faces, _ = dataset.select("Training", config.label_set)
         teacher_targets = compute_targets(
-            list(config.teachers), faces, runs_dir() / config.run_name / TARGETS_FILE,
+            list(config.teachers), faces, runs_dir() / TARGETS_FOLDER,
             dataset.data_hash, config.teacher_tta, class_names(config.label_set), verbose=True)
     best = train(dataset, config, teacher_targets=teacher_targets)
     print(f"best model: {best}")

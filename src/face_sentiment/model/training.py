@@ -220,7 +220,7 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
 
     A config with `teachers` distils: `teacher_targets` are their probabilities on the
     Training faces (`face_sentiment.evaluation.ensemble.teacher_targets`, which the CLI's
-    `train` and `distill` compute and cache in the run folder).
+    `train` and `distill` compute and cache in runs/teacher_targets/).
     """
     if bool(config.teachers) != (teacher_targets is not None):
         raise ValueError("pass teacher_targets exactly when the config names teachers "

@@ -170,3 +170,10 @@ def test_a_member_may_name_its_own_tta(monkeypatch):
     built = ensemble.load_ensemble(["a@crop5", "b"], tta="flip")
     assert isinstance(built.members[0], MultiCropAveraged)
     assert built.members[1].name.endswith("+flip")
+
+
+def test_the_cli_offers_the_tta_names_the_ensemble_knows():
+    from face_sentiment.cli import TTA_CHOICES
+    from face_sentiment.evaluation.ensemble import TTA_NAMES
+
+    assert TTA_CHOICES == TTA_NAMES

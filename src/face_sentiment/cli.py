@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 MODEL_NAMES = "shipped, shipped-int8, shipped-ferplus[-int8], fer, fer-tflite"
@@ -27,6 +28,26 @@ def _validate(args) -> int:
         print("validation FAILED: anomalies found")
         print(result.table().to_string(index=False))
     return 1
+
+
+def _transform(args) -> int:
+    from face_sentiment.data.transform import fer2013_table, folder_table, run_transform
+    from face_sentiment.preprocessing import PreprocessingSpec
+    from face_sentiment.profiles import load_profile
+    spec = PreprocessingSpec.from_dict(
+        load_profile(args.profile)["training"].get("preprocessing", {}))
+    if args.dataset in (None, "fer2013"):
+        from face_sentiment.data.cache import load_dataset
+        table = fer2013_table(load_dataset(verbose=True))
+    else:
+        from face_sentiment.data.folder_dataset import KNOWN_DATASETS, locate
+        path = locate(args.dataset) if args.dataset in KNOWN_DATASETS else args.dataset
+        table = folder_table(path, args.detector)
+    run_transform(table, spec, args.out, args.beam_args, args.force)
+    # protobuf's C++ extension can crash the interpreter at exit after a TFT pipeline; the
+    # outputs are renamed into place by now, so main() ends the process with this status.
+    args.hard_exit = True
+    return 0
 
 
 def _wide_pandas():
@@ -226,6 +247,10 @@ def _predict(args) -> int:
 
 def _monitor(args) -> int:
     from face_sentiment.monitoring.command import run
+    if args.from_store is not None or any(r.split(":", 1)[0] == "store"
+                                          for r in args.reference or []):
+        from face_sentiment.features.windows import monitor_inputs
+        args = monitor_inputs(args)  # store windows -> JSON-lines in the report folder
     return run(args)
 
 
@@ -248,6 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--update-schema", action="store_true",
                           help="re-infer and curate the committed schema from Training first")
     validate.set_defaults(handler=_validate)
+    transform = commands.add_parser(
+        "transform", help="TF Transform (Beam): a dataset -> data/processed/<name>/ "
+                          "(TFRecords, transform_fn, metadata, manifest)")
+    transform.add_argument("--dataset", help="fer2013 (default), a known folder dataset "
+                                             "(ckplus, taiwan) or a labelled folder/zip path")
+    transform.add_argument("--profile", default="full", help="whose preprocessing to use")
+    transform.add_argument("--out", help="output folder (default: data/processed/<name>)")
+    transform.add_argument("--beam-args", default="",
+                           help="Apache Beam pipeline options (default: DirectRunner)")
+    transform.add_argument("--detector", default="blazeface-full",
+                           help="face detector for photographs")
+    transform.add_argument("--force", action="store_true", help="rerun even if up to date")
+    transform.set_defaults(handler=_transform)
     train = commands.add_parser("train", help="train a model with a profile's settings")
     train.add_argument("--profile", default="full")
     train.add_argument("--run-name")
@@ -359,6 +397,23 @@ def build_parser() -> argparse.ArgumentParser:
     from face_sentiment.monitoring.command import add_arguments as monitor_arguments
     monitor_arguments(monitor)
     monitor.set_defaults(handler=_monitor)
+    features = commands.add_parser(
+        "features", help="the Feast feature store (features/): apply, ingest FER2013, batches "
+                         "and runner logs, materialize, point-in-time training sets, online")
+    from face_sentiment.features.command import add_arguments as feature_arguments
+    feature_arguments(features)
+    from face_sentiment.pipeline import command as pipeline  # TensorFlow-free
+    for name, text, add, handler in (
+            ("retrain", "continual training: new labelled batch -> validate -> fine-tune the "
+             "champion -> A/B test -> promote into the registry -> deploy (resumable)",
+             pipeline.add_retrain_arguments, pipeline.run_retrain),
+            ("rollback", "make the registry's previous model current again and deploy it",
+             pipeline.add_rollback_arguments, pipeline.run_rollback),
+            ("deploy", "copy the registry's current model to the deploy targets",
+             pipeline.add_deploy_arguments, pipeline.run_deploy)):
+        command = commands.add_parser(name, help=text)
+        add(command)
+        command.set_defaults(handler=handler)
     from face_sentiment.live.predict import add_arguments  # TensorFlow-free
     predict = commands.add_parser(
         "predict", help="expression of every face in photos, folders and videos (JSON or CSV)")
@@ -387,7 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         _quiet()
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        if getattr(args, "hard_exit", False) and argv is None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except Exception as error:
         if not isinstance(error, _user_errors()):
             raise  # a bug: keep its traceback
@@ -402,7 +462,8 @@ USER_ERRORS = (("face_sentiment.model_card", "ModelFileError"),
                ("face_sentiment.live.frame_sources", "SourceError"),
                ("face_sentiment.live.analyzer", "PredictError"),
                ("face_sentiment.reports", "ReportError"),
-               ("face_sentiment.monitoring.logs", "LogError"))
+               ("face_sentiment.monitoring.logs", "LogError"),
+               ("face_sentiment.pipeline.deploy", "DeployError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -71,6 +71,28 @@ def copy_atomic(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     return Path(target)
 
 
+def staging_dir(target: Path) -> Path:
+    """An empty folder beside `target` to build it in (see `replace_dir`), with an ordinary
+    folder's mode (mkdtemp makes it private)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging.chmod(0o777 & ~_UMASK)
+    return staging
+
+
+def replace_dir(staging: Path, target: Path) -> Path:
+    """Swap a complete folder built in `staging` (a sibling of `target`) into place: readers
+    see the old folder or the new one, never a half-written one."""
+    retired = target.with_name(f".{target.name}-retired")
+    if retired.exists():
+        shutil.rmtree(retired)
+    if target.exists():
+        target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+    return target
+
+
 @contextmanager
 def atomic_target(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` for a writer (a library, a subprocess) to fill;

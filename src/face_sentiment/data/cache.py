@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from face_sentiment.data.fer2013 import locate_fer2013, read_fer2013, sha256_of
 from face_sentiment.data.ferplus import locate_ferplus, read_ferplus, vote_distribution
 from face_sentiment.data.quality import duplicate_groups, duplicate_summary, quality_features
 from face_sentiment.labels import FER2013_CLASSES, FERPLUS_CLASSES, SPLITS, class_names
-from face_sentiment.paths import data_dir
+from face_sentiment.paths import data_dir, replace_dir, staging_dir
 
 CACHE_VERSION = 2
 CACHE_NAME = "fer2013"
@@ -65,6 +64,10 @@ class Fer2013Dataset:
         """Images and labels of one split, rows without a valid label dropped."""
         mask = self._labelled(split, label_set)
         return self.images[mask], self.labels_for(label_set)[mask].astype(np.int64)
+
+    def rows(self, split: str, label_set: str = "fer2013") -> np.ndarray:
+        """Cache rows `select(split, label_set)` returns, in the same order."""
+        return np.flatnonzero(self._labelled(split, label_set))
 
     def select_vote_targets(self, split: str) -> np.ndarray:
         """FER+ vote distributions for the rows `select(split, 'ferplus')` returns, in order."""
@@ -166,21 +169,12 @@ def _manifest(key: str, source_path: Path, ferplus_path: Path | None, raw, featu
 
 def _write_atomically(target: Path, arrays: dict, features: pd.DataFrame, manifest: dict) -> None:
     """Write into a sibling temp folder, then swap it in: readers never see half a cache."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the cache is an ordinary folder
+    staging = staging_dir(target)
     try:
         np.savez(staging / "arrays.npz", **arrays)
         features.to_parquet(staging / "features.parquet", index=False)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        retired = target.with_name(f".{target.name}-retired")
-        if retired.exists():
-            shutil.rmtree(retired)
-        if target.exists():
-            target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired, ignore_errors=True)
+        replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

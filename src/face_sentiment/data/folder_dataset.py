@@ -181,3 +181,35 @@ def missing_message(name: str) -> str:
     except FileNotFoundError as error:
         return str(error)
     return ""
+
+
+@dataclass
+class FaceCrops:
+    """48x48 model-ready crops of a dataset; `found` marks images where a face was found."""
+
+    faces: np.ndarray  # (M, 48, 48) uint8, M = found.sum()
+    found: np.ndarray  # (N,) bool
+    method: str
+
+
+def dataset_faces(dataset: FolderDataset, detector: str = "blazeface-full",
+                  size: int = 48) -> FaceCrops:
+    """Crops as they are, or the highest-scoring detected face of each photo, aligned."""
+    from face_sentiment.preprocessing import to_gray_square
+
+    if dataset.are_crops:
+        faces = np.stack([to_gray_square(image, size) for image in dataset.images])
+        return FaceCrops(faces, np.ones(len(faces), bool), "crops")
+    from face_sentiment.live.faces import align_face, create_detector, detect_faces
+
+    backend = create_detector(detector)
+    crops, found = [], []
+    for image in dataset.images:
+        bgr = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        detected = detect_faces(bgr, backend)
+        found.append(bool(detected))
+        if detected:
+            best = max(detected, key=lambda face: face.score)
+            crops.append(align_face(bgr, best, size))
+    faces = np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
+    return FaceCrops(faces, np.array(found, bool), f"detected+aligned ({detector})")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score
@@ -30,45 +29,14 @@ from sklearn.metrics import confusion_matrix, f1_score
 from face_sentiment.data.folder_dataset import (
     LABELS_FILE,
     DatasetError,
+    FaceCrops,
     FolderDataset,
+    dataset_faces,
     load_folder_dataset,
 )
 from face_sentiment.evaluation.ab_testing import accuracy_interval
 from face_sentiment.evaluation.metrics import per_class_metrics, plot_confusion_matrix
 from face_sentiment.evaluation.predictors import load_predictors
-
-
-@dataclass
-class FaceCrops:
-    """48x48 model-ready crops of a dataset; `found` marks images where a face was found."""
-
-    faces: np.ndarray  # (M, 48, 48) uint8, M = found.sum()
-    found: np.ndarray  # (N,) bool
-    method: str
-
-
-def dataset_faces(dataset: FolderDataset, detector: str = "blazeface-full",
-                  size: int = 48) -> FaceCrops:
-    """Crops as they are, or the highest-scoring detected face of each photo, aligned."""
-    from face_sentiment.preprocessing import to_gray_square
-
-    if dataset.are_crops:
-        faces = np.stack([to_gray_square(image, size) for image in dataset.images])
-        return FaceCrops(faces, np.ones(len(faces), bool), "crops")
-    from face_sentiment.live.faces import align_face, create_detector, detect_faces
-
-    backend = create_detector(detector)
-    crops, found = [], []
-    for image in dataset.images:
-        bgr = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        detected = detect_faces(bgr, backend)
-        found.append(bool(detected))
-        if detected:
-            best = max(detected, key=lambda face: face.score)
-            crops.append(align_face(bgr, best, size))
-    faces = np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
-    return FaceCrops(faces, np.array(found, bool), f"detected+aligned ({detector})")
-
 
 # --------------------------------------------------------------------------------------------
 # Scoring

@@ -19,10 +19,11 @@ from google.protobuf import text_format
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
+from face_sentiment.data.transform import BUCKET_NAMES
 from face_sentiment.evaluation.ab_testing import accuracy_interval
 
 QUALITY_SLICES = ("brightness", "contrast", "sharpness")
-TERTILES = ("low", "mid", "high")
+TERTILES = BUCKET_NAMES  # ("low", "mid", "high"): tft.bucketize ids 0, 1, 2
 
 
 @dataclass
@@ -103,11 +104,19 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray,
     return float((weights * (table.accuracy - table.confidence).abs()).sum())
 
 
-def quality_tertiles(features: pd.DataFrame) -> pd.DataFrame:
-    """low/mid/high bins of brightness, contrast and sharpness (tertiles of this set)."""
-    return pd.DataFrame({f"{name}_bin": pd.qcut(features[name].rank(method="first"), 3,
-                                               labels=list(TERTILES)).astype(str)
-                         for name in QUALITY_SLICES}, index=features.index)
+def quality_bins(features: pd.DataFrame) -> pd.DataFrame:
+    """low/mid/high bins of brightness, contrast and sharpness: TF Transform's Training-quantile
+    buckets when `features` carries them (`data.processed.with_quality_buckets`), else the
+    tertiles of this set."""
+    bins = {}
+    for name in QUALITY_SLICES:
+        if f"{name}_bucket" in features:
+            values = np.asarray(TERTILES)[features[f"{name}_bucket"].to_numpy(int)]
+        else:
+            values = pd.qcut(features[name].rank(method="first"), 3,
+                             labels=list(TERTILES)).astype(str)
+        bins[f"{name}_bin"] = np.asarray(values)
+    return pd.DataFrame(bins, index=features.index)
 
 
 def predictions_frame(evaluation: Evaluation, features: pd.DataFrame | None = None
@@ -119,7 +128,7 @@ def predictions_frame(evaluation: Evaluation, features: pd.DataFrame | None = No
         "true_class": np.asarray(evaluation.classes)[evaluation.labels],
     })
     if features is not None:
-        bins = quality_tertiles(features.reset_index(drop=True))
+        bins = quality_bins(features.reset_index(drop=True))
         frame = pd.concat([frame, bins], axis=1)
     return frame
 

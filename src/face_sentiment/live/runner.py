@@ -53,6 +53,7 @@ from face_sentiment.live.frame_sources import FrameSource, SourceError, open_sou
 from face_sentiment.live.interpreter import ModelFileError, interpreter_class
 from face_sentiment.live.observations import device_id, face_observations
 from face_sentiment.live.publisher import add_serve_arguments, start_live_page
+from face_sentiment.live.reload import ModelWatcher
 from face_sentiment.live.results_log import (
     DEFAULT_LOG_KEEP,
     DEFAULT_LOG_MAX_MB,
@@ -163,6 +164,15 @@ class Pipeline:
         return [FaceResult(face.box, face.score, probabilities[i], track.probabilities,
                            track.track_id, observed[i])
                 for i, (face, track) in enumerate(zip(faces, tracks, strict=True))]
+
+    def swap_classifier(self, classifier: ExpressionClassifier) -> None:
+        """Use `classifier` from the next frame on (live.reload); tracks are kept unless the
+        class list changed, since their smoothed probabilities are per class."""
+        if classifier.classes != self.classes and self.tracker is not None:
+            self.tracker.reset()
+        self.classifier, self.classes = classifier, classifier.classes
+        self.size = classifier.card.preprocessing.size
+        self.model_id = classifier.model_id
 
     def describe(self) -> dict:
         return {"pipeline": self.name, "detector": self.detector.name,
@@ -328,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "run, 10 to 300 s)")
     parser.add_argument("--soak-max-slope", type=float, default=50.0, metavar="BYTES",
                         help="the soak fails above this RSS growth per frame (default: 50)")
+    parser.add_argument("--watch-model", type=float, default=2.0, metavar="SECONDS",
+                        help="every SECONDS, check the model file and its card; a new model "
+                             "is loaded (verified in a child process) and swapped in between "
+                             "frames, a broken one refused (live.reload); 0: off, and off in "
+                             "benchmark mode (default: 2)")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
     add_serve_arguments(parser)  # --serve, --token, --max-clients: the live page (publisher.py)
     return parser
@@ -384,7 +399,8 @@ def run_loop(pipeline, source: FrameSource, *, max_frames: int | None = None, wa
              scheduler: DetectionScheduler | None = None, fps_limit: float | None = None,
              duration_s: float | None = None, soak: SoakMonitor | None = None,
              notifier: SystemdNotifier | None = None, stop: StopRequest | None = None,
-             frames_csv: str | Path | None = None, live=None) -> tuple[Benchmark, dict]:
+             frames_csv: str | Path | None = None, live=None,
+             watcher: ModelWatcher | None = None) -> tuple[Benchmark, dict]:
     """Run frames through `pipeline`; return the benchmark and run status (never raises on
     Ctrl-C, SIGTERM or a lost source: they end the run and are reported in the status).
 
@@ -392,7 +408,8 @@ def run_loop(pipeline, source: FrameSource, *, max_frames: int | None = None, wa
     detector; `fps_limit` paces the loop; `duration_s` ends it (monotonic clock); `soak`
     samples the process; `notifier` feeds systemd's watchdog; `stop` is the signal handler's
     flag; `frames_csv` streams the per-frame CSV there; `live` (publisher.LivePage, --serve)
-    gets each annotated frame with its record.
+    gets each annotated frame with its record; `watcher` (live.reload) hands over a newly
+    deployed model, swapped in between two frames.
     """
     bench = Benchmark()
     if frames_csv is not None:
@@ -404,7 +421,7 @@ def run_loop(pipeline, source: FrameSource, *, max_frames: int | None = None, wa
     pacer = Pacer(fps_limit) if fps_limit else None
     notifier = notifier or SystemdNotifier({})
     status = {"interrupted": False, "error": None, "stopped_by_user": False, "stop_signal": None,
-              "ended_by": None, "frame_errors": 0, "frames_late": 0}
+              "ended_by": None, "frame_errors": 0, "frames_late": 0, "model_reloads": 0}
     display = _Display() if show else None
     writer = None
     counted = seen = failed_in_row = 0
@@ -437,6 +454,12 @@ def run_loop(pipeline, source: FrameSource, *, max_frames: int | None = None, wa
             if deadline is not None and time.monotonic() >= deadline:
                 status["ended_by"] = "duration"
                 break
+            if watcher is not None and (fresh := watcher.poll()) is not None:
+                previous = pipeline.model_id
+                pipeline.swap_classifier(fresh)
+                status["model_reloads"] += 1
+                log.warning("model reloaded between frames: %s -> %s", previous,
+                            pipeline.model_id)
             started = time.perf_counter()
             with bench.stage("capture"):
                 frame = next(frames, None)
@@ -583,6 +606,10 @@ def _run_one(args: argparse.Namespace, pipeline, out: Path | None, stem: str,
                 log_cap_bytes=getattr(log_stream, "cap_bytes", None),
                 log_size=getattr(log_stream, "disk_bytes", None))
         frames_csv = out / f"{stem}_frames.csv" if out is not None and benchmark else None
+        watcher = None
+        if getattr(args, "watch_model", 0) and not benchmark and isinstance(pipeline, Pipeline):
+            watcher = ModelWatcher(args.model, args.card, args.threads, args.watch_model,
+                                   pipeline.model_id)
         # Energy of a benchmark (face_sentiment.energy: PMIC on a Pi 5, RAPL, codecarbon...).
         meter = EnergyMeter(f"pi {stem}", codecarbon_interval_s=1.0).start() \
             if benchmark else None
@@ -593,11 +620,16 @@ def _run_one(args: argparse.Namespace, pipeline, out: Path | None, stem: str,
                                      else None, scheduler=scheduler, fps_limit=fps_limit,
                                      duration_s=args.soak if soaking else None, soak=monitor,
                                      notifier=notifier, stop=stop, frames_csv=frames_csv,
-                                     live=getattr(args, "live_page", None))
+                                     live=getattr(args, "live_page", None), watcher=watcher)
         except BaseException:
             if meter is not None:
                 meter.stop()
             raise
+        finally:
+            if watcher is not None:
+                watcher.close()
+        if watcher is not None:
+            status["models_refused"] = watcher.refused
     _, backend = interpreter_class()
     log_stats = log_stream.stats() if hasattr(log_stream, "stats") else None
     soak_report = None

@@ -73,8 +73,15 @@ class TrainingConfig:
     # FER+ votes of the Training rows mixed into the FER2013 target with this weight (0: off;
     # label_set fer2013). Test rows' votes are never read (Fer2013Dataset.training_vote_mix).
     votes_weight: float = 0.0
+    # Where the model inputs come from: cache (preprocess_faces on the cached faces) or
+    # processed (TF Transform's output in data/processed/fer2013, `make processed`).
+    data: str = "cache"
     max_train_images: int | None = None  # the CI profile trains on a slice
     max_val_images: int | None = None
+    # Fine-tuning: a .keras model (checkpoint or shipped inference model) of the same
+    # architecture whose weights start the run instead of a random initialisation
+    # (face_sentiment.pipeline's challenger starts from the champion). None: from scratch.
+    init_model: str | None = None
     preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
 
     @classmethod
@@ -131,9 +138,22 @@ def _limit(arrays: tuple[np.ndarray, ...], limit: int | None, seed: int):
     return tuple(array[keep] for array in arrays)
 
 
+def model_inputs_for(dataset: Fer2013Dataset, split: str, rows: np.ndarray,
+                     config: TrainingConfig) -> np.ndarray:
+    """Preprocessed faces of these cache rows, from the cache or the processed data."""
+    if config.data == "processed":
+        from face_sentiment.data.processed import model_inputs
+        return model_inputs(dataset, split, rows, config.preprocessing)
+    if config.data != "cache":
+        raise ValueError(f"unknown training data {config.data!r}; use cache or processed")
+    return preprocess_faces(dataset.images[rows], config.preprocessing)
+
+
 def prepare_split(dataset: Fer2013Dataset, split: str, config: TrainingConfig, limit: int | None):
-    images, labels = _limit(dataset.select(split, config.label_set), limit, config.seed)
-    return preprocess_faces(images, config.preprocessing), labels
+    rows = dataset.rows(split, config.label_set)
+    rows, labels = _limit((rows, dataset.labels_for(config.label_set)[rows].astype(np.int64)),
+                          limit, config.seed)
+    return model_inputs_for(dataset, split, rows, config), labels
 
 
 def training_targets(dataset: Fer2013Dataset, config: TrainingConfig,
@@ -143,7 +163,8 @@ def training_targets(dataset: Fer2013Dataset, config: TrainingConfig,
     With `teacher_targets` (one row per `dataset.select("Training", label_set)` face), the
     targets are packed [hard | teachers] for `DistillationLoss`.
     """
-    images, labels = dataset.select("Training", config.label_set)
+    rows = dataset.rows("Training", config.label_set)
+    labels = dataset.labels_for(config.label_set)[rows].astype(np.int64)
     if config.targets == "votes":
         if config.label_set != "ferplus":
             raise ValueError("targets: votes needs label_set: ferplus (FER+ vote counts)")
@@ -163,9 +184,9 @@ def training_targets(dataset: Fer2013Dataset, config: TrainingConfig,
             raise ValueError(f"{len(teacher_targets)} teacher targets for {len(labels)} "
                              "Training faces: compute them on dataset.select('Training')")
         targets = pack_targets(targets, teacher_targets)
-    images, targets, labels = _limit((images, targets, labels), config.max_train_images,
-                                     config.seed)
-    return preprocess_faces(images, config.preprocessing), targets, labels
+    rows, targets, labels = _limit((rows, targets, labels), config.max_train_images,
+                                   config.seed)
+    return model_inputs_for(dataset, "Training", rows, config), targets, labels
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -255,6 +276,8 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
                   .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
     steps = math.ceil(len(y_train) / config.batch_size)
     model = model_for(config)
+    if config.init_model:
+        load_weights_from(model, Path(config.init_model))
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps),
                                          weight_decay=config.weight_decay,
@@ -283,6 +306,27 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
                        epochs=_epochs_logged(run / "history.csv") - epochs_before,
                        training_images=int(len(y_train)))
     return run / "best.keras"
+
+
+def load_weights_from(model: keras.Model, path: Path) -> None:
+    """Copy the weights of the model saved at `path` into `model`, layer by layer, skipping
+    the weight-free augmentation layers either may have (a checkpoint has them, a shipped
+    inference model does not); a different architecture is an error naming the file."""
+    source = keras.models.load_model(path, compile=False)
+    weights = [w for layer in source.layers if layer.name != "augmentation"
+               for w in layer.get_weights()]
+    expected = [w.shape for layer in model.layers if layer.name != "augmentation"
+                for w in layer.get_weights()]
+    if [w.shape for w in weights] != expected:
+        raise ValueError(f"{path}: its architecture does not match the profile's network "
+                         f"({len(weights)} weight arrays vs {len(expected)}, or other shapes); "
+                         "fine-tune a model trained with the same architecture settings")
+    target = [layer for layer in model.layers if layer.name != "augmentation"]
+    index = 0
+    for layer in target:
+        count = len(layer.get_weights())
+        layer.set_weights(weights[index:index + count])
+        index += count
 
 
 def _epochs_logged(path: Path) -> int:

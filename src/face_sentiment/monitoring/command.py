@@ -49,10 +49,18 @@ def add_arguments(parser) -> None:
                                           "log, with accuracy, macro-F1 and recall per window")
     parser.add_argument("--detector", default="blazeface-full",
                         help="with --dataset: the face detector for photographs")
-    parser.add_argument("--reference", nargs="+", metavar="fer2013|REFERENCE.jsonl",
+    parser.add_argument("--reference", nargs="+", metavar="fer2013|REFERENCE.jsonl|store",
                         help="fer2013 (its Training split; fer2013:PublicTest for another "
                              "split) or reference log(s) recorded when the demo was set up "
-                             "(default: fer2013)")
+                             "or store[:SELECTOR], logged faces from the feature store, e.g. "
+                             "store:device=pi-lab,end=2026-12-01 (default: fer2013)")
+    parser.add_argument("--from-store", nargs="?", const="", metavar="SELECTOR",
+                        help="also monitor logged faces from the feature store (selector: "
+                             "device=, model=, start=, end=, last=10min|200faces; none: all); "
+                             "written as store_current.jsonl in --out")
+    parser.add_argument("--feature-repo", help="with store windows: the Feast repository "
+                                               "(default: features/, or "
+                                               "$FACE_SENTIMENT_FEATURE_REPO)")
     parser.add_argument("--window", default="10min",
                         help="window: a duration (30s, 10min, 2h) or a count (200faces, "
                              "50frames); the last one is the current window (default: 10min)")

@@ -31,6 +31,7 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from scipy.stats import chi2_contingency
 
+from face_sentiment.data.processed import with_quality_buckets
 from face_sentiment.paths import locate_input
 
 DEMOGRAPHICS_ENV = "FAIRFACE_DEMOGRAPHICS_PATH"
@@ -247,10 +248,11 @@ def significant(table: pd.DataFrame, alpha: float = 0.05, adjusted: bool = True
 
 
 def condition_groups(features: pd.DataFrame) -> pd.DataFrame:
-    """brightness/contrast/sharpness tertiles (low/mid/high) of these images."""
-    from face_sentiment.evaluation.metrics import quality_tertiles
+    """brightness/contrast/sharpness bins (low/mid/high) of these images: the processed
+    data's Training-quantile buckets when `features` has them, else tertiles of this set."""
+    from face_sentiment.evaluation.metrics import quality_bins
 
-    bins = quality_tertiles(features.reset_index(drop=True))
+    bins = quality_bins(features.reset_index(drop=True))
     return bins.rename(columns=lambda c: c.removesuffix("_bin"))
 
 
@@ -384,10 +386,11 @@ def mitigate_fer2013_condition(predictor, dataset, attribute: str, train_images:
                                upweight: float = 3.0, seed: int = 0,
                                **gap_kwargs) -> pd.DataFrame:
     """`mitigate_by_reweighting` for an image-condition attribute on FER2013: head refits on a
-    seeded Training subset, scored on PrivateTest (bins are tertiles of each set)."""
+    seeded Training subset, scored on PrivateTest (bins: `condition_groups`)."""
     def part(split: str, count: int | None):
         rows = split_rows(dataset, split, count, seed)
-        groups = condition_groups(dataset.features.iloc[rows])[attribute].to_numpy()
+        groups = condition_groups(with_quality_buckets(dataset, rows, split))[attribute]
+        groups = groups.to_numpy()
         return dataset.images[rows], dataset.labels[rows].astype(np.int64), groups
 
     train_faces, y_train, g_train = part("Training", train_images)
@@ -420,8 +423,8 @@ class AuditInputs:
 
 def fer2013_inputs(predictors: list, dataset=None, images: int | None = None,
                    seed: int = 0) -> AuditInputs:
-    """FER2013 PrivateTest by image condition (brightness, contrast and sharpness tertiles of
-    the images audited): all of it, or a seeded subset of `images`. Images are the units."""
+    """FER2013 PrivateTest by image condition (brightness, contrast and sharpness bins,
+    `condition_groups`): all of it, or a seeded subset of `images`. Images are the units."""
     from face_sentiment.labels import FER2013_CLASSES
 
     if dataset is None:
@@ -432,7 +435,8 @@ def fer2013_inputs(predictors: list, dataset=None, images: int | None = None,
     faces = dataset.images[rows]
     return AuditInputs(dataset.labels[rows].astype(np.int64),
                        {p.name: p.predict(faces).argmax(1) for p in predictors},
-                       condition_groups(dataset.features.iloc[rows]), FER2013_CLASSES)
+                       condition_groups(with_quality_buckets(dataset, rows, "PrivateTest")),
+                       FER2013_CLASSES)
 
 
 def folder_inputs(dataset, predictors: list, attributes: list[str] | None = None,

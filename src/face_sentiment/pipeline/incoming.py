@@ -1,0 +1,222 @@
+"""Incoming labelled batches: find them, fingerprint them, and split them by person.
+
+A batch is a folder `data/raw/incoming/<batch>/` in the labelled folder format the workbench
+reads everywhere (`face_sentiment.data.folder_dataset`: images plus `labels.csv` with at least
+`path,label`). Write `labels.csv` last: its presence is what the file sensor and
+`pending_batches` take as "the batch is complete". The batch's holdout is a set of whole
+people (the `person` column, or one of PERSON_COLUMNS) so that no person is in both parts: a
+model that has seen someone's face must not be scored on it. Without a person column the split
+is by image, stratified by label, and the record says so.
+
+`ingest` detects and aligns the faces once (`evaluation.cross_dataset.dataset_faces`, the Pi
+runner's detector and alignment; face crops are used as they are) and stores them with the
+split, so the later stages read `faces.npz` instead of decoding and detecting again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from face_sentiment.data.folder_dataset import LABELS_FILE, FolderDataset, load_folder_dataset
+from face_sentiment.evaluation.cross_dataset import dataset_faces
+from face_sentiment.paths import atomic_target, write_atomic
+
+PERSON_COLUMNS = ("person", "person_id", "performer_id", "performer", "subject", "subject_id",
+                  "participant")
+SPLIT_FILE = "split.csv"
+FACES_FILE = "faces.npz"
+
+
+def is_batch(folder: Path) -> bool:
+    return (folder / LABELS_FILE).is_file()
+
+
+def batch_folders(incoming: str | Path) -> list[Path]:
+    """`incoming` itself when it is a batch, else its sub-folders that are (sorted by name)."""
+    incoming = Path(incoming)
+    if not incoming.is_dir():
+        raise FileNotFoundError(f"incoming folder {incoming} does not exist")
+    if is_batch(incoming):
+        return [incoming]
+    return sorted(p for p in incoming.iterdir() if p.is_dir() and is_batch(p)
+                  and not p.name.startswith("."))
+
+
+def batch_sha256(folder: Path) -> str:
+    """sha256 over labels.csv and every file it names (in its order): a changed label or image
+    is a new batch, and a rerun of the same batch resumes."""
+    digest = hashlib.sha256()
+    labels = (folder / LABELS_FILE).read_bytes()
+    digest.update(labels)
+    table = pd.read_csv(io.BytesIO(labels), dtype=str, keep_default_na=False)
+    for name in table.get("path", []):
+        file = folder / name
+        if file.is_file():
+            digest.update(name.encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def person_column(table: pd.DataFrame, requested: str | None = None) -> str | None:
+    """The column naming the person in each image: `requested`, else the first of
+    PERSON_COLUMNS present; None when there is none."""
+    if requested:
+        if requested not in table.columns:
+            raise ValueError(f"{LABELS_FILE} has no column {requested!r} (columns: "
+                             f"{', '.join(table.columns)})")
+        return requested
+    return next((c for c in PERSON_COLUMNS if c in table.columns), None)
+
+
+def split_by_person(table: pd.DataFrame, column: str | None, holdout_fraction: float,
+                    seed: int = 0) -> np.ndarray:
+    """True for the holdout rows: a seeded draw of round(fraction x people) whole people (at
+    least one, never all), or, without a person column, of images within each label."""
+    if not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout fraction must be between 0 and 1, not {holdout_fraction}")
+    rng = np.random.default_rng(seed)
+    if column is not None:
+        people = np.array(sorted(table[column].astype(str).unique()))
+        if len(people) >= 2:
+            count = min(max(1, round(holdout_fraction * len(people))), len(people) - 1)
+            chosen = set(rng.permutation(people)[:count])
+            return table[column].astype(str).isin(chosen).to_numpy()
+    holdout = np.zeros(len(table), bool)
+    for _, rows in table.groupby("label").indices.items():
+        count = int(round(holdout_fraction * len(rows)))
+        holdout[rng.permutation(rows)[:count]] = True
+    return holdout
+
+
+@dataclass
+class Batch:
+    """An ingested batch: its table (one row per image, with `part` train/holdout, `person`,
+    `face_found`, `image_height`, `image_width`) and the aligned faces (zeros where none)."""
+
+    name: str
+    folder: Path
+    sha256: str
+    table: pd.DataFrame
+    faces: np.ndarray  # (N, S, S) uint8, aligned with table
+    person_column: str | None
+
+    def part(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """Rows of one part ('train' or 'holdout') with a face found, and their faces."""
+        keep = ((self.table["part"] == name) & self.table["face_found"]).to_numpy()
+        return self.table[keep].reset_index(drop=True), self.faces[keep]
+
+    def dataset(self, part: str) -> FolderDataset:
+        """One part as a FolderDataset of its face crops (for cross_dataset.score)."""
+        table, faces = self.part(part)
+        return FolderDataset(f"{self.name} {part}", self.folder, table, list(faces))
+
+
+def ingest(folder: Path, out: Path, holdout_fraction: float = 0.3, seed: int = 0,
+           person: str | None = None, detector: str = "blazeface-full",
+           size: int = 48) -> Batch:
+    """Read, fingerprint, split and detect a batch; write split.csv and faces.npz to `out`."""
+    dataset = load_folder_dataset(folder, folder.name)
+    column = person_column(dataset.table, person)
+    table = dataset.table.copy()
+    table["person"] = table[column].astype(str) if column else ""
+    table["part"] = np.where(split_by_person(table, column, holdout_fraction, seed),
+                             "holdout", "train")
+    table["image_height"] = [int(image.shape[0]) for image in dataset.images]
+    table["image_width"] = [int(image.shape[1]) for image in dataset.images]
+    crops = dataset_faces(dataset, detector, size)
+    faces = np.zeros((len(table), size, size), np.uint8)
+    faces[crops.found] = crops.faces
+    table["face_found"] = crops.found
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_target(out / FACES_FILE) as staging:
+        with open(staging, "wb") as stream:
+            np.savez_compressed(stream, faces=faces)
+    with atomic_target(out / SPLIT_FILE) as staging:
+        table.to_csv(staging, index=False)
+    batch = Batch(folder.name, folder, batch_sha256(folder), table, faces, column)
+    write_atomic(out / "ingest.json", json.dumps(describe(batch, crops.method), indent=2) + "\n")
+    return batch
+
+
+def load_ingested(folder: Path, out: Path) -> Batch:
+    """The batch `ingest` wrote to `out`."""
+    table = pd.read_csv(out / SPLIT_FILE, dtype={"person": str, "path": str, "label": str},
+                        keep_default_na=False)
+    table["face_found"] = table["face_found"].astype(str).str.lower() == "true"
+    with np.load(out / FACES_FILE) as arrays:
+        faces = arrays["faces"]
+    info = json.loads((out / "ingest.json").read_text())
+    return Batch(folder.name, folder, info["sha256"], table, faces, info["person_column"])
+
+
+def describe(batch: Batch, method: str) -> dict:
+    """What ingest found: counts per part, people, labels, faces found."""
+    table = batch.table
+    return {
+        "batch": batch.name, "folder": str(batch.folder), "sha256": batch.sha256,
+        "images": int(len(table)), "faces_found": int(table["face_found"].sum()),
+        "face_method": method, "person_column": batch.person_column,
+        "split": "by person" if batch.person_column else "by image (no person column)",
+        "parts": {part: {"images": int((table["part"] == part).sum()),
+                         "people": sorted(table.loc[table["part"] == part, "person"].unique()
+                                          .tolist()) if batch.person_column else [],
+                         "labels": table.loc[table["part"] == part, "label"].value_counts()
+                         .sort_index().to_dict()}
+                  for part in ("train", "holdout")},
+    }
+
+
+def sample_batch(source: str | Path, out: Path, people: list[str] | None = None,
+                 count: int = 2, person: str | None = None) -> Path:
+    """A batch folder made of some people of a labelled folder dataset (dir or zip): the named
+    `people`, else the first `count` in sorted order; labels.csv written last (for demos and
+    CI: the Taiwan dev set is never copied into the repository, only into `out`)."""
+    import shutil
+    import zipfile
+
+    source = Path(source)
+    archive = zipfile.ZipFile(source) if source.suffix == ".zip" else None
+    if archive is not None:
+        name = min((n for n in archive.namelist() if n.endswith(LABELS_FILE)), key=len)
+        prefix, labels = name[:-len(LABELS_FILE)], archive.read(name)
+    else:
+        prefix, labels = "", (source / LABELS_FILE).read_bytes()
+    table = pd.read_csv(io.BytesIO(labels), dtype=str, keep_default_na=False)
+    column = person_column(table, person)
+    if column is None:
+        raise ValueError(f"{source}: no person column ({', '.join(PERSON_COLUMNS)}) to pick "
+                         "people by")
+    chosen = people or sorted(table[column].unique())[:count]
+    table = table[table[column].isin(chosen)]
+    if table.empty:
+        raise ValueError(f"{source}: none of {chosen} in column {column!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    for path in table["path"]:
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        if archive is not None:
+            (out / path).write_bytes(archive.read(prefix + path))
+        else:
+            shutil.copyfile(source / path, out / path)
+    with atomic_target(out / LABELS_FILE) as staging:
+        table.to_csv(staging, index=False)
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="make an incoming batch from some people of "
+                                                 "a labelled folder dataset (dir or zip)")
+    parser.add_argument("source")
+    parser.add_argument("out")
+    parser.add_argument("--people", nargs="+", help="person ids (default: the first --count)")
+    parser.add_argument("--count", type=int, default=2)
+    arguments = parser.parse_args()
+    print(sample_batch(arguments.source, Path(arguments.out), arguments.people, arguments.count))

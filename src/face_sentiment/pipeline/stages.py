@@ -1,0 +1,629 @@
+"""The continual-training stages: ingest -> validate -> train -> evaluate -> decide -> ship ->
+deploy, for one incoming batch, each resumable (record.RunState) and each reusing the stage of
+the workbench that owns the work:
+
+- validate: TFDV (`data.validation`: Beam statistics, the committed contract, the drift and
+  skew comparators against Training). The batch's schema is the contract with two additions
+  made here, in memory: the stored image's height and width must be at least the model's
+  input size, and a face must be found in at least `1 - max_no_face_fraction` of the images
+  (the crop features are missing where none was). Contract anomalies (an unknown label, a too
+  small image, out-of-range features, too few faces) stop the run with the report; drift and
+  skew against Training are measured and recorded, and stop it only with `block_on_drift`:
+  new lab data differs from FER2013 by nature (the Taiwan batch's label distribution is 0.13
+  from Training's in L-infinity, four times the contract's 0.03), which is why one retrains.
+- train: fine-tune the champion (`model.training.train` with `init_model`) on a seeded subset
+  of FER2013 Training plus the batch's train part (repeated `batch_repeats` times, augmented by
+  the network's own layers), selecting on PublicTest; export int8 (`model.export`).
+- evaluate: champion and challenger int8 side by side on PublicTest, PrivateTest (reported)
+  and the batch holdout (people never trained on; intervals by person).
+- decide: the documented rule (`evaluation.ab_testing`) on PublicTest -> decision.json.
+- ship: only a promoted challenger: its card is written by `evaluation.release.ship` from
+  measured files (int8 latency and accuracy, fer's baseline), then the model enters the
+  registry and becomes current.
+- deploy: the registry's current model to each deploy target (`pipeline.deploy`).
+
+A stage that fails leaves the registry's current model, and so the champion, in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from face_sentiment.data.cache import Fer2013Dataset
+from face_sentiment.labels import FER2013_CLASSES, SPLITS
+from face_sentiment.model_card import CARD_FILE, SHIPPED_KERAS, SHIPPED_MODEL, ModelCard
+from face_sentiment.paths import atomic_target, data_dir, write_atomic
+from face_sentiment.pipeline.incoming import Batch, batch_sha256, ingest, load_ingested
+from face_sentiment.pipeline.record import (
+    STAGES,
+    RunState,
+    decision_record,
+    format_decision,
+    retrain_dir,
+)
+from face_sentiment.pipeline.registry import Registry, Version
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """A profile's `retrain:` section (every key optional; these defaults otherwise)."""
+
+    holdout_fraction: float = 0.3
+    person_column: str | None = None
+    detector: str = "blazeface-full"
+    seed: int = 0
+    max_no_face_fraction: float = 0.2
+    block_on_drift: bool = False
+    # Fine-tuning: FER2013 Training faces mixed in (so the model does not forget FER2013),
+    # repeats of the batch's train part, epochs, learning rate (a tenth of full's peak).
+    fer_train_images: int = 8000
+    batch_repeats: int = 3
+    epochs: int = 2
+    learning_rate: float = 2e-4
+    batch_size: int = 64
+    max_val_images: int | None = None
+    # Test sets cut to their first N faces (CI only: the decision is then on fewer faces).
+    eval_images: int | None = None
+    latency_runs: int = 100
+
+    @classmethod
+    def from_profile(cls, profile: dict) -> RetrainSettings:
+        values = profile.get("retrain") or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"profile retrain section: unknown key(s) {', '.join(sorted(unknown))}"
+                             f"; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+class BatchValidationError(RuntimeError):
+    """The batch broke the data contract; `report` is the validation report (text)."""
+
+    def __init__(self, report: str) -> None:
+        super().__init__(report)
+        self.report = report
+
+
+# --------------------------------------------------------------------------------------------
+# validate
+
+
+def batch_schema(contract, size: int, max_no_face_fraction: float):
+    """The committed contract plus the batch's own constraints (module docstring)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    schema.CopyFrom(contract)
+    for feature in schema.feature:
+        if feature.name != "label":
+            # crop features are empty where no face was found: a fixed shape would call any
+            # such image an anomaly, so the presence rule holds them instead (one value each)
+            feature.ClearField("shape")
+            feature.value_count.min = feature.value_count.max = 1
+            feature.presence.min_fraction = 1.0 - max_no_face_fraction
+    for name in ("image_height", "image_width"):
+        feature = schema.feature.add(name=name, type=schema_pb2.INT)
+        feature.presence.min_fraction = 1.0
+        feature.presence.min_count = 1
+        feature.int_domain.min = size
+        feature.int_domain.max = 100_000
+    return schema
+
+
+def batch_feature_table(batch: Batch) -> pd.DataFrame:
+    """One row per image as TFDV sees it: the contract's columns (crop features empty where
+    no face was found) and the stored image's size."""
+    from face_sentiment.data.quality import duplicate_groups, quality_features
+
+    found = batch.table["face_found"].to_numpy(bool)
+    features = quality_features(batch.faces[found])
+    duplicates = duplicate_groups(batch.faces[found]) >= 0
+    table = pd.DataFrame({"label": batch.table["label"].astype(str)})
+    for name in ("brightness", "contrast", "sharpness", "clipped_fraction"):
+        table[name] = np.nan
+        table.loc[found, name] = features[name].astype(float).to_numpy()
+    for name, values in (("near_blank", features["near_blank"].astype(np.int64).to_numpy()),
+                         ("duplicate", duplicates.astype(np.int64))):
+        table[name] = pd.array([pd.NA] * len(table), dtype="Int64")
+        table.loc[found, name] = values
+    table["image_height"] = batch.table["image_height"].astype(np.int64)
+    table["image_width"] = batch.table["image_width"].astype(np.int64)
+    return table
+
+
+def training_statistics(dataset: Fer2013Dataset, beam_args: str = ""):
+    """TFDV statistics of FER2013 Training (the drift/skew reference), cached per data hash in
+    data/processed/validation/."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from face_sentiment.data.validation import feature_table, split_statistics
+
+    folder = data_dir("processed") / "validation"
+    cached = folder / f"Training-{dataset.data_hash[:12]}.statistics.pb"
+    if cached.exists():
+        return statistics_pb2.DatasetFeatureStatisticsList.FromString(cached.read_bytes())
+    table = feature_table(dataset)
+    path = folder / f"Training-{dataset.data_hash[:12]}.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_target(path) as staging:
+        table[table.split == "Training"].drop(columns="split").to_csv(staging, index=False)
+    statistics = split_statistics({"Training": path}, beam_args)["Training"]
+    path.unlink()
+    write_atomic(cached, statistics.SerializeToString())
+    return statistics
+
+
+def _anomaly_rows(result, check: str, minus=None) -> list[dict]:
+    from face_sentiment.data.validation import anomalies_table
+
+    table = anomalies_table({check: result})
+    if minus is not None:
+        seen = set(map(tuple, anomalies_table({check: minus})[["feature", "anomaly"]].values))
+        table = table[[(f, a) not in seen for f, a in table[["feature", "anomaly"]].values]]
+    return table.to_dict(orient="records")
+
+
+def row_problems(batch: Batch, schema, max_rows: int = 20) -> list[str]:
+    """The images behind the contract's anomalies, by labels.csv row and file."""
+    import tensorflow_data_validation as tfdv
+
+    labels = set(tfdv.get_domain(schema, "label").value)
+    size = tfdv.get_feature(schema, "image_height").int_domain.min
+    problems = []
+    for index, row in batch.table.iterrows():
+        where = f"labels.csv row {index + 2} ({row['path']})"
+        if row["label"] not in labels:
+            problems.append(f"{where}: label {row['label']!r} is not one of the contract's "
+                            f"classes ({', '.join(sorted(labels))})")
+        if min(row["image_height"], row["image_width"]) < size:
+            problems.append(f"{where}: image is {row['image_width']}x{row['image_height']}, "
+                            f"smaller than the model's {size}x{size} input")
+        elif not row["face_found"]:
+            problems.append(f"{where}: no face found")
+    return problems[:max_rows] + ([f"... and {len(problems) - max_rows} more"]
+                                  if len(problems) > max_rows else [])
+
+
+def validate_batch(batch: Batch, dataset: Fer2013Dataset, out: Path, size: int,
+                   settings: RetrainSettings, beam_args: str = "") -> dict:
+    """TFDV statistics of the batch against the contract (blocking) and Training (drift and
+    skew, recorded); writes validation.json and .txt; BatchValidationError on anomalies."""
+    import tensorflow_data_validation as tfdv
+
+    from face_sentiment.data.validation import load_schema, split_statistics, statistics_table
+
+    contract = load_schema()
+    schema = batch_schema(contract, size, settings.max_no_face_fraction)
+    path = out / "validation" / "batch.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_target(path) as staging:
+        batch_feature_table(batch).to_csv(staging, index=False)
+    statistics = split_statistics({"batch": path}, beam_args)["batch"]
+    training = training_statistics(dataset, beam_args)
+    own = tfdv.validate_statistics(statistics, schema)
+    drift = tfdv.validate_statistics(statistics, schema, previous_statistics=training)
+    skew = tfdv.validate_statistics(training, contract, serving_statistics=statistics)
+    training_alone = tfdv.validate_statistics(training, contract)
+    report = {
+        "batch": batch.name, "contract": "face_sentiment/data/fer2013_schema.pbtxt + image size "
+        f">= {size} and faces found in >= {1 - settings.max_no_face_fraction:.0%} of images",
+        "contract_anomalies": _anomaly_rows(own, "contract"),
+        "drift": _anomaly_rows(drift, "drift vs Training", minus=own),
+        "skew": _anomaly_rows(skew, "skew vs Training", minus=training_alone),
+        "rows": row_problems(batch, schema),
+        "statistics": statistics_table({"batch": statistics}).round(4).to_dict(orient="records"),
+        "block_on_drift": settings.block_on_drift,
+    }
+    blocking = report["contract_anomalies"] + (
+        report["drift"] + report["skew"] if settings.block_on_drift else [])
+    report["ok"] = not blocking
+    text = format_validation(report)
+    write_atomic(out / "validation.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_atomic(out / "validation.txt", text + "\n")
+    if blocking:
+        raise BatchValidationError(text)
+    return report
+
+
+def format_validation(report: dict) -> str:
+    head = "validation passed" if report["ok"] else "validation FAILED: the batch is not used"
+    lines = [f"{head} ({report['batch']}; contract: {report['contract']})"]
+    for title, key in (("contract anomalies", "contract_anomalies"),
+                       ("drift vs FER2013 Training", "drift"),
+                       ("skew vs FER2013 Training", "skew")):
+        rows = report[key]
+        lines.append(f"{title}: {len(rows) or 'none'}"
+                     + ("" if key == "contract_anomalies" or report["block_on_drift"]
+                        else " (recorded, not blocking)"))
+        lines += [f"  - {row['feature']}: {row['anomaly']}: {row['detail']}" for row in rows]
+    if report["rows"] and not report["ok"]:
+        lines.append("images:")
+        lines += [f"  - {problem}" for problem in report["rows"]]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# train
+
+
+def label_indices(labels: pd.Series) -> np.ndarray:
+    unknown = sorted(set(labels) - set(FER2013_CLASSES))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not FER2013 classes (validation should have "
+                         "stopped this batch)")
+    return np.array([FER2013_CLASSES.index(label) for label in labels], np.int8)
+
+
+def training_mix(dataset: Fer2013Dataset, batch: Batch, settings: RetrainSettings
+                 ) -> Fer2013Dataset:
+    """FER2013 Training (a seeded subset) + the batch's train part as 'Training', and
+    PublicTest for selection, as one dataset `model.training.train` reads as it is."""
+    images, labels = dataset.select("Training")
+    rng = np.random.default_rng(settings.seed)
+    keep = np.sort(rng.permutation(len(labels))[:settings.fer_train_images])
+    table, faces = batch.part("train")
+    repeats = max(settings.batch_repeats, 1)
+    val_images, val_labels = dataset.select("PublicTest")
+    all_images = np.concatenate([images[keep], *([faces] * repeats), val_images])
+    all_labels = np.concatenate([labels[keep].astype(np.int8),
+                                 *([label_indices(table["label"])] * repeats),
+                                 val_labels.astype(np.int8)])
+    splits = np.concatenate([np.zeros(len(keep) + repeats * len(faces), np.int8),
+                             np.full(len(val_labels), SPLITS.index("PublicTest"), np.int8)])
+    mixed = hashlib.sha256(f"{dataset.data_hash}:{batch.sha256}:{settings}".encode())
+    return Fer2013Dataset(
+        images=all_images, labels=all_labels, splits=splits,
+        source_ids=np.array([f"mix{i}" for i in range(len(all_labels))]),
+        features=pd.DataFrame(index=range(len(all_labels))),
+        manifest={"source_sha256": mixed.hexdigest(), "fer2013_sha256": dataset.data_hash,
+                  "batch_sha256": batch.sha256})
+
+
+def challenger_config(champion: Version, profile: dict, run_name: str,
+                      settings: RetrainSettings):
+    """The champion's own training settings (its card), else the profile's, turned into a
+    short fine-tune from the champion's weights."""
+    from face_sentiment.model.training import TrainingConfig
+
+    base = dict(champion.card.get("training") or profile["training"])
+    if not champion.keras_file.is_file():
+        raise FileNotFoundError(f"{champion.keras_file}: the champion's Keras model is needed "
+                                "to fine-tune it (registry versions keep it)")
+    if base.get("label_set", "fer2013") != "fer2013":
+        raise ValueError("retrain fine-tunes FER2013-label models only (the champion is "
+                         f"{base.get('label_set')!r})")
+    known = {f.name for f in fields(TrainingConfig)}
+    config = TrainingConfig.from_dict({k: v for k, v in base.items() if k in known})
+    return replace(config, run_name=run_name, init_model=str(champion.keras_file),
+                   epochs=settings.epochs, learning_rate=settings.learning_rate,
+                   batch_size=settings.batch_size, warmup_epochs=0, ema_momentum=None,
+                   early_stopping_patience=settings.epochs, teachers=(), votes_weight=0.0,
+                   targets="labels", max_train_images=None,
+                   max_val_images=settings.max_val_images)
+
+
+def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, profile: dict,
+                     settings: RetrainSettings, run_name: str) -> Path:
+    """Fine-tune, then export the int8 model (and the inference Keras model and a card stub)
+    into runs/<run_name>/export/; returns that folder."""
+    from face_sentiment.model.export import export_variants, load_trained
+    from face_sentiment.model.training import train
+    from face_sentiment.paths import runs_dir
+    from face_sentiment.preprocessing import preprocess_faces
+
+    mix = training_mix(dataset, batch, settings)
+    config = challenger_config(champion, profile, run_name, settings)
+    best = train(mix, config)
+    out = runs_dir() / run_name / "export"
+    model = load_trained(best)
+    calibration, _ = mix.select("Training")
+    export_variants(model, out, preprocess_faces(calibration[:5000], config.preprocessing),
+                    variants=("int8",))
+    model.save(out / SHIPPED_KERAS)
+    ModelCard.from_dict({"classes": list(FER2013_CLASSES), "label_set": "fer2013",
+                         "preprocessing": config.preprocessing.to_dict(),
+                         "model_file": SHIPPED_MODEL}).write(out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate, decide
+
+
+def test_sets(dataset: Fer2013Dataset, limit: int | None) -> dict:
+    sets = {split: dataset.select(split) for split in ("PublicTest", "PrivateTest")}
+    return {name: (images[:limit], labels[:limit]) if limit else (images, labels)
+            for name, (images, labels) in sets.items()}
+
+
+def _metrics(labels: np.ndarray, probabilities: np.ndarray, clusters=None) -> dict:
+    from face_sentiment.evaluation.ab_testing import accuracy_interval
+    from face_sentiment.evaluation.metrics import summary_metrics
+
+    values = summary_metrics(labels, probabilities)
+    _, low, high = accuracy_interval(probabilities.argmax(1) == labels, clusters=clusters)
+    return {**values, "accuracy_ci": [low, high]}
+
+
+def score_models(predictors: dict, dataset: Fer2013Dataset, batch: Batch,
+                 limit: int | None) -> tuple[dict, dict]:
+    """Metrics of each predictor on PublicTest, PrivateTest and the batch holdout (intervals by
+    person there), and the (labels, predicted classes) per set for the A/B tests."""
+    from face_sentiment.evaluation.cross_dataset import FaceCrops, score
+
+    holdout = batch.dataset("holdout")
+    crops = FaceCrops(np.stack(holdout.images) if holdout.images else
+                      np.zeros((0, 48, 48), np.uint8), np.ones(len(holdout.table), bool),
+                      "ingested")
+    holdout_name = f"batch holdout ({batch.name})"
+    metrics: dict = {}
+    predictions: dict = {}
+    for model, predictor in predictors.items():
+        for name, (images, labels) in test_sets(dataset, limit).items():
+            probabilities = predictor.predict(images)
+            metrics.setdefault(model, {})[name] = _metrics(labels, probabilities)
+            predictions[(model, name)] = (labels, probabilities.argmax(1))
+        if len(holdout.table):
+            result = score(predictor, holdout, crops)
+            clusters = result.table["person"].to_numpy() if batch.person_column else None
+            metrics[model][holdout_name] = _metrics(result.labels, result.probabilities,
+                                                    clusters)
+            predictions[(model, holdout_name)] = (result.labels, result.predicted)
+    return metrics, predictions
+
+
+def evaluate_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version,
+                        challenger: Path, settings: RetrainSettings) -> dict:
+    """Champion and challenger int8 side by side, with the A/B test on every set."""
+    from face_sentiment.evaluation.ab_testing import compare
+    from face_sentiment.evaluation.predictors import load_predictor
+
+    predictors = {"champion": load_predictor(champion.model_file),
+                  "challenger": load_predictor(challenger / SHIPPED_MODEL)}
+    metrics, predictions = score_models(predictors, dataset, batch, settings.eval_images)
+    ab = {}
+    for name in metrics["champion"]:
+        labels, champion_predicted = predictions[("champion", name)]
+        _, challenger_predicted = predictions[("challenger", name)]
+        ab[name] = compare(labels, champion_predicted, challenger_predicted, "champion",
+                           "challenger", seed=settings.seed).to_dict()
+    return {"metrics": metrics, "ab": ab}
+
+
+def decide(state: RunState, evaluation: dict, champion: Version, challenger: Path,
+           validation: dict) -> dict:
+    from face_sentiment.evaluation.ab_testing import ABResult
+
+    deciding = ABResult(**{k: v for k, v in evaluation["ab"]["PublicTest"].items()
+                           if k != "promote_b"})
+    return decision_record(
+        state.batch, state.sha256,
+        {"version": champion.name, "fingerprint": champion.fingerprint,
+         "model": str(champion.model_file)},
+        {"model": str(challenger / SHIPPED_MODEL),
+         "sha256": hashlib.sha256((challenger / SHIPPED_MODEL).read_bytes()).hexdigest()},
+        evaluation, deciding, validation.get("drift", []))
+
+
+# --------------------------------------------------------------------------------------------
+# ship
+
+
+def write_release_inputs(dataset: Fer2013Dataset, batch: Batch, run_name: str,
+                         evaluation: dict, settings: RetrainSettings) -> None:
+    """benchmark.json and evaluation.json as `release.ship` reads them, from measurements of
+    the challenger: its int8 latency and PrivateTest accuracy, its float model's metrics,
+    fer's on the sets it is scored on, and the A/B tests of the decision."""
+    from face_sentiment.evaluation.predictors import TFLitePredictor, load_predictor
+    from face_sentiment.live.interpreter import runtime_name
+    from face_sentiment.model.export import benchmark_variants, fer_tflite_latency
+    from face_sentiment.model_card import machine_description
+    from face_sentiment.paths import runs_dir
+    from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+
+    out = runs_dir() / run_name / "export"
+    card = ModelCard.load(out / CARD_FILE)
+    images, labels = test_sets(dataset, settings.eval_images)["PrivateTest"]
+    table = benchmark_variants({"int8": out / SHIPPED_MODEL}, images, labels,
+                               lambda path, faces: TFLitePredictor(path).predict(faces),
+                               preprocess_faces(images[:1], PreprocessingSpec.from_dict(
+                                   card.preprocessing.to_dict())), runs=settings.latency_runs)
+    benchmark = {"variants": table.to_dict(orient="records"),
+                 "fer_tflite_latency": fer_tflite_latency(images, settings.latency_runs),
+                 "runtime": runtime_name(), "runtimes": [], "machine": machine_description(),
+                 "n": int(len(labels))}
+    write_atomic(out / "benchmark.json", json.dumps(benchmark, indent=2) + "\n")
+    extra, _ = score_models({"keras": load_predictor(out / SHIPPED_KERAS),
+                             "fer": load_predictor("fer")}, dataset, batch, settings.eval_images)
+    metrics = {"int8": evaluation["metrics"]["challenger"], **extra}
+    ab = {f"champion vs challenger on {name}": values for name, values in evaluation["ab"].items()}
+    write_atomic(runs_dir() / run_name / "evaluation.json",
+                 json.dumps({"metrics": metrics, "ab": ab}, indent=2) + "\n")
+
+
+def ship_challenger(dataset: Fer2013Dataset, batch: Batch, run_name: str, record: dict,
+                    registry: Registry, champion: Version, profile_name: str, commit: str,
+                    out: Path) -> Version:
+    """The card by `release.ship` (into out/release), with the model's lineage; then the
+    model enters the registry and becomes current."""
+    from face_sentiment.evaluation.release import ship
+
+    release = out / "release"
+    ship(dataset, run_name, commit, release, profile_name)
+    card = ModelCard.load(release / CARD_FILE).to_dict()
+    card["name"] = f"{card['name']} (retrained on {batch.name})"
+    card["reproduce"] = (f"face-sentiment retrain --incoming {batch.folder} --profile "
+                         f"{profile_name} (commit {commit}; champion {champion.name} "
+                         f"{champion.fingerprint}; batch sha256 {batch.sha256[:16]})")
+    card["lineage"] = {"parent_version": champion.name,
+                       "parent_fingerprint": champion.fingerprint,
+                       "batch": batch.name, "batch_sha256": batch.sha256,
+                       "decision": record["decision"], "decided": record["decided"]}
+    card["data"] = {**card["data"], "incoming_batch_sha256": batch.sha256}
+    ModelCard.from_dict(card, "retrained card").write(release)
+    version = registry.add(release, decision=record)
+    return registry.promote(version, f"batch {batch.name}: {record['decision']}")
+
+
+# --------------------------------------------------------------------------------------------
+# the whole run
+
+
+@dataclass
+class RetrainResult:
+    batch: str
+    outcome: str  # "promoted", "kept", "stopped at validation"
+    folder: Path
+    decision: dict | None = None
+    version: str | None = None
+    deployed: list | None = None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "folder": str(self.folder)}
+
+
+def retrain(batch_folder: Path, profile_name: str = "full", *,
+            dataset: Fer2013Dataset | None = None, registry: Registry | None = None,
+            seed_from: Path | None = None, targets: dict | None = None,
+            until: str = "deploy", beam_args: str = "", commit: str | None = None,
+            log=print) -> RetrainResult:
+    """Run (or resume) every stage up to `until` for one batch; see the module docstring.
+
+    `dataset`: the FER2013 cache (default: load_dataset()); `registry`: default
+    deploy/registry, seeded from `seed_from` (default models/, read only) when empty;
+    `targets`: deploy targets (default: pipeline.deploy.load_targets()).
+    """
+    from face_sentiment.paths import models_dir
+    from face_sentiment.pipeline.deploy import deploy, load_targets
+    from face_sentiment.profiles import load_profile
+
+    if until not in STAGES:
+        raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+    profile = load_profile(profile_name)
+    settings = RetrainSettings.from_profile(profile)
+    registry = registry or Registry()
+    champion = registry.seed(seed_from or models_dir())
+    out = retrain_dir(batch_folder.name)
+    state = RunState(out, batch_folder.name, batch_sha256(batch_folder))
+    run_name = f"retrain/{batch_folder.name}/challenger"
+    if "champion" not in state.values:  # the champion this run challenges, fixed at its start
+        state.set(champion=champion.name, profile=profile_name)
+    champion = registry.version(state.values["champion"])
+    size = champion.card.preprocessing.size
+    if dataset is None:
+        from face_sentiment.data.cache import load_dataset
+        dataset = load_dataset()
+    batch: Batch | None = None
+    result = RetrainResult(batch_folder.name, "running", out)
+
+    def run_stage(name: str, work) -> object:
+        if state.done(name):
+            log(f"[{name}] done before: skipped")
+            return None
+        log(f"[{name}] ...")
+        started = time.perf_counter()
+        try:
+            summary = work() or {}
+        except BatchValidationError:
+            state.mark(name, "stopped", time.perf_counter() - started)
+            state.set(outcome="stopped at validation")
+            raise
+        except BaseException as error:
+            state.mark(name, "failed", time.perf_counter() - started,
+                       error=f"{type(error).__name__}: {error}")
+            raise
+        state.mark(name, "done", time.perf_counter() - started, **summary)
+        log(f"[{name}] done in {time.perf_counter() - started:.1f} s")
+        return summary
+
+    def ingested() -> Batch:
+        nonlocal batch
+        if batch is None:
+            batch = load_ingested(batch_folder, out)
+        return batch
+
+    def do_ingest():
+        nonlocal batch
+        batch = ingest(batch_folder, out, settings.holdout_fraction, settings.seed,
+                       settings.person_column, settings.detector, size)
+        info = json.loads((out / "ingest.json").read_text())
+        return {"images": info["images"], "faces_found": info["faces_found"],
+                "split": info["split"],
+                "parts": {k: v["images"] for k, v in info["parts"].items()}}
+
+    def do_validate():
+        report = validate_batch(ingested(), dataset, out, size, settings, beam_args)
+        log(format_validation(report))
+        return {"drift": len(report["drift"]), "skew": len(report["skew"])}
+
+    def do_train():
+        started = time.perf_counter()
+        train_challenger(dataset, ingested(), champion, profile, settings, run_name)
+        return {"train_seconds": round(time.perf_counter() - started, 1)}
+
+    def challenger_dir() -> Path:
+        from face_sentiment.paths import runs_dir
+        return runs_dir() / run_name / "export"
+
+    def do_evaluate():
+        evaluation = evaluate_challenger(dataset, ingested(), champion, challenger_dir(),
+                                         settings)
+        write_atomic(out / "evaluation.json", json.dumps(evaluation, indent=2) + "\n")
+        return {}
+
+    def do_decide():
+        evaluation = json.loads((out / "evaluation.json").read_text())
+        validation = json.loads((out / "validation.json").read_text())
+        record = decide(state, evaluation, champion, challenger_dir(), validation)
+        write_atomic(out / "decision.json", json.dumps(record, indent=2) + "\n")
+        log(format_decision(record))
+        return {"decision": record["decision"]}
+
+    def promoted() -> bool:
+        return json.loads((out / "decision.json").read_text())["decision"] == "promote"
+
+    def do_ship():
+        if not promoted():
+            return {"shipped": None, "note": "champion kept: nothing shipped"}
+        from face_sentiment.reports import git_commit
+        record = json.loads((out / "decision.json").read_text())
+        write_release_inputs(dataset, ingested(), run_name,
+                             json.loads((out / "evaluation.json").read_text()), settings)
+        version = ship_challenger(dataset, ingested(), run_name, record, registry, champion,
+                                  profile_name, commit or git_commit(), out)
+        log(f"registered {version.name} ({version.fingerprint}) in {registry.folder}: current")
+        return {"shipped": version.name, "fingerprint": version.fingerprint}
+
+    def do_deploy():
+        if not promoted():
+            return {"deployed": [], "note": "champion kept: nothing deployed"}
+        version = registry.version(state.stages["ship"]["shipped"])
+        records = [deploy(version, target) for target in (targets or load_targets()).values()]
+        for record in records:
+            log(f"deployed {record['version']} ({record['fingerprint']}) to {record['where']}")
+        return {"deployed": records}
+
+    work = {"ingest": do_ingest, "validate": do_validate, "train": do_train,
+            "evaluate": do_evaluate, "decide": do_decide, "ship": do_ship, "deploy": do_deploy}
+    for name in STAGES[:STAGES.index(until) + 1]:
+        run_stage(name, work[name])
+    # The outcome is final (triggers.FINAL_OUTCOMES: the batch is no longer pending) only once
+    # every stage is done; a run up to an earlier stage (an Airflow task) leaves it pending.
+    result.outcome = f"stages up to {until} done"
+    if state.done("decide"):
+        result.decision = json.loads((out / "decision.json").read_text())
+        result.version = state.stages.get("ship", {}).get("shipped")
+        result.deployed = state.stages.get("deploy", {}).get("deployed")
+        if state.done("deploy"):
+            result.outcome = "promoted" if result.decision["decision"] == "promote" else "kept"
+    state.set(outcome=result.outcome)
+    return result
+

@@ -1,0 +1,213 @@
+"""TF Transform (data.transform) and its reader (data.processed) on the real FER2013 cache.
+
+One module fixture runs the Beam pipeline on every PrivateTest face plus a seeded slice of
+Training (the analyzers' rows) into a temporary folder; the tests read that output. The parity
+test is the issue's contract: the transform graph equals `preprocess_faces` on every PrivateTest
+face within 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import CKPLUS, FER2013, FER2013_ENV, ROOT, subprocess_env
+
+pytestmark = [pytest.mark.tensorflow]
+
+PARITY_TOLERANCE = 1e-5
+TRAINING_ROWS = 2000
+
+
+def test_chunks_stay_within_one_split():
+    from face_sentiment.data.transform import CHUNK_ROWS, _chunks
+
+    splits = np.array(["Training"] * (CHUNK_ROWS + 5) + ["PublicTest"] * 3 + ["Training"] * 2)
+    chunks = _chunks(splits, None)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(splits)))
+    assert all(len(set(splits[chunk])) == 1 and len(chunk) <= CHUNK_ROWS for chunk in chunks)
+    analysed = _chunks(splits, splits == "PublicTest")
+    assert [splits[c][0] for c in analysed] == ["PublicTest"] and len(analysed[0]) == 3
+
+
+def test_a_subset_never_passes_for_the_whole_table():
+    from face_sentiment.data.transform import FaceTable
+
+    images = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    table = FaceTable(
+        name="t", images=images, labels=np.arange(4), classes=("a", "b", "c", "d"),
+        splits=np.array(["Training"] * 2 + ["PublicTest"] * 2), source_ids=np.array(list("wxyz")),
+        rows=np.arange(4), analyze=np.array([True, True, False, False]), data_hash="whole")
+    first, other = table.subset(np.array([0, 2])), table.subset(np.array([1, 3]))
+    assert len({table.data_hash, first.data_hash, other.data_hash}) == 3
+    assert table.subset(np.array([0, 2])).data_hash == first.data_hash  # same rows, same hash
+    assert list(first.rows) == [0, 2] and list(first.source_ids) == ["w", "y"]
+
+
+def test_equalising_methods_are_refused():
+    from face_sentiment.data.transform import make_preprocessing_fn
+    from face_sentiment.preprocessing import PreprocessingSpec
+
+    with pytest.raises(ValueError, match="clahe.*no TensorFlow Transform"):
+        make_preprocessing_fn(PreprocessingSpec(method="clahe"))
+
+
+@pytest.fixture(scope="module")
+def real_dataset():
+    if FER2013 is None:
+        pytest.skip("FER2013 not found (set FER2013_PATH)")
+    from face_sentiment.data.cache import load_dataset
+
+    with pytest.MonkeyPatch.context() as patch:  # the real project tree and its cache
+        patch.setenv("FACE_SENTIMENT_ROOT", str(ROOT))
+        if FER2013_ENV:
+            patch.setenv("FER2013_PATH", FER2013_ENV)
+        return load_dataset()
+
+
+@pytest.fixture(scope="module")
+def processed(real_dataset, tmp_path_factory):
+    """The pipeline's output for PrivateTest + a Training slice, and the rows it holds."""
+    from face_sentiment.data.transform import fer2013_table, run_transform
+
+    table = fer2013_table(real_dataset)
+    training = np.flatnonzero(real_dataset.split_mask("Training"))
+    chosen = np.sort(np.random.default_rng(0).choice(training, TRAINING_ROWS, replace=False))
+    keep = np.concatenate([chosen, np.flatnonzero(real_dataset.split_mask("PrivateTest"))])
+    folder = tmp_path_factory.mktemp("processed") / "fer2013"
+    run_transform(table.subset(keep), out=folder, verbose=False)
+    return folder, keep
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_transform_graph_equals_preprocess_faces_on_every_private_test_face(
+        real_dataset, processed):
+    import tensorflow_transform as tft
+
+    from face_sentiment.preprocessing import preprocess_faces
+    from face_sentiment.quality import quality_arrays
+
+    folder, _ = processed
+    faces, labels = real_dataset.select("PrivateTest")
+    rows = real_dataset.rows("PrivateTest")
+    expected = preprocess_faces(faces).reshape(len(faces), -1)
+    quality = quality_arrays(faces)
+    raw = {"image": faces.reshape(len(faces), -1).astype(np.int64), "label": labels,
+           "row": rows.astype(np.int64), "split": np.array([b"PrivateTest"] * len(faces)),
+           "source_id": real_dataset.source_ids[rows].astype(bytes),
+           "ferplus_votes": real_dataset.ferplus_votes[rows].astype(np.int64),
+           **{n: quality[n].astype(np.float32) for n in
+              ("brightness", "contrast", "sharpness", "clipped_fraction")}}
+    graph = tft.TFTransformOutput(str(folder)).transform_features_layer()
+    got = graph(raw)["image"].numpy()
+    difference = float(np.abs(got - expected).max())
+    print(f"transform graph vs preprocess_faces, {len(faces)} PrivateTest faces: "
+          f"max |difference| = {difference:.2e}")
+    assert difference <= PARITY_TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_records_hold_the_preprocessed_faces_labels_and_analyzer_outputs(
+        real_dataset, processed):
+    from face_sentiment.data.processed import load_processed
+    from face_sentiment.preprocessing import preprocess_faces
+
+    folder, keep = processed
+    data = load_processed(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"] == {"PrivateTest": 3589, "Training": TRAINING_ROWS}
+    assert manifest["analyzed_rows"] == TRAINING_ROWS and manifest["tft_version"] == "1.16.0"
+    assert np.array_equal(np.sort(data.table["row"]), np.sort(keep))
+    rows = data.table["row"].to_numpy()
+    assert np.array_equal(data.table["label"], real_dataset.labels[rows])
+    assert np.abs(data.images - preprocess_faces(real_dataset.images[rows])).max() <= 1e-5
+    assert np.array_equal(np.stack(data.table["ferplus_votes"]), real_dataset.ferplus_votes[rows])
+    training = data.table[data.table["split"] == "Training"]
+    for name in ("brightness", "contrast", "sharpness"):
+        # z-scores and quantile buckets were fitted on the Training rows only
+        z = training[f"{name}_z"]
+        assert abs(z.mean()) < 1e-3 and abs(z.std(ddof=0) - 1) < 1e-3
+        shares = training[f"{name}_bucket"].value_counts(normalize=True).sort_index()
+        assert list(shares.index) == [0, 1, 2] and shares.between(0.30, 0.37).all()
+        means = training.groupby(f"{name}_bucket")[name].mean()
+        assert means.is_monotonic_increasing  # buckets are ordered low -> high
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_unchanged_input_reruns_nothing_and_stale_or_corrupt_data_is_named(
+        real_dataset, processed, tmp_path):
+    from face_sentiment.data.processed import ProcessedDataError, current_processed, load_processed
+    from face_sentiment.data.transform import fer2013_table, run_transform
+
+    folder, keep = processed
+    before = (folder / "manifest.json").stat().st_mtime_ns
+    run_transform(fer2013_table(real_dataset).subset(keep), out=folder, verbose=False)
+    assert (folder / "manifest.json").stat().st_mtime_ns == before
+
+    class Other:  # a cache made from other data
+        data_hash = "0" * 64
+    with pytest.raises(ProcessedDataError, match="other data.*make processed"):
+        current_processed(Other(), folder=folder)
+
+    broken = tmp_path / "fer2013"
+    shutil.copytree(folder, broken)
+    record = next(broken.glob("PrivateTest-*.tfrecord.gz"))
+    record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])
+    with pytest.raises(ProcessedDataError, match=f"{record.name}: corrupt TFRecord"):
+        load_processed(broken)
+    (broken / "manifest.json").unlink()
+    with pytest.raises(ProcessedDataError, match="manifest.json missing.*make processed"):
+        load_processed(broken)
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_training_inputs_and_slices_from_processed_data(real_dataset, processed, monkeypatch):
+    import face_sentiment.data.processed as processed_module
+    from face_sentiment.evaluation.metrics import quality_bins
+    from face_sentiment.model.training import TrainingConfig, prepare_split
+
+    folder, _ = processed
+    monkeypatch.setattr(processed_module, "processed_dir", lambda name: folder)
+    # the fixture processed a subset, whose hash names its rows: read it as current
+    subset_hash = processed_module.manifest_of(folder)["data_sha256"]
+    monkeypatch.setattr(type(real_dataset), "data_hash", property(lambda self: subset_hash))
+    processed_module._current.cache_clear()
+    from_cache, labels = prepare_split(real_dataset, "PrivateTest", TrainingConfig(), None)
+    from_records, same_labels = prepare_split(real_dataset, "PrivateTest",
+                                              TrainingConfig(data="processed"), None)
+    assert np.array_equal(labels, same_labels)
+    assert np.abs(from_cache - from_records).max() <= PARITY_TOLERANCE
+
+    rows = real_dataset.rows("PrivateTest")
+    features = processed_module.with_quality_buckets(real_dataset, rows, "PrivateTest")
+    bins = quality_bins(features)
+    # Training boundaries: PrivateTest's bins need not be exact thirds, but follow the values
+    assert set(bins["brightness_bin"]) == {"low", "mid", "high"}
+    darkest = features["brightness"].idxmin()
+    assert bins.loc[darkest, "brightness_bin"] == "low"
+    processed_module._current.cache_clear()
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.skipif(not CKPLUS, reason="CK+ not found (set CKPLUS_PATH)")
+def test_cli_transforms_a_folder_dataset_with_vocabularies(tmp_path):
+    out = tmp_path / "ckplus"
+    result = subprocess.run(
+        [sys.executable, "-m", "face_sentiment", "transform", "--dataset", CKPLUS,
+         "--out", str(out)], capture_output=True, text=True, timeout=600,
+        env={**subprocess_env(), "FACE_SENTIMENT_ROOT": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"all": manifest["analyzed_rows"]}
+    assert "subject" in manifest["categorical"]
+    vocabulary = (out / "transform_fn" / "assets" / "subject").read_text().split()
+    assert len(vocabulary) == len(set(vocabulary)) > 10

@@ -204,6 +204,32 @@ def _ensemble(args) -> int:
     return 0
 
 
+def _robustness(args) -> int:
+    from face_sentiment.data.cache import load_dataset
+    from face_sentiment.evaluation.predictors import load_predictors
+    from face_sentiment.evaluation.robustness import PERTURBATIONS, accuracy_curves, sample_split
+    unknown = set(args.perturbation or ()) - set(PERTURBATIONS)
+    if unknown:
+        raise ValueError(f"unknown perturbation(s) {', '.join(sorted(unknown))}; use "
+                         f"{', '.join(PERTURBATIONS)}")
+    faces, labels = sample_split(load_dataset(), args.split, args.images, args.seed)
+    chosen = {name: PERTURBATIONS[name] for name in (args.perturbation or PERTURBATIONS)}
+    curves = accuracy_curves(load_predictors(args.models), faces, labels, chosen, args.seed)
+    models, ladder = (list(dict.fromkeys(curves.model)),
+                      list(dict.fromkeys(zip(curves.perturbation, curves.level, strict=True))))
+    table = (curves.set_index(["perturbation", "level", "model"])["accuracy"]
+             .unstack("model").reindex(ladder)[models])
+    with _wide_pandas():
+        print(f"{args.split}, {len(labels)} faces: accuracy under each perturbation level")
+        print(table.round(4).to_string())
+        means = curves.groupby(["perturbation", "model"], sort=False)["accuracy"].mean()
+        print("\nmean accuracy over each ladder (the clean level included)")
+        print(means.unstack("model").reindex(list(chosen))[models].round(4).to_string())
+    if args.split == "PrivateTest":
+        print("note: choose on PublicTest; PrivateTest is for reporting only")
+    return 0
+
+
 def _report(args) -> int:
     from pathlib import Path
 
@@ -374,6 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Keras members only: one int8 graph averaging them (flip inside "
                                "when --tta flip), with model_card.json beside it")
     ensemble.set_defaults(handler=_ensemble)
+    robustness = commands.add_parser(
+        "robustness", help="accuracy of models under image degradations (brightness, gamma, "
+                           "contrast, noise, blur, JPEG, resolution) at fixed levels")
+    robustness.add_argument("models", nargs="+", metavar="MODEL",
+                            help=f"{MODEL_NAMES}, a run's best.keras or a .tflite with its card")
+    robustness.add_argument("--split", default="PublicTest",
+                            choices=("PublicTest", "PrivateTest"))
+    robustness.add_argument("--images", type=int, help="a seeded random subset of the split")
+    robustness.add_argument("--perturbation", action="append",
+                            help="only this one; repeatable (default: all)")
+    robustness.add_argument("--seed", type=int, default=0)
+    robustness.set_defaults(handler=_robustness)
     report = commands.add_parser("report", help="execute one notebook -> reports/ HTML + PDF")
     report.add_argument("notebook")
     report.add_argument("--profile", default="full")

@@ -65,6 +65,25 @@ def normalise_lighting(faces: np.ndarray, spec: PreprocessingSpec) -> np.ndarray
     return pixels / 127.5 - 1.0
 
 
+def normalise_lighting_tf(pixels, spec: PreprocessingSpec):
+    """`normalise_lighting` in TensorFlow ops, on flattened (B, S*S) faces: TF Transform's
+    preprocessing_fn and the camera augmentation (model.camera) normalise with it after
+    degrading raw pixels. TensorFlow is imported here, never at module level (the Pi runner
+    imports this module); the parity test holds it within 1e-5 of the numpy version."""
+    import tensorflow as tf
+
+    pixels = tf.cast(pixels, tf.float32)
+    if spec.method == "standardize":
+        mean = tf.reduce_mean(pixels, axis=1, keepdims=True)
+        centred = pixels - mean
+        std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=1, keepdims=True))
+        return centred / tf.maximum(std, 1.0)  # a flat face maps to zeros, as in numpy
+    if spec.method == "scale":
+        return pixels / 127.5 - 1.0
+    raise ValueError(f"preprocessing method {spec.method!r} has no TensorFlow version "
+                     "(equalisation is OpenCV-only); use standardize or scale")
+
+
 def preprocess_faces(faces: np.ndarray | list[np.ndarray],
                      spec: PreprocessingSpec = PreprocessingSpec()) -> np.ndarray:
     """Face crops (a (N, H, W) uint8 array or a list of crops) -> (N, S, S, 1) float32."""

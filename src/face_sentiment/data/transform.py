@@ -8,9 +8,10 @@ the quality features, vocabularies of categorical attribute columns. The buckets
 evaluation and bias-audit slices (`data.processed.quality_slices`), so every split is sliced by
 the same Training boundaries instead of its own tertiles.
 
-The image normalisation is `preprocessing.normalise_lighting` written in TensorFlow ops: the
-parity test holds the graph's output within 1e-5 of `preprocess_faces` on every PrivateTest face.
-Equalisation methods (CLAHE, histeq) have no TF op and are refused.
+The image normalisation is `preprocessing.normalise_lighting_tf`, the numpy definition written
+in TensorFlow ops beside it: the parity test holds the graph's output within 1e-5 of
+`preprocess_faces` on every PrivateTest face. Equalisation methods (CLAHE, histeq) have no TF op
+and are refused.
 
 The pipeline reads its rows from .npy files in the staging folder in chunks (workers load them
 memory-mapped instead of Beam pickling 35,887 images into the graph), writes everything into
@@ -34,7 +35,7 @@ import pandas as pd
 
 from face_sentiment.labels import FER2013_CLASSES, SPLITS
 from face_sentiment.paths import data_dir, replace_dir, staging_dir
-from face_sentiment.preprocessing import PreprocessingSpec
+from face_sentiment.preprocessing import PreprocessingSpec, normalise_lighting_tf
 from face_sentiment.quality import quality_arrays
 
 TRANSFORM_VERSION = 1
@@ -150,22 +151,6 @@ def raw_feature_spec(table: FaceTable) -> dict:
     if table.votes is not None:
         spec["ferplus_votes"] = tf.io.FixedLenFeature([VOTES], tf.int64)
     return spec
-
-
-def normalise_lighting_tf(pixels, spec: PreprocessingSpec):
-    """`preprocessing.normalise_lighting` in TensorFlow ops, on flattened (B, S*S) faces."""
-    import tensorflow as tf
-
-    pixels = tf.cast(pixels, tf.float32)
-    if spec.method == "standardize":
-        mean = tf.reduce_mean(pixels, axis=1, keepdims=True)
-        centred = pixels - mean
-        std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=1, keepdims=True))
-        return centred / tf.maximum(std, 1.0)  # a flat face maps to zeros, as in numpy
-    if spec.method == "scale":
-        return pixels / 127.5 - 1.0
-    raise ValueError(f"preprocessing method {spec.method!r} has no TensorFlow Transform "
-                     "version (equalisation is OpenCV-only); use standardize or scale")
 
 
 def make_preprocessing_fn(spec: PreprocessingSpec, categorical: tuple[str, ...] = (),

@@ -4,70 +4,28 @@
 the 48x48 uint8 crops at a ladder of strengths (the first level of each is the identity, scored
 once) and every model is scored on the same perturbed images with its own preprocessing:
 brightness scaling, gamma, contrast, Gaussian noise, Gaussian blur, JPEG quality and
-down/up-scaling. Noise is seeded per level, so curves are reproducible.
+down/up-scaling (`face_sentiment.degradations`, the definitions that camera augmentation
+trains with). Noise is seeded per level, so curves are reproducible.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-
-def _clip(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
-
-
-def brightness(faces: np.ndarray, factor: float, seed: int = 0) -> np.ndarray:
-    """Multiply every pixel by `factor` (clipped)."""
-    return _clip(faces.astype(np.float32) * factor)
-
-
-def gamma(faces: np.ndarray, value: float, seed: int = 0) -> np.ndarray:
-    """out = 255 * (in / 255) ** value."""
-    table = _clip(255.0 * (np.arange(256) / 255.0) ** value)
-    return table[faces]
-
-
-def contrast(faces: np.ndarray, factor: float, seed: int = 0) -> np.ndarray:
-    """Scale deviations from each face's mean grey by `factor`."""
-    pixels = faces.astype(np.float32)
-    mean = pixels.mean(axis=(1, 2), keepdims=True)
-    return _clip(mean + (pixels - mean) * factor)
-
-
-def gaussian_noise(faces: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
-    """Add N(0, sigma^2) grey levels per pixel."""
-    noise = np.random.default_rng(seed).normal(0, sigma, faces.shape) if sigma else 0.0
-    return _clip(faces.astype(np.float32) + noise)
-
-
-def blur(faces: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
-    """Gaussian blur with standard deviation `sigma` pixels."""
-    if sigma <= 0:
-        return faces.copy()
-    return np.stack([cv2.GaussianBlur(face, (0, 0), sigma) for face in faces])
-
-
-def jpeg(faces: np.ndarray, quality: float, seed: int = 0) -> np.ndarray:
-    """Encode and decode as JPEG at `quality` (100 = near-lossless)."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    return np.stack([cv2.imdecode(cv2.imencode(".jpg", face, params)[1], cv2.IMREAD_GRAYSCALE)
-                     for face in faces])
-
-
-def rescale(faces: np.ndarray, size: float, seed: int = 0) -> np.ndarray:
-    """Down-scale to size x size (area) and back up to the original size (bilinear)."""
-    side = faces.shape[1]
-    if int(size) >= side:
-        return faces.copy()
-    return np.stack([cv2.resize(cv2.resize(face, (int(size),) * 2, interpolation=cv2.INTER_AREA),
-                                (side, side), interpolation=cv2.INTER_LINEAR) for face in faces])
-
+from face_sentiment.degradations import (
+    blur,
+    brightness,
+    contrast,
+    gamma,
+    gaussian_noise,
+    jpeg,
+    rescale,
+)
 
 Perturbation = Callable[..., np.ndarray]
 # name: (function, levels with the identity first, axis label)

@@ -2,6 +2,7 @@
 
 - `architecture`: the VGG-style expression CNN (`build_model`) and its multiply-add count.
 - `augmentation`: training-time augmentation layers (inactive at inference and in exports).
+- `camera`: camera-domain augmentation of the raw faces (resolution, blur, gamma, noise, JPEG).
 - `training`: `TrainingConfig` (the profile's `training:` section) and the resumable `train`.
 - `distillation`: the mixed hard-label / teacher loss (Hinton et al.) on packed targets.
 - `ensemble_graph`: several trained networks averaged inside one graph (one-invoke export).
@@ -21,4 +22,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "export_dev_model": "dev_model",
     "DistillationLoss": "distillation", "pack_targets": "distillation",
     "averaged_model": "ensemble_graph",
+    "degrade_faces": "camera", "plot_degraded": "camera",
 })

@@ -27,10 +27,11 @@ from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.energy import EnergyMeter, record_session
 from face_sentiment.labels import class_names
 from face_sentiment.model.architecture import build_model
+from face_sentiment.model.camera import training_map as camera_training_map
 from face_sentiment.model.distillation import DistillationLoss, hard_label_accuracy, pack_targets
 from face_sentiment.model.weight_averaging import SwapEMAWeightsWithBatchNorm
 from face_sentiment.paths import runs_dir
-from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces, to_gray_square
 
 # Training faces that give EMA-averaged weights their BatchNorm statistics (weight_averaging).
 CALIBRATION_IMAGES = 2048
@@ -76,6 +77,10 @@ class TrainingConfig:
     # Where the model inputs come from: cache (preprocess_faces on the cached faces) or
     # processed (TF Transform's output in data/processed/fer2013, `make processed`).
     data: str = "cache"
+    # Camera-domain augmentation (face_sentiment.model.camera): each degradation (resolution,
+    # blur, gamma, noise, JPEG) hits a raw training face with this probability before its
+    # lighting is normalised. 0: off (the inputs are the cache's preprocessed faces).
+    camera_augmentation: float = 0.0
     max_train_images: int | None = None  # the CI profile trains on a slice
     max_val_images: int | None = None
     # Fine-tuning: a .keras model (checkpoint or shipped inference model) of the same
@@ -157,8 +162,10 @@ def prepare_split(dataset: Fer2013Dataset, split: str, config: TrainingConfig, l
 
 
 def training_targets(dataset: Fer2013Dataset, config: TrainingConfig,
-                     teacher_targets: np.ndarray | None = None):
-    """Preprocessed Training images, their targets (rows sum to 1) and their labels.
+                     teacher_targets: np.ndarray | None = None, raw: bool = False):
+    """Preprocessed Training images, their targets (rows sum to 1) and their labels; with
+    `raw`, the cache's uint8 faces at the model's size instead of preprocessed ones (camera
+    augmentation degrades and normalises them in the input pipeline).
 
     With `teacher_targets` (one row per `dataset.select("Training", label_set)` face), the
     targets are packed [hard | teachers] for `DistillationLoss`.
@@ -186,6 +193,12 @@ def training_targets(dataset: Fer2013Dataset, config: TrainingConfig,
         targets = pack_targets(targets, teacher_targets)
     rows, targets, labels = _limit((rows, targets, labels), config.max_train_images,
                                    config.seed)
+    if raw:
+        faces = dataset.images[rows]
+        size = config.preprocessing.size
+        if faces.shape[1:] != (size, size):
+            faces = np.stack([to_gray_square(face, size) for face in faces])
+        return faces, targets, labels
     return model_inputs_for(dataset, "Training", rows, config), targets, labels
 
 
@@ -254,7 +267,13 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
     (run / "config.json").write_text(json.dumps(
         {**config.to_dict(), "data_sha256": dataset.data_hash}, indent=2))
     num_classes = len(class_names(config.label_set))
-    x_train, t_train, y_train = training_targets(dataset, config, teacher_targets)
+    camera = config.camera_augmentation
+    if not 0 <= camera <= 1:
+        raise ValueError(f"camera_augmentation is a probability (0..1), got {camera}")
+    if camera and config.data != "cache":
+        raise ValueError("camera_augmentation degrades the raw faces, which only the cache "
+                         f"holds: use data: cache (not {config.data!r})")
+    x_train, t_train, y_train = training_targets(dataset, config, teacher_targets, raw=camera > 0)
     x_val, y_val = prepare_split(dataset, "PublicTest", config, config.max_val_images)
     v_val = keras.utils.to_categorical(y_val, num_classes)
     weights = class_weights(y_train, num_classes, config.class_weighting)
@@ -273,7 +292,11 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
         metric, slices = "accuracy", (x_train, t_train)
     train_data = (tf.data.Dataset.from_tensor_slices(slices)
                   .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
-                  .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
+                  .batch(config.batch_size))
+    if camera:
+        train_data = train_data.map(camera_training_map(config.preprocessing, camera,
+                                                        config.seed))
+    train_data = train_data.prefetch(tf.data.AUTOTUNE)
     steps = math.ceil(len(y_train) / config.batch_size)
     model = model_for(config)
     if config.init_model:
@@ -289,6 +312,8 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
     if config.ema_momentum:  # only the averaged weights need faces for their statistics
         order = np.random.default_rng(config.seed).permutation(len(x_train))
         calibration = x_train[order[:CALIBRATION_IMAGES]]
+        if camera:  # raw faces: the statistics are for clean, preprocessed inputs
+            calibration = preprocess_faces(calibration, config.preprocessing)
     callbacks = training_callbacks(run, config, calibration)
     # Energy of this session (face_sentiment.energy), added to the run's energy.json even when
     # the session is interrupted: a resumed run's sessions add up, and `ship` puts the total

@@ -180,6 +180,16 @@ def test_real_profiles_load_and_parse(name, real_root):
     assert TrainingConfig.from_dict(config.to_dict()) == config
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in (
+    Path(__file__).resolve().parents[1] / "profiles").glob("*.yaml")))
+def test_every_profile_resolves_to_a_training_config_named_after_it(name, real_root):
+    """Screens and students too (distill-v3, camera-screen...): a typo in a key fails here,
+    not an hour into a run."""
+    config = TrainingConfig.from_dict(load_profile(name)["training"])
+    assert config.run_name.startswith(name)
+    assert TrainingConfig.from_dict(config.to_dict()) == config
+
+
 def test_ci_profile_is_a_small_slice_of_full(real_root):
     full, ci = (TrainingConfig.from_dict(load_profile(n)["training"]) for n in ("full", "ci"))
     assert full.max_train_images is None and full.max_val_images is None

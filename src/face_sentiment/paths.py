@@ -6,6 +6,7 @@ The project root is the checkout holding `pyproject.toml` (the package is instal
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -69,6 +70,15 @@ def copy_atomic(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     with atomic_target(Path(target)) as staging:
         shutil.copyfile(source, staging)
     return Path(target)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in blocks (model files, wheels, batch images)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def staging_dir(target: Path) -> Path:

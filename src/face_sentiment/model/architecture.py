@@ -49,8 +49,32 @@ def build_model(num_classes: int = 7, input_size: int = 48, stem_filters: int = 
     return keras.Model(inputs, outputs, name="face_sentiment_cnn")
 
 
+@keras.saving.register_keras_serializable(package="face_sentiment")
+class Mirror(layers.Layer):
+    """The face mirrored left to right: flip test-time augmentation inside a graph (an ensemble
+    graph's second view, `face_sentiment.model.ensemble_graph`); int8-friendly (REVERSE_V2)."""
+
+    def call(self, inputs):
+        return keras.ops.flip(inputs, axis=2)
+
+
+def member_networks(model: keras.Model) -> list[keras.Model]:
+    """The trained networks inside a graph that averages several (an ensemble graph, whose
+    `averaged_model` names them member_0, member_1...); [] for a single network."""
+    return [layer for layer in model.layers
+            if isinstance(layer, keras.Model) and layer.name.startswith("member_")]
+
+
+def views_per_member(model: keras.Model) -> int:
+    """How many views of the face each network sees: 2 with a `Mirror` layer, else 1."""
+    return 2 if any(isinstance(layer, Mirror) for layer in model.layers) else 1
+
+
 def architecture_of(model: keras.Model) -> dict:
     """The `build_model` arguments that reproduce a model's shape (read from its layers)."""
+    if member_networks(model):
+        raise ValueError(f"{model.name} averages {len(member_networks(model))} networks: read "
+                         "each member's architecture (member_networks)")
     convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
     dropout = next(layer.rate for layer in model.layers if isinstance(layer, layers.Dropout))
     return {"num_classes": int(model.output_shape[-1]), "input_size": int(model.input_shape[1]),
@@ -59,7 +83,11 @@ def architecture_of(model: keras.Model) -> dict:
 
 
 def inference_copy(model: keras.Model) -> keras.Model:
-    """Copy of a trained `model` without its augmentation layers, for evaluation and export."""
+    """Copy of a trained `model` without its augmentation layers, for evaluation and export.
+
+    An ensemble graph is returned as it is: it is built from members' inference copies."""
+    if member_networks(model):
+        return model
     inference = build_model(augment=False, **architecture_of(model))
     weights = [w for layer in model.layers if layer.name != "augmentation"
                for w in layer.get_weights()]
@@ -69,12 +97,30 @@ def inference_copy(model: keras.Model) -> keras.Model:
 
 def multiply_adds(model: keras.Model) -> int:
     """Multiply-adds per face of the convolutions and dense layers (the cost that matters)."""
-    total = 0
+    total, members = 0, member_networks(model)
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
+        if layer in members:  # an ensemble graph's member, run once per view
+            total += multiply_adds(layer) * views_per_member(model)
+        elif isinstance(layer, layers.Conv2D):
             height, width, out_channels = layer.output.shape[1:]
             kernel = layer.kernel.shape  # (kh, kw, in, out)
             total += height * width * kernel[0] * kernel[1] * kernel[2] * out_channels
         elif isinstance(layer, layers.Dense):
             total += layer.kernel.shape[0] * layer.kernel.shape[1]
     return int(total)
+
+
+def describe(model: keras.Model) -> str:
+    """One line for a model card: the `build_model` call of a network, or of each member of an
+    ensemble graph with its views."""
+    def call(network: keras.Model) -> str:
+        arguments = ", ".join(f"{k}={v}" for k, v in architecture_of(network).items())
+        return f"face_sentiment.model.architecture.build_model({arguments})"
+
+    members = member_networks(model)
+    if not members:
+        return f"VGG-style CNN ({call(model)})"
+    views = " and its mirror image (flip inside the graph)" if views_per_member(model) == 2 else ""
+    return (f"{len(members)} VGG-style CNNs averaged in one graph "
+            f"(face_sentiment.model.ensemble_graph), each run on the face{views}: "
+            + "; ".join(call(member) for member in members))

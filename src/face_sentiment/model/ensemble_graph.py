@@ -8,10 +8,27 @@ averaged inside the graph, and optionally the mirrored face too (flip TTA), so o
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import keras
+import pandas as pd
 from keras import layers
 
-from face_sentiment.model.architecture import inference_copy
+from face_sentiment.model.architecture import (
+    Mirror,
+    inference_copy,
+    member_networks,
+    views_per_member,
+)
+from face_sentiment.paths import file_sha256, write_atomic
+
+if TYPE_CHECKING:
+    from face_sentiment.model.training import TrainingConfig
+
+MEMBER_TTA = ("none", "flip")
 
 
 def averaged_model(members: list[keras.Model], flip: bool = False,
@@ -37,7 +54,7 @@ def averaged_model(members: list[keras.Model], flip: bool = False,
     inputs = keras.Input(shapes.pop(), name="face")
     views = [inputs]
     if flip:
-        views.append(layers.Lambda(lambda x: keras.ops.flip(x, axis=2), name="mirror")(inputs))
+        views.append(Mirror(name="mirror")(inputs))
     total = sum(weights)
     outputs = []
     for weight, network in zip(weights, networks, strict=True):
@@ -45,3 +62,61 @@ def averaged_model(members: list[keras.Model], flip: bool = False,
             outputs.append(layers.Rescaling(weight / total / len(views))(network(view)))
     output = layers.Add(name="probabilities")(outputs) if len(outputs) > 1 else outputs[0]
     return keras.Model(inputs, output, name=name)
+
+
+def member_weights(model: keras.Model) -> list[float]:
+    """The members' weights of an ensemble graph, summing to 1 (read off its scaling layers,
+    one per member and view, in member order)."""
+    scales = [layer.scale for layer in model.layers if isinstance(layer, layers.Rescaling)]
+    views = views_per_member(model)
+    if len(scales) != views * len(member_networks(model)):
+        raise ValueError(f"{model.name} is not an ensemble graph of averaged_model's shape")
+    return [float(sum(scales[i:i + views])) for i in range(0, len(scales), views)]
+
+
+def build_ensemble_run(config: TrainingConfig, data_sha256: str, run: Path) -> Path:
+    """An ensemble profile's "training": average the member .keras files in one graph and save
+    it as the run's best.keras (export, evaluate and ship then treat it like any run).
+
+    The run keeps config.json (with each member's file hash), history.csv (the members'
+    training curves beside their files, one `member` column) and members.json (each member's
+    card, for the shipped card's recipe and compute).
+    """
+    if config.member_tta not in MEMBER_TTA:
+        raise ValueError(f"member_tta must be one of {MEMBER_TTA}, not {config.member_tta!r}")
+    files = [Path(member) for member in config.members]
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: ensemble member not found (members are "
+                                    "trained .keras files, e.g. "
+                                    "models/teachers/<run>/face_sentiment.keras)")
+    networks = [keras.models.load_model(path, compile=False) for path in files]
+    model = averaged_model(networks, flip=config.member_tta == "flip",
+                           name="face_sentiment_ensemble")
+    run.mkdir(parents=True, exist_ok=True)
+    cards, histories = [], []
+    for index, path in enumerate(files):
+        card_file = path.parent / "model_card.json"
+        card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+        cards.append({"member": index, "file": str(path), "sha256": file_sha256(path),
+                      "card": card})
+        history_file = next((path.parent / name for name in ("training_history.csv",
+                                                              "history.csv")
+                             if (path.parent / name).is_file()), None)
+        if history_file is not None:
+            histories.append(pd.read_csv(history_file).assign(member=index))
+    write_atomic(run / "config.json", json.dumps(
+        {**config.to_dict(), "member_sha256": [c["sha256"] for c in cards],
+         "data_sha256": data_sha256}, indent=2))
+    write_atomic(run / "members.json", json.dumps(cards, indent=2))
+    if histories:
+        write_atomic(run / "history.csv", pd.concat(histories).to_csv(index=False))
+    staging = run / ".best.tmp.keras"  # Keras saves only to a name ending in .keras
+    try:
+        model.save(staging)
+        os.replace(staging, run / "best.keras")
+    finally:
+        staging.unlink(missing_ok=True)
+    print(f"ensemble of {len(files)} members (member_tta {config.member_tta}): "
+          f"{run / 'best.keras'}")
+    return run / "best.keras"

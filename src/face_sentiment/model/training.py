@@ -87,6 +87,11 @@ class TrainingConfig:
     # architecture whose weights start the run instead of a random initialisation
     # (face_sentiment.pipeline's challenger starts from the champion). None: from scratch.
     init_model: str | None = None
+    # An ensemble run trains nothing: its model is these trained .keras networks averaged in
+    # one graph (face_sentiment.model.ensemble_graph), each also on the mirrored face when
+    # member_tta is flip. The members' own recipes are in their cards.
+    members: tuple[str, ...] = ()
+    member_tta: str = "none"
     preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
 
     @classmethod
@@ -94,7 +99,7 @@ class TrainingConfig:
         values = dict(values)
         if "preprocessing" in values:
             values["preprocessing"] = PreprocessingSpec.from_dict(values["preprocessing"])
-        for name in ("stage_filters", "teachers"):
+        for name in ("stage_filters", "teachers", "members"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -256,6 +261,10 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
     Training faces (`face_sentiment.evaluation.ensemble.teacher_targets`, which the CLI's
     `train` and `distill` compute and cache in runs/teacher_targets/).
     """
+    if config.members:
+        from face_sentiment.model.ensemble_graph import build_ensemble_run
+
+        return build_ensemble_run(config, dataset.data_hash, runs_dir() / config.run_name)
     if bool(config.teachers) != (teacher_targets is not None):
         raise ValueError("pass teacher_targets exactly when the config names teachers "
                          f"(teachers: {list(config.teachers)})")
@@ -361,14 +370,27 @@ def _epochs_logged(path: Path) -> int:
 
 
 def read_history(path: Path) -> pd.DataFrame:
-    """history.csv of a run; a resumed run appends, so keep the last row of each epoch."""
+    """history.csv of a run; a resumed run appends, so keep the last row of each epoch (of each
+    member, for an ensemble run's history)."""
     history = pd.read_csv(path)
-    return history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+    key = ["member", "epoch"] if "member" in history else "epoch"
+    return history.drop_duplicates(key, keep="last").reset_index(drop=True)
 
 
 def plot_history(history: pd.DataFrame) -> Figure:
-    """Loss and accuracy per epoch, Training vs PublicTest."""
+    """Loss and accuracy per epoch, Training vs PublicTest (an ensemble run's history: each
+    member's PublicTest curves)."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
+    if "member" in history:
+        for member, curve in history.groupby("member"):
+            loss_ax.plot(curve["epoch"] + 1, curve["val_loss"], label=f"member {member}")
+            acc_ax.plot(curve["epoch"] + 1, curve["val_accuracy"], label=f"member {member}")
+        for ax, name in ((loss_ax, "PublicTest loss"), (acc_ax, "PublicTest accuracy")):
+            ax.set_xlabel("epoch")
+            ax.set_title(name)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
     epochs = history["epoch"] + 1
     loss_ax.plot(epochs, history["loss"], label="Training (augmented, smoothed labels)")
     loss_ax.plot(epochs, history["val_loss"], label="PublicTest")

@@ -310,6 +310,40 @@ def challenger_config(champion: Version, profile: dict, run_name: str,
                    max_val_images=settings.max_val_images)
 
 
+def fine_tune_members(mix: Fer2013Dataset, config, champion: Version):
+    """An ensemble champion's challenger: each member network fine-tuned like a single
+    champion (from its own weights, with its own architecture), averaged again in one graph
+    with the champion's views and weights."""
+    import keras
+
+    from face_sentiment.model.architecture import (
+        architecture_of,
+        member_networks,
+        views_per_member,
+    )
+    from face_sentiment.model.ensemble_graph import averaged_model, member_weights
+    from face_sentiment.model.export import load_trained
+    from face_sentiment.model.training import train
+    from face_sentiment.paths import runs_dir
+
+    graph = keras.models.load_model(champion.keras_file, compile=False)
+    write_atomic(runs_dir() / config.run_name / "config.json",  # the challenger's card stub
+                 json.dumps({**config.to_dict(), "data_sha256": mix.data_hash}, indent=2))
+    tuned = []
+    for index, network in enumerate(member_networks(graph)):
+        name = f"{config.run_name}-member{index}"
+        start = runs_dir() / config.run_name / f"member{index}-start.keras"
+        start.parent.mkdir(parents=True, exist_ok=True)
+        network.save(start)
+        shape = architecture_of(network)
+        member = replace(config, run_name=name, init_model=str(start), members=(),
+                         stem_filters=shape["stem_filters"], stem_strides=shape["stem_strides"],
+                         stage_filters=shape["stage_filters"], dropout=shape["dropout"])
+        tuned.append(load_trained(train(mix, member)))
+    return averaged_model(tuned, flip=views_per_member(graph) == 2,
+                          weights=member_weights(graph), name=graph.name)
+
+
 def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, profile: dict,
                      settings: RetrainSettings, run_name: str) -> Path:
     """Fine-tune, then export the int8 model (and the inference Keras model and a card stub)
@@ -322,9 +356,11 @@ def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, p
 
     mix = training_mix(dataset, batch, settings)
     config = challenger_config(champion, profile, run_name, settings)
-    best = train(mix, config)
     out = runs_dir() / run_name / "export"
-    model = load_trained(best)
+    if config.members:
+        model = fine_tune_members(mix, config, champion)
+    else:
+        model = load_trained(train(mix, config))
     calibration, _ = mix.select("Training")
     export_variants(model, out, preprocess_faces(calibration[:5000], config.preprocessing),
                     variants=("int8",))

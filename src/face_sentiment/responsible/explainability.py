@@ -50,7 +50,23 @@ def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
 
 
 def grad_cam(model: keras.Model, inputs: np.ndarray, classes: list[int]) -> np.ndarray:
-    """Grad-CAM maps at input resolution, each scaled to [0, 1]: (N, 48, 48)."""
+    """Grad-CAM maps at input resolution, each scaled to [0, 1]: (N, 48, 48).
+
+    An ensemble graph has no last convolution of its own: its map is the members' maps
+    averaged with the members' weights (a mirrored view's map mirrored back first)."""
+    from face_sentiment.model.architecture import member_networks, views_per_member
+
+    members = member_networks(model)
+    if members:
+        from face_sentiment.model.ensemble_graph import member_weights
+
+        total = np.zeros(inputs.shape[:3], np.float32)
+        for weight, member in zip(member_weights(model), members, strict=True):
+            cam = grad_cam(member, inputs, classes)
+            if views_per_member(model) == 2:
+                cam = (cam + grad_cam(member, inputs[:, :, ::-1], classes)[:, :, ::-1]) / 2
+            total += weight * cam
+        return total / np.maximum(total.max(axis=(1, 2), keepdims=True), 1e-12)
     layer = last_conv_layer(model)
     split = keras.Model(model.inputs, [layer.output, model.output])
     x = tf.convert_to_tensor(inputs)

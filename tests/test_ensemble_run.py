@@ -32,7 +32,8 @@ def ensemble_run(tmp_path, monkeypatch):
     from face_sentiment.model.training import TrainingConfig, train
 
     monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(tmp_path / "project"))
-    members = (_member_folder(tmp_path, "a", 1), _member_folder(tmp_path, "b", 2, dropout=0.2))
+    members = (_member_folder(tmp_path, "a", 1),  # two families: VGG and residual
+               _member_folder(tmp_path, "b", 2, dropout=0.2, family="resnet", blocks_per_stage=1))
     config = TrainingConfig(run_name="ensemble-test", members=tuple(map(str, members)),
                             member_tta="flip")
     best = train(SimpleNamespace(data_hash="abc"), config)  # an ensemble trains nothing
@@ -63,7 +64,8 @@ def test_an_ensemble_run_saves_one_graph_that_averages_its_members(ensemble_run)
                         for view in (faces, faces[:, :, ::-1])], axis=0)
     np.testing.assert_allclose(graph.predict(faces, verbose=0), expected, atol=1e-6)
     assert multiply_adds(graph) == 2 * sum(multiply_adds(net) for net in singles)
-    assert describe(graph).startswith("2 VGG-style CNNs averaged in one graph")
+    assert describe(graph).startswith("2 networks averaged in one graph")
+    assert "VGG-style CNN" in describe(graph) and "residual CNN" in describe(graph)
     assert "dropout=0.2" in describe(graph) and "mirror image" in describe(graph)
 
 
@@ -121,6 +123,7 @@ def test_fine_tuning_an_ensemble_champion_tunes_each_member_and_keeps_the_views(
     graph = stages.fine_tune_members(SimpleNamespace(data_hash="abc"), config, champion)
     assert [c.run_name for c in calls] == ["ensemble-test-member0", "ensemble-test-member1"]
     assert [c.dropout for c in calls] == [0.4, 0.2] and all(not c.members for c in calls)
+    assert [(c.family, c.blocks_per_stage) for c in calls] == [("vgg", 2), ("resnet", 1)]
     assert views_per_member(graph) == 2 and member_weights(graph) == pytest.approx([0.5, 0.5])
     assert [architecture_of(m)["dropout"] for m in member_networks(graph)] == [0.4, 0.2]
 

@@ -311,6 +311,17 @@ HAND_COUNTED_MACS = {
                      + 6 * 6 * 9 * 48 * 96 + 6 * 6 * 9 * 96 * 96
                      + 3 * 3 * 9 * 96 * 192 + 3 * 3 * 9 * 192 * 192
                      + 192 * 7),
+    # The resnet family: stem to 24x24 (1->16), then per stage two basic blocks (two 3x3
+    # convs each; a 1x1 projection where the first block changes width or downsamples) at 24
+    # (16: same width, no projection), 12 (32), 6 (64) and 3 (128) pixels, 128x7 head.
+    "resnet": ({"family": "resnet", "stem_strides": 2, "stage_filters": (16, 32, 64, 128)},
+               19_548_032,
+               24 * 24 * 9 * 1 * 16
+               + 24 * 24 * 9 * 16 * 16 * 4
+               + 12 * 12 * (9 * 16 * 32 + 9 * 32 * 32 * 3 + 16 * 32)
+               + 6 * 6 * (9 * 32 * 64 + 9 * 64 * 64 * 3 + 32 * 64)
+               + 3 * 3 * (9 * 64 * 128 + 9 * 128 * 128 * 3 + 64 * 128)
+               + 128 * 7),
 }
 
 
@@ -582,9 +593,29 @@ def test_inference_copy_keeps_a_strided_stem(inputs):
     copy = inference_copy(model)
     assert architecture_of(copy) == {"num_classes": 7, "input_size": 48, "stem_filters": 16,
                                      "stem_strides": 2, "stage_filters": (8, 8, 8, 8),
-                                     "dropout": 0.3}
+                                     "dropout": 0.3, "family": "vgg"}
     np.testing.assert_allclose(copy.predict(inputs[:3], verbose=0),
                                model(inputs[:3], training=False).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_inference_copy_of_a_residual_net_reads_its_blocks_back(inputs):
+    keras.utils.set_random_seed(0)
+    model = randomise(build_model(augment=True, stem_strides=2, stage_filters=(8, 12, 12, 16),
+                                  dropout=0.3, family="resnet", blocks_per_stage=3))
+    copy = inference_copy(model)
+    assert architecture_of(copy) == {"num_classes": 7, "input_size": 48, "stem_filters": 16,
+                                     "stem_strides": 2, "stage_filters": (8, 12, 12, 16),
+                                     "dropout": 0.3, "family": "resnet", "blocks_per_stage": 3}
+    assert sum(isinstance(layer, keras.layers.Add) for layer in copy.layers) == 12
+    np.testing.assert_allclose(copy.predict(inputs[:3], verbose=0),
+                               model(inputs[:3], training=False).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_build_model_rejects_unknown_families_and_empty_stages():
+    with pytest.raises(ValueError, match="unknown architecture family 'vit'"):
+        build_model(family="vit")
+    with pytest.raises(ValueError, match="blocks_per_stage must be at least 1"):
+        build_model(family="resnet", blocks_per_stage=0)
 
 
 @pytest.mark.parametrize("strides", [0, 3])

@@ -62,6 +62,10 @@ class TrainingConfig:
     stem_filters: int = 16
     stem_strides: int = 2
     stage_filters: tuple[int, ...] = (24, 48, 96, 192)
+    # The network's family (face_sentiment.model.architecture): vgg or resnet, whose stages
+    # hold blocks_per_stage residual blocks.
+    family: str = "vgg"
+    blocks_per_stage: int = 2
     seed: int = 1234
     # Bit-identical reruns; costs about 80% more time per epoch on CPU (measured: 185 vs 103 s).
     deterministic: bool = False
@@ -113,6 +117,7 @@ def model_for(config: TrainingConfig, augment: bool = True) -> keras.Model:
     return build_model(num_classes=len(class_names(config.label_set)),
                        stem_filters=config.stem_filters, stem_strides=config.stem_strides,
                        stage_filters=config.stage_filters, dropout=config.dropout,
+                       family=config.family, blocks_per_stage=config.blocks_per_stage,
                        augment=augment, seed=config.seed)
 
 

@@ -24,20 +24,17 @@ def batch_norm_layers(model: keras.Model) -> list[layers.BatchNormalization]:
 def recompute_batch_norm_statistics(model: keras.Model, images: np.ndarray) -> None:
     """Set every BatchNorm layer's moving statistics to its batch statistics over `images`.
 
-    The network is a chain of layers (face_sentiment.model.architecture), so it is run layer by
-    layer in training mode with the augmentation skipped: the statistics describe clean faces, as at
-    inference.
+    The network from its augmentation layers' output on (any graph: a chain or residual
+    blocks) runs in training mode: the statistics describe clean faces, as at inference.
     """
     norms = batch_norm_layers(model)
     momenta = [norm.momentum for norm in norms]
+    augmentation = next((layer for layer in model.layers if layer.name == "augmentation"), None)
+    network = model if augmentation is None else keras.Model(augmentation.output, model.output)
     try:
         for norm in norms:
             norm.momentum = 0.0  # moving statistic = this one batch's statistic
-        x = keras.ops.convert_to_tensor(images)
-        for layer in model.layers:
-            if isinstance(layer, layers.InputLayer) or layer.name == "augmentation":
-                continue
-            x = layer(x, training=True)
+        network(keras.ops.convert_to_tensor(images), training=True)
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum

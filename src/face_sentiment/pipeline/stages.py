@@ -335,10 +335,9 @@ def fine_tune_members(mix: Fer2013Dataset, config, champion: Version):
         start = runs_dir() / config.run_name / f"member{index}-start.keras"
         start.parent.mkdir(parents=True, exist_ok=True)
         network.save(start)
-        shape = architecture_of(network)
-        member = replace(config, run_name=name, init_model=str(start), members=(),
-                         stem_filters=shape["stem_filters"], stem_strides=shape["stem_strides"],
-                         stage_filters=shape["stage_filters"], dropout=shape["dropout"])
+        shape = {key: value for key, value in architecture_of(network).items()
+                 if key not in ("num_classes", "input_size")}
+        member = replace(config, run_name=name, init_model=str(start), members=(), **shape)
         tuned.append(load_trained(train(mix, member)))
     return averaged_model(tuned, flip=views_per_member(graph) == 2,
                           weights=member_weights(graph), name=graph.name)

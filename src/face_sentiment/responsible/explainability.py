@@ -44,9 +44,12 @@ def shap_values(model: keras.Model, inputs: np.ndarray, background: np.ndarray,
     return np.stack([values[i, ..., 0, c] for i, c in enumerate(classes)])
 
 
-def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
-    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    return convolutions[-1]
+def feature_map_layer(model: keras.Model) -> keras.layers.Layer:
+    """The layer whose output the global average pooling reads: the last rectified feature
+    maps (Selvaraju et al.'s choice), which in a residual net include the skip path."""
+    pooling = next(layer for layer in model.layers
+                   if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+    return next(layer for layer in model.layers if layer.output is pooling.input)
 
 
 def grad_cam(model: keras.Model, inputs: np.ndarray, classes: list[int]) -> np.ndarray:
@@ -67,7 +70,7 @@ def grad_cam(model: keras.Model, inputs: np.ndarray, classes: list[int]) -> np.n
                 cam = (cam + grad_cam(member, inputs[:, :, ::-1], classes)[:, :, ::-1]) / 2
             total += weight * cam
         return total / np.maximum(total.max(axis=(1, 2), keepdims=True), 1e-12)
-    layer = last_conv_layer(model)
+    layer = feature_map_layer(model)
     split = keras.Model(model.inputs, [layer.output, model.output])
     x = tf.convert_to_tensor(inputs)
     with tf.GradientTape() as tape:

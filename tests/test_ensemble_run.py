@@ -141,3 +141,28 @@ def test_grad_cam_of_an_ensemble_is_its_members_maps_averaged(ensemble_run):
                    for m in member_networks(graph))
     expected /= np.maximum(expected.max(axis=(1, 2), keepdims=True), 1e-12)
     np.testing.assert_allclose(grad_cam(graph, faces, classes), expected, atol=1e-6)
+
+
+def test_penultimate_features_of_an_ensemble_are_its_members_features_side_by_side(
+        ensemble_run):
+    """The bias audit's head refit (notebook 06) on an ensemble graph: one softmax layer over
+    every member's features, each averaged over the member's two views."""
+    import keras
+
+    from face_sentiment.model.architecture import member_networks
+    from face_sentiment.model.export import load_trained
+    from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+    from face_sentiment.responsible.bias_audit import penultimate_features
+
+    graph = load_trained(ensemble_run[0])
+    faces = np.random.default_rng(2).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    spec = PreprocessingSpec()
+    features = penultimate_features(SimpleNamespace(model=graph, spec=spec), faces)
+    inputs = preprocess_faces(faces, spec)
+    expected = []
+    for member in member_networks(graph):
+        head_input = keras.Model(member.inputs, member.layers[-1].input)
+        expected.append((head_input.predict(inputs, verbose=0)
+                         + head_input.predict(inputs[:, :, ::-1], verbose=0)) / 2)
+    assert features.shape == (5, sum(e.shape[1] for e in expected))
+    np.testing.assert_allclose(features, np.concatenate(expected, axis=1), atol=1e-5)

@@ -297,16 +297,27 @@ def label_by_group(table: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def penultimate_features(predictor, faces: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The Keras model's input to its final Dense layer, for (N, 48, 48) uint8 faces."""
+    """The Keras model's input to its final Dense layer, for (N, 48, 48) uint8 faces.
+
+    An ensemble graph has one such layer per member: its features are the members' features
+    side by side, each averaged over the member's views (face and mirror image), so the refit
+    is one softmax layer over all members."""
     import keras
 
+    from face_sentiment.model.architecture import member_networks, views_per_member
     from face_sentiment.preprocessing import preprocess_faces
 
-    model = predictor.model
-    head = model.layers[-1]
-    features = keras.Model(model.inputs, head.input)
-    return features.predict(preprocess_faces(faces, predictor.spec), batch_size=batch_size,
-                            verbose=0)
+    def features_of(network: keras.Model, inputs: np.ndarray) -> np.ndarray:
+        features = keras.Model(network.inputs, network.layers[-1].input)
+        return features.predict(inputs, batch_size=batch_size, verbose=0)
+
+    model, inputs = predictor.model, preprocess_faces(faces, predictor.spec)
+    members = member_networks(model)
+    if not members:
+        return features_of(model, inputs)
+    views = [inputs, inputs[:, :, ::-1]][:views_per_member(model)]
+    return np.concatenate([np.mean([features_of(member, view) for view in views], axis=0)
+                           for member in members], axis=1)
 
 
 def group_weights(groups: np.ndarray, labels: np.ndarray, upweight: dict[str, float]

@@ -153,6 +153,33 @@ def test_mitigation_tradeoff_table():
     assert (table.iloc[1:].accuracy > 0.5).all()
 
 
+def test_grouped_refit_scores_each_person_with_a_head_that_never_saw_them():
+    rng = np.random.default_rng(0)
+    people = np.repeat(np.arange(20), 20)
+    groups = np.where(people < 10, "young", "old")
+    # Each person's label is fixed and their features are a one-hot of who they are: a head
+    # that saw a person's photos gets them all right, one that did not can only guess.
+    person_label = rng.integers(0, 3, 20)
+    labels = person_label[people]
+    features = np.eye(20)[people] + rng.normal(0, 0.05, (400, 20))
+    original = labels.copy()
+    original[(groups == "old") & (rng.random(400) < 0.5)] = 0
+    table = ba.mitigate_by_grouped_refit(features, labels, groups, people, original, "old",
+                                         folds=5, resamples=20, permutations=20)
+    assert list(table.index) == ["original model", "refit, unweighted",
+                                 "refit, group x class balanced", "refit, balanced + 'old' x3"]
+    assert table.loc["original model", "accuracy"] == pytest.approx(np.mean(original == labels))
+    assert table.loc["original model", "worst_group"] == "old"
+    assert (table.iloc[1:].accuracy < 0.75).all()  # leaking people across folds would give 1.0
+    assert np.isfinite(table.gap_ci_high).all()
+
+
+def test_folder_mitigation_needs_faces_and_clusters():
+    inputs = _inputs()
+    with pytest.raises(ValueError, match="faces and clusters"):
+        ba.mitigate_folder_attribute(inputs, _ByGrey(), "g")
+
+
 # --- the shared audit (CLI `report` and notebook 06) -------------------------------------------
 
 def _inputs(clusters: bool = False) -> ba.AuditInputs:
@@ -263,6 +290,8 @@ def test_folder_inputs_score_known_labels_with_attributes_and_clusters(tmp_path)
     assert (inputs.predicted["grey"] == inputs.labels).all()
     assert inputs.clusters.tolist() == ["p1", "p2", "p1", "p3", "p2"]
     assert inputs.classes == FER2013_CLASSES and "person" in inputs.table.columns
+    assert inputs.faces.shape == (5, 48, 48)  # the scored rows' crops, in the labels' order
+    assert (_ByGrey().predict(inputs.faces).argmax(1) == inputs.labels).all()
     with pytest.raises(ValueError, match="no column.*age"):
         ba.folder_inputs(tmp_path / "set", [_ByGrey()], ["age"])
 

@@ -73,20 +73,26 @@ class CrossResult:
         return CrossResult(**{**self.__dict__, "restrict": True})
 
 
+def usable_rows(dataset: FolderDataset, crops: FaceCrops, classes: tuple[str, ...]
+                ) -> tuple[pd.DataFrame, np.ndarray, dict[str, int]]:
+    """The rows a model with `classes` scores (a face found, a label it can predict): their
+    table, their face crops, and how many rows each label it cannot predict left out."""
+    table = dataset.table[crops.found].reset_index(drop=True)
+    known = table["label"].isin(classes).to_numpy()
+    excluded = {k: int(v) for k, v in table.loc[~known, "label"].value_counts().items()}
+    return table[known].reset_index(drop=True), crops.faces[known], excluded
+
+
 def score(predictor, dataset: FolderDataset, crops: FaceCrops | None = None) -> CrossResult:
     """Predict every usable image of `dataset` with `predictor` (see predictors.Predictor)."""
     crops = crops or dataset_faces(dataset)
     classes = tuple(predictor.classes)
-    table = dataset.table[crops.found].reset_index(drop=True)
-    faces = crops.faces
-    known = table["label"].isin(classes).to_numpy()
-    excluded = table.loc[~known, "label"].value_counts().to_dict()
-    table, faces = table[known].reset_index(drop=True), faces[known]
+    table, faces, excluded = usable_rows(dataset, crops, classes)
     labels = np.array([classes.index(label) for label in table["label"]], np.int64)
     probabilities = predictor.predict(faces) if len(faces) else np.zeros((0, len(classes)))
     return CrossResult(predictor.name, dataset.name, classes, table, labels,
                        np.asarray(probabilities, np.float64), tuple(sorted(set(labels.tolist()))),
-                       {k: int(v) for k, v in excluded.items()}, int((~crops.found).sum()))
+                       excluded, int((~crops.found).sum()))
 
 
 def aggregate(result: CrossResult, by: list[str]) -> CrossResult:

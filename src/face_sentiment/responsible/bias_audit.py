@@ -16,7 +16,9 @@ be joined to images: representation shares and the label-by-group association (C
 
 Mitigation (`mitigate_by_reweighting`): refit the model's final softmax layer on its own
 penultimate features with group-reweighted training samples and compare accuracy and gap with
-an unweighted refit and the original model: the accuracy/fairness trade-off, measured.
+an unweighted refit and the original model: the accuracy/fairness trade-off, measured. Where
+only the audited set carries the attribute (Taiwan's age groups), `mitigate_folder_attribute`
+refits on some of its people and scores the others (cross-validation grouped by person).
 """
 
 from __future__ import annotations
@@ -344,6 +346,29 @@ def refit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
     return head
 
 
+def _reweighting_variants(worst_group: str, upweight: float) -> dict:
+    """Each variant's sample weights as a function of its refit's training (groups, labels);
+    None for the original model."""
+    return {
+        "original model": None,
+        "refit, unweighted": lambda groups, labels: np.ones(len(labels)),
+        "refit, group x class balanced": group_weights,
+        f"refit, balanced + {worst_group!r} x{upweight:g}":
+            lambda groups, labels: group_weights(groups, labels, {worst_group: upweight}),
+    }
+
+
+def _tradeoff_row(name: str, labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray,
+                  seed: int, **gap_kwargs) -> dict:
+    gap = gap_test(labels, predicted, groups, "accuracy", seed=seed, **gap_kwargs)
+    return {"variant": name, "accuracy": accuracy(labels, predicted),
+            "macro_f1": macro_f1(labels, predicted, tuple(sorted(set(labels.tolist())))),
+            "worst_group": gap["worst_group"], "worst_group_accuracy": gap["worst"],
+            "best_group": gap["best_group"], "best_group_accuracy": gap["best"],
+            "gap": gap["difference"], "gap_ci_low": gap["difference_ci_low"],
+            "gap_ci_high": gap["difference_ci_high"], "gap_p": gap["difference_p"]}
+
+
 def mitigate_by_reweighting(train: tuple[np.ndarray, np.ndarray, np.ndarray],
                             test: tuple[np.ndarray, np.ndarray, np.ndarray],
                             original_predicted: np.ndarray, worst_group: str,
@@ -352,23 +377,38 @@ def mitigate_by_reweighting(train: tuple[np.ndarray, np.ndarray, np.ndarray],
     group-balanced refit with the worst group up-weighted. `train`/`test` are
     (penultimate features, labels, groups)."""
     (x_train, y_train, g_train), (x_test, y_test, g_test) = train, test
-    variants = {
-        "original model": None,
-        "refit, unweighted": np.ones(len(y_train)),
-        "refit, group x class balanced": group_weights(g_train, y_train),
-        f"refit, balanced + {worst_group!r} x{upweight:g}": group_weights(
-            g_train, y_train, {worst_group: upweight}),
-    }
     rows = []
-    for name, weights in variants.items():
-        predicted = original_predicted if weights is None else \
-            refit_head(x_train, y_train, weights, seed).predict(x_test)
-        gap = gap_test(y_test, predicted, g_test, "accuracy", seed=seed, **gap_kwargs)
-        rows.append({"variant": name, "accuracy": accuracy(y_test, predicted),
-                     "macro_f1": macro_f1(y_test, predicted, tuple(sorted(set(y_test)))),
-                     "worst_group": gap["worst_group"], "worst_group_accuracy": gap["worst"],
-                     "gap": gap["difference"], "gap_ci_low": gap["difference_ci_low"],
-                     "gap_ci_high": gap["difference_ci_high"], "gap_p": gap["difference_p"]})
+    for name, weigh in _reweighting_variants(worst_group, upweight).items():
+        predicted = original_predicted if weigh is None else \
+            refit_head(x_train, y_train, weigh(g_train, y_train), seed).predict(x_test)
+        rows.append(_tradeoff_row(name, y_test, predicted, g_test, seed, **gap_kwargs))
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def mitigate_by_grouped_refit(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                              clusters: np.ndarray, original_predicted: np.ndarray,
+                              worst_group: str, upweight: float = 3.0, folds: int = 5,
+                              seed: int = 0, **gap_kwargs) -> pd.DataFrame:
+    """`mitigate_by_reweighting` for a set that is the only one carrying the attribute (a
+    folder's age groups): each refit learns on the people of the other folds and predicts the
+    held-out fold (cross-validation grouped by `clusters`, so no person is on both sides), and
+    the table scores the pooled held-out predictions, with intervals by cluster. Every refit
+    also adapts the head to the set's images: the unweighted refit is the control that
+    separates that from the reweighting."""
+    from sklearn.model_selection import GroupKFold
+
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    splits = list(GroupKFold(n_splits=folds).split(features, labels, clusters))
+    rows = []
+    for name, weigh in _reweighting_variants(worst_group, upweight).items():
+        predicted = np.array(original_predicted)
+        if weigh is not None:
+            for train, held_out in splits:
+                head = refit_head(features[train], labels[train],
+                                  weigh(groups[train], labels[train]), seed)
+                predicted[held_out] = head.predict(features[held_out])
+        rows.append(_tradeoff_row(name, labels, predicted, groups, seed, clusters=clusters,
+                                  **gap_kwargs))
     return pd.DataFrame(rows).set_index("variant")
 
 
@@ -430,6 +470,7 @@ class AuditInputs:
     classes: tuple[str, ...]
     clusters: np.ndarray | None = None
     table: pd.DataFrame | None = None  # the scored rows with all their columns (folder sets)
+    faces: np.ndarray | None = None  # the scored rows' face crops (folder sets, for refits)
 
 
 def fer2013_inputs(predictors: list, dataset=None, images: int | None = None,
@@ -467,9 +508,26 @@ def folder_inputs(dataset, predictors: list, attributes: list[str] | None = None
     unknown = [a for a in chosen + ([cluster] if cluster else []) if a not in first.table.columns]
     if unknown:
         raise ValueError(f"{folder.source}: no column(s) {', '.join(unknown)} in labels.csv")
+    faces = cd.usable_rows(folder, crops, first.model_classes)[1]
     return AuditInputs(first.labels, {name: r.predicted for name, r in results.items()},
                        first.table[chosen], first.model_classes,
-                       first.table[cluster].to_numpy() if cluster else None, first.table)
+                       first.table[cluster].to_numpy() if cluster else None, first.table, faces)
+
+
+def mitigate_folder_attribute(inputs: AuditInputs, predictor, attribute: str,
+                              upweight: float = 3.0, folds: int = 5, seed: int = 0,
+                              **gap_kwargs) -> pd.DataFrame:
+    """`mitigate_by_grouped_refit` for one attribute of a folder audit (`folder_inputs` with a
+    `cluster` column: its people form the folds) and one of the models it scored."""
+    if inputs.faces is None or inputs.clusters is None:
+        raise ValueError("a folder mitigation needs the audit's faces and clusters "
+                         "(folder_inputs with cluster=...)")
+    groups = inputs.sensitive[attribute].to_numpy()
+    original = inputs.predicted[predictor.name]
+    worst = gap_test(inputs.labels, original, groups, resamples=1, permutations=1)["worst_group"]
+    return mitigate_by_grouped_refit(penultimate_features(predictor, inputs.faces),
+                                     inputs.labels, groups, inputs.clusters, original, worst,
+                                     upweight, folds, seed, **gap_kwargs)
 
 
 def audit_tables(inputs: AuditInputs, resamples: int = 1000, permutations: int = 1000,

@@ -135,3 +135,36 @@ def test_validate_exits_1_and_prints_the_anomalies(capsys, stub_validation):
 def test_validate_without_data_exits_2(capsys):
     assert main(["validate"]) == 2
     assert "FER2013 was not found" in capsys.readouterr().err
+
+
+class _Constant:
+    """A predictor that always answers one class."""
+
+    def __init__(self, name, classes, answer):
+        self.name, self.classes, self.answer = name, classes, answer
+
+    def predict(self, faces):
+        import numpy as np
+
+        return np.eye(len(self.classes))[np.full(len(faces), self.answer)]
+
+
+@pytest.mark.parametrize("label_set", ["fer2013", "ferplus"])
+def test_ab_test_scores_two_models_on_their_own_label_set(capsys, monkeypatch, fer2013_csv,
+                                                          ferplus_csv, label_set):
+    from face_sentiment.data import cache
+    from face_sentiment.evaluation import predictors
+    from face_sentiment.labels import LABEL_SETS
+
+    dataset = cache.load_dataset(fer2013_csv, ferplus_csv)
+    monkeypatch.setattr(cache, "load_dataset", lambda: dataset)
+    _, labels = dataset.select("PublicTest", label_set)
+    classes = LABEL_SETS[label_set]
+    models = {"a": _Constant("a", classes, int(labels[0])),
+              "b": _Constant("b", classes, (int(labels[0]) + 1) % len(classes))}
+    monkeypatch.setattr(predictors, "load_predictor", lambda name: models[name])
+    assert main(["ab-test", "a", "b"]) == 0
+    out = capsys.readouterr().out
+    assert f"PublicTest, {label_set} labels, {len(labels)} faces" in out
+    expected = (labels == labels[0]).mean()
+    assert f"accuracy_a: {expected}" in out

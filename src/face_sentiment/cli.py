@@ -170,8 +170,14 @@ def _ab_test(args) -> int:
     from face_sentiment.data.cache import load_dataset
     from face_sentiment.evaluation.ab_testing import compare
     from face_sentiment.evaluation.predictors import load_predictor
-    images, labels = load_dataset().select(args.split)
+    from face_sentiment.labels import LABEL_SETS
     a, b = load_predictor(args.champion), load_predictor(args.challenger)
+    # Two FER+ models are compared on FER+ labels (their selection split's own labels); any
+    # other pair on FER2013's, where indices 0-6 mean the same under both label sets.
+    label_set = next((name for name, classes in LABEL_SETS.items()
+                      if tuple(a.classes) == tuple(b.classes) == classes), "fer2013")
+    images, labels = load_dataset().select(args.split, label_set)
+    print(f"{args.split}, {label_set} labels, {len(labels)} faces")
     result = compare(labels, a.predict(images).argmax(1), b.predict(images).argmax(1),
                      a.name, b.name, seed=args.seed)
     for key, value in result.to_dict().items():

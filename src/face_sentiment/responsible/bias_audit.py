@@ -346,6 +346,11 @@ def refit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
     return head
 
 
+def _worst_group(labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray) -> str:
+    """The group where `predicted` is least accurate (the one a mitigation up-weights)."""
+    return gap_test(labels, predicted, groups, resamples=1, permutations=1)["worst_group"]
+
+
 def _reweighting_variants(worst_group: str, upweight: float) -> dict:
     """Each variant's sample weights as a function of its refit's training (groups, labels);
     None for the original model."""
@@ -401,8 +406,10 @@ def mitigate_by_grouped_refit(features: np.ndarray, labels: np.ndarray, groups: 
     splits = list(GroupKFold(n_splits=folds).split(features, labels, clusters))
     rows = []
     for name, weigh in _reweighting_variants(worst_group, upweight).items():
-        predicted = np.array(original_predicted)
-        if weigh is not None:
+        if weigh is None:
+            predicted = np.asarray(original_predicted)
+        else:  # every row is held out exactly once
+            predicted = np.empty_like(labels)
             for train, held_out in splits:
                 head = refit_head(features[train], labels[train],
                                   weigh(groups[train], labels[train]), seed)
@@ -447,7 +454,7 @@ def mitigate_fer2013_condition(predictor, dataset, attribute: str, train_images:
     train_faces, y_train, g_train = part("Training", train_images)
     test_faces, y_test, g_test = part("PrivateTest", None)
     original = predictor.predict(test_faces).argmax(1)
-    worst = gap_test(y_test, original, g_test, resamples=1, permutations=1)["worst_group"]
+    worst = _worst_group(y_test, original, g_test)
     return mitigate_by_reweighting(
         (penultimate_features(predictor, train_faces), y_train, g_train),
         (penultimate_features(predictor, test_faces), y_test, g_test),
@@ -524,7 +531,7 @@ def mitigate_folder_attribute(inputs: AuditInputs, predictor, attribute: str,
                          "(folder_inputs with cluster=...)")
     groups = inputs.sensitive[attribute].to_numpy()
     original = inputs.predicted[predictor.name]
-    worst = gap_test(inputs.labels, original, groups, resamples=1, permutations=1)["worst_group"]
+    worst = _worst_group(inputs.labels, original, groups)
     return mitigate_by_grouped_refit(penultimate_features(predictor, inputs.faces),
                                      inputs.labels, groups, inputs.clusters, original, worst,
                                      upweight, folds, seed, **gap_kwargs)

@@ -166,6 +166,29 @@ pi-live: setup  ## the runner on $$FACE_VIDEO_PATH (else the demo clip) with the
 	$(PY) pi/run.py --source "$${FACE_VIDEO_PATH:-demo}" --model $(PI_MODEL) --realtime \
 	  --serve $(PI_SERVE)
 
+# What the live page shows on $$FACE_VIDEO_PATH: the runner's log over PI_BENCH_FRAMES frames of
+# the looped clip -> class shares and faces per frame (pi/tools/class_shares.py), and the page
+# itself after PI_SHOT_SECONDS of real-time play -> reports/ (never committed: it shows the clip).
+# PI_ARGS: more runner options for both runs (e.g. --track-min-score 0.5: detection as before
+# tracking kept weak faces).
+PI_SHOT_SECONDS ?= 60
+PI_ARGS ?=
+.PHONY: pi-shares
+pi-shares: setup web-deps  ## class shares + faces/frame on $$FACE_VIDEO_PATH, and a screenshot of the live page -> reports/live-shares
+	[ -n "$${FACE_VIDEO_PATH:-}" ] || { echo "pi-shares: set FACE_VIDEO_PATH to a video" >&2; exit 2; }
+	rm -f reports/live-shares/results.jsonl
+	$(PY) pi/run.py --source "$$FACE_VIDEO_PATH" --loop --model $(PI_MODEL) --threads 1 \
+	  --benchmark $(PI_BENCH_FRAMES) --quiet --out reports/live-shares $(PI_ARGS) \
+	  --log reports/live-shares/results.jsonl
+	$(PY) pi/tools/class_shares.py reports/live-shares/results.jsonl --json reports/live-shares/shares.json
+	token=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')
+	$(PY) pi/run.py --source "$$FACE_VIDEO_PATH" --loop --realtime --model $(PI_MODEL) --quiet \
+	  $(PI_ARGS) --serve 127.0.0.1:8099 --token "$$token" & runner=$$!
+	trap 'kill $$runner 2>/dev/null' EXIT
+	sleep $(PI_SHOT_SECONDS)
+	(cd pi/web && node tests/live-page.mjs --url http://127.0.0.1:8099/ --token "$$token" \
+	  --screenshot ../../reports/live-shares/live-page.png) | $(PY) -c 'import json, sys; r = json.load(sys.stdin); print("screenshot:", r.get("screenshot") or r.get("error"))'
+
 pi-bench-viewers: setup  ## pi-bench's FPS with PI_VIEWERS (0 1 3) live-page viewers -> reports/pi-bench-viewers
 	$(PY) pi/tools/viewer_bench.py --source "$${FACE_VIDEO_PATH:-demo}" --model $(PI_MODEL) \
 	  --frames $(PI_BENCH_FRAMES) --viewers $(PI_VIEWERS) --rounds 5 --bad \

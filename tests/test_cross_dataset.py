@@ -169,27 +169,37 @@ def test_load_available_loads_present_sets_and_says_why_others_are_skipped(tmp_p
                                                                           monkeypatch):
     monkeypatch.setenv("CKPLUS_PATH", str(_write(tmp_path, ROWS)))
     monkeypatch.setenv("TAIWAN_FACES_PATH", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("LFW_EXPRESSIONS_PATH", str(tmp_path / "nowhere"))
     loaded, lines = cd.load_available()
     assert list(loaded) == ["ckplus"] and len(loaded["ckplus"].table) == 5
     assert lines[0].startswith("ckplus: 5 images from ")
-    assert lines[1].startswith("skipped: ") and "TAIWAN_FACES_PATH" in lines[1]
+    assert lines[1].startswith("skipped: ") and "LFW_EXPRESSIONS_PATH" in lines[1]
+    assert lines[2].startswith("skipped: ") and "TAIWAN_FACES_PATH" in lines[2]
 
 
 def test_photos_go_through_detection(tmp_path, monkeypatch):
-    """Large images are photographs: each is detected and aligned (one face module)."""
+    """Large images are photographs: each is detected and aligned (one face module), and a
+    photograph with no face found gets none (only crops are taken whole)."""
     from face_sentiment.live import faces as faces_module
 
-    big = cv2.imencode(".png", np.full((200, 200, 3), 120, np.uint8))[1].tobytes()
+    big = cv2.imencode(".png", np.full((300, 400, 3), 120, np.uint8))[1].tobytes()
     rows = [("happy/p.png", "happy", "S1", 1), ("sad/q.png", "sad", "S1", 2)]
     data = fd.load_folder_dataset(_write(tmp_path, rows, images={"happy/p.png": big,
                                                                  "sad/q.png": big}))
     assert not data.are_crops
     found = faces_module.Face((50, 50, 150, 150), 0.9, detector="haar")
-    calls = iter([[found], []])
-    monkeypatch.setattr(faces_module, "create_detector", lambda name: name)
-    monkeypatch.setattr(faces_module, "detect_faces", lambda image, detector: next(calls))
+
+    class ScriptedDetector:
+        name = "scripted"
+        calls = iter([[found], []])
+
+        def detect(self, image):
+            return next(self.calls)
+
+    monkeypatch.setattr(faces_module, "create_detector", lambda name: ScriptedDetector())
     crops = cd.dataset_faces(data)
     assert crops.found.tolist() == [True, False] and crops.faces.shape == (1, 48, 48)
+    assert crops.sources.tolist() == ["detector", ""]
     result = cd.score(StubPredictor(), data, crops)
     assert result.no_face == 1 and len(result.labels) == 1
 
@@ -222,3 +232,56 @@ def test_shipped_model_beats_chance_on_ckplus():
     assert result.excluded == {"contempt": 54}
     # Six classes present; chance is ~1/6. Measured 0.65 (provisional model); floor 0.45.
     assert cd.metrics(result)["accuracy"] > 0.45
+
+
+@pytest.mark.tensorflow
+def test_release_scores_leave_out_the_people_a_run_trained_on(project_root, tmp_path,
+                                                              monkeypatch):
+    from face_sentiment.data.photos import person_folds
+    from face_sentiment.evaluation import predictors
+
+    monkeypatch.setattr(predictors, "load_predictor", lambda reference: StubPredictor())
+    monkeypatch.setenv("CKPLUS_PATH", str(_write(tmp_path / "ck", ROWS)))
+    monkeypatch.setenv("TAIWAN_FACES_PATH", str(tmp_path / "nowhere"))
+    people = [(f"happy/p{i}.png", "happy", f"person{i % 6}") for i in range(18)]
+    monkeypatch.setenv("LFW_EXPRESSIONS_PATH",
+                       str(_write(tmp_path / "lfw", people, header="path,label,person")))
+    trained = {"run_name": "tuned", "seed": 3, "photo_sets": ["lfw_expressions"],
+               "photo_folds": 3, "photo_holdout_fold": 1}
+    scores = cd.release_scores({"ours": "a", "theirs": "b"}, trained, resamples=50)
+    assert list(scores) == ["ckplus", "lfw_expressions"]  # Taiwan absent: skipped
+    assert scores["ckplus"]["rows"] == "all 5 images"
+    assert scores["ckplus"]["ours"]["n"] == 3  # per sequence; contempt left out
+    held_out = int((person_folds([p[2] for p in people], 3, seed=3) == 1).sum())
+    assert scores["lfw_expressions"]["rows"].startswith(f"the {held_out} images of held-out")
+    assert scores["lfw_expressions"]["theirs"]["n"] == held_out == 6
+    assert {"balanced_accuracy", "balanced_accuracy_ci_low"} <= set(scores["ckplus"]["ours"])
+
+
+def test_cross_validated_model_scores_each_person_with_the_fold_model_that_never_saw_them(
+        tmp_path, monkeypatch):
+    from face_sentiment.data.photos import person_folds
+    from face_sentiment.evaluation import predictors
+
+    class FoldStub(StubPredictor):
+        def __init__(self, fold):
+            self.fold, self.name = fold, f"fold{fold}"
+
+        def predict(self, faces):
+            return np.tile(np.eye(7)[self.fold], (len(faces), 1))  # says its own fold
+
+    settings = {f"m{k}": {"seed": 2, "photo_sets": ["lfw_expressions"], "photo_folds": 3,
+                          "photo_holdout_fold": k} for k in range(3)}
+    monkeypatch.setattr(cd, "training_settings", lambda model: settings[model])
+    monkeypatch.setattr(predictors, "load_predictor", lambda model: FoldStub(int(model[1])))
+    people = [(f"happy/p{i}.png", "happy", f"person{i % 7}") for i in range(21)]
+    dataset = fd.load_folder_dataset(_write(tmp_path, people, header="path,label,person"),
+                                     "lfw_expressions")
+    model = cd.CrossValidatedModel(["m0", "m1", "m2"])
+    result = cd.score(model, dataset)
+    expected = person_folds(result.table["person"], 3, seed=2)
+    assert np.array_equal(result.probabilities.argmax(1), expected)  # each by its fold's model
+    other = fd.load_folder_dataset(_write(tmp_path / "ck", ROWS), "ckplus")
+    assert set(cd.score(model, other).probabilities.argmax(1)) == {0}  # unseen set: the first
+    with pytest.raises(ValueError, match="one model per person fold"):
+        cd.CrossValidatedModel(["m0", "m1"])

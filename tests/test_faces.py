@@ -17,6 +17,7 @@ from face_sentiment.live.faces import (
     BLAZEFACE_VARIANTS,
     DEFAULT_DETECTOR,
     FER2013_FRAMING,
+    WHOLE_IMAGE,
     Face,
     align_face,
     align_faces,
@@ -24,9 +25,13 @@ from face_sentiment.live.faces import (
     box_iou,
     create_detector,
     detect_faces,
+    detect_in_canvas,
     find_detector_model,
+    find_faces,
+    looks_like_crop,
     ssd_anchors,
     weighted_nms,
+    whole_image_face,
 )
 from face_sentiment.live.frame_sources import read_video_frames
 from face_sentiment.live.interpreter import ModelFileError
@@ -198,3 +203,74 @@ def test_no_face_frames_then_a_face():
     counts = [len(detector.detect(frame)) for frame in frames[:30:3] + frames[40::6]]
     assert counts[:10] == [0] * 10  # white rectangles only
     assert all(count >= 1 for count in counts[10:])
+
+
+# --------------------------------------------------------------------------------------------
+# Face crops (find_faces): a margin search, then the whole image
+
+
+@pytest.fixture(scope="module")
+def tight_crop():
+    """The astronaut's face (skimage) cut inside BlazeFace's own box: no margin around it."""
+    from skimage import data
+    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    return image, image[80:170, 180:275]
+
+
+@needs_skimage
+@needs_blazeface
+def test_a_tight_crop_is_found_in_a_canvas(tight_crop):
+    _, crop = tight_crop
+    detector = create_detector(DEFAULT_DETECTOR)
+    assert detector.detect(crop) == []  # the failure this path exists for
+    found = detect_in_canvas(crop, detector)
+    assert len(found) == 1 and found[0].score >= 0.5
+    x1, y1, x2, y2 = found[0].box
+    assert 0 <= x1 < x2 <= crop.shape[1] and 0 <= y1 < y2 <= crop.shape[0]
+    (left_x, left_y), (right_x, right_y) = found[0].eyes()
+    # Keypoints come back in the crop's pixels: the eyes sit in its upper half, left and right.
+    assert 0 < left_x < crop.shape[1] / 2 < right_x < crop.shape[1]
+    assert 0 < left_y < crop.shape[0] / 2 and 0 < right_y < crop.shape[0] / 2
+    for crops in (False, True):
+        (face,) = find_faces(crop, detector, crops=crops)
+        assert face.box_source == "detector" and face.box == found[0].box
+
+
+@needs_skimage
+@needs_blazeface
+def test_photographs_keep_exactly_the_detectors_faces(tight_crop):
+    photo, _ = tight_crop
+    detector = create_detector(DEFAULT_DETECTOR)
+    assert find_faces(photo, detector) == detector.detect(photo)
+    # A photograph with no face (too large to be a crop) gets none, not a guess.
+    blank_photo = np.full((480, 640, 3), 120, np.uint8)
+    assert find_faces(blank_photo, detector) == []
+    assert not looks_like_crop(blank_photo) and not looks_like_crop(np.zeros((100, 201), np.uint8))
+    assert looks_like_crop(np.zeros((160, 110), np.uint8))  # a portrait crop
+
+
+@needs_blazeface
+def test_a_crop_with_no_face_found_is_taken_whole():
+    detector = create_detector(DEFAULT_DETECTOR)
+    blank = np.full((64, 60), 90, np.uint8)
+    for crops in (False, True):
+        (face,) = find_faces(blank, detector, crops=crops)
+        assert face.box_source == WHOLE_IMAGE and face.box == (0.0, 0.0, 60.0, 64.0)
+        assert face.score == 0.0 and face.keypoints == ()
+    # --crops answers every image, a large one too.
+    (face,) = find_faces(np.full((480, 640, 3), 120, np.uint8), detector, crops=True)
+    assert face.box_source == WHOLE_IMAGE
+
+
+def test_a_whole_crop_is_aligned_as_fer2013_is_framed():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+    assert np.array_equal(align_face(crop, whole_image_face(crop)), crop)  # already framed
+    # A larger crop is scaled down whole, its longer side to 48 pixels and centred.
+    large = cv2.resize(crop, (160, 160), interpolation=cv2.INTER_NEAREST)
+    aligned = align_face(large, whole_image_face(large)).astype(int)
+    assert np.abs(aligned - crop.astype(int)).mean() < 40  # same picture, resampled
+    tall = np.zeros((64, 48), np.uint8)
+    tall[:, 20:28] = 255  # a centred vertical bar stays centred
+    aligned = align_face(tall, whole_image_face(tall))
+    assert aligned.shape == (48, 48) and aligned[:, 23].mean() > 200 and aligned[:, 2].max() < 30

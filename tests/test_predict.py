@@ -116,8 +116,8 @@ def test_csv_to_a_file_has_one_column_per_class(capsys, photos, analyzer, tmp_pa
     assert (code, out, err) == (0, "", "")
     rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
     header = out_file.read_text().splitlines()[0].split(",")
-    assert header == ["file", "frame", "time", "face", "x", "y", "w", "h", "score", "top",
-                      "confidence", *CLASSES]
+    assert header == ["file", "frame", "time", "face", "x", "y", "w", "h", "score",
+                      "box_source", "top", "confidence", *CLASSES]
     expected = analyzer.analyze(photos / "astronaut.png")
     assert len(rows) == len(expected) == 1
     row, record = rows[0], expected[0]
@@ -125,6 +125,7 @@ def test_csv_to_a_file_has_one_column_per_class(capsys, photos, analyzer, tmp_pa
     assert [int(row[k]) for k in "xywh"] == record["box"]
     assert {name: float(row[name]) for name in CLASSES} == record["emotions"]
     assert (row["top"], float(row["confidence"])) == (record["top"], record["confidence"])
+    assert row["box_source"] == record["box_source"] == "detector"
     assert not [p for p in out_file.parent.iterdir() if p.name != "faces.csv"]  # no temp left
 
 
@@ -302,3 +303,27 @@ def test_wheel_predicts_in_a_clean_venv_without_tensorflow(tmp_path, astronaut):
     assert check.returncode == 0, "tensorflow is importable in the clean venv"
     assert check.stdout.strip().endswith("face_sentiment/shipped")
     assert time.monotonic() - started < 180
+
+
+def test_a_folder_of_face_crops_gets_an_answer_per_image(capsys, tmp_path, astronaut):
+    """Tight crops (no margin for the detector) and a crop with no face at all: every image
+    gets one record, the faceless one marked as taken whole; a photograph gets no guess."""
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    tight = astronaut[80:170, 180:275]
+    cv2.imwrite(str(folder / "tight.png"), tight)
+    cv2.imwrite(str(folder / "small.png"), cv2.resize(tight, (48, 48)))
+    cv2.imwrite(str(folder / "blank.png"), np.full((60, 60, 3), 128, np.uint8))
+    cv2.imwrite(str(folder / "empty_photo.png"), np.full((480, 640, 3), 128, np.uint8))
+    code, out, err = _run(capsys, folder)
+    assert (code, err) == (0, "")
+    records = {Path(r["file"]).name: r for r in json.loads(out)}
+    assert sorted(records) == ["blank.png", "small.png", "tight.png"]  # no false face
+    assert records["tight.png"]["box_source"] == records["small.png"]["box_source"] == "detector"
+    assert records["blank.png"]["box_source"] == "whole-image"
+    assert records["blank.png"]["box"] == [0, 0, 60, 60] and records["blank.png"]["score"] == 0
+    code, out, err = _run(capsys, folder, "--crops")
+    assert (code, err) == (0, "")
+    crops = {Path(r["file"]).name: r for r in json.loads(out)}
+    assert len(crops) == 4 and crops["empty_photo.png"]["box_source"] == "whole-image"
+    assert [crops[name]["top"] for name in records] == [records[n]["top"] for n in records]

@@ -213,3 +213,18 @@ def test_load_predictor_dispatches_on_suffix_and_wraps_for_tta(checkpoint, int8_
     wrapped = load_predictor(str(int8_model), tta=True)
     assert isinstance(wrapped, FlipAveraged) and isinstance(wrapped.inner, TFLitePredictor)
     assert wrapped.name == f"tflite:{int8_model.name}+flip"
+
+
+def test_a_relative_model_path_is_found_from_any_folder(project_root, tmp_path, monkeypatch):
+    """Profiles name models by paths relative to the project; notebooks run in their folder."""
+    from face_sentiment.model_card import resolve_model
+
+    target = project_root / "models" / "photos-cv" / "fold1" / "face_sentiment_int8.tflite"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"model")
+    elsewhere = tmp_path / "notebooks"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert resolve_model("models/photos-cv/fold1/face_sentiment_int8.tflite") == target
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_model("models/photos-cv/fold9/face_sentiment_int8.tflite")

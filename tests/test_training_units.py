@@ -250,3 +250,28 @@ def test_class_weight_table_follows_the_label_set():
     assert list(table.index)[-1] == "contempt" and table["images"].tolist() == [2, 1, 0, 0, 0,
                                                                               0, 0, 3]
     assert (table["weight"] * table["images"]).sum() == pytest.approx(len(labels))
+
+
+def test_photographs_join_training_at_their_share_with_their_own_class_weights(monkeypatch):
+    from face_sentiment.model import training as training_module
+
+    photos = np.stack([np.full((48, 48), value, np.uint8) for value in (60, 120, 180)])
+    photo_labels = np.array([3, 3, 6])  # happy, happy, neutral
+    monkeypatch.setattr(training_module, "photo_training_faces",
+                        lambda config: (photos, photo_labels))
+    config = TrainingConfig(photo_sets=("lfw_expressions",), photo_share=0.5,
+                            class_weighting="none", photo_class_weighting="balanced")
+    fer_labels = np.array([0, 1, 2, 3, 4, 5, 6, 0, 0])
+    inputs = np.zeros((9, 48, 48, 1), np.float32)  # preprocess_faces: a channel axis
+    targets = np.eye(7, dtype=np.float32)[fer_labels]
+    x, t, y, weights = training_module.mix_photographs(inputs, targets, fer_labels, config)
+    assert len(x) == len(t) == len(y) == len(weights) == 18  # photographs: half of the whole
+    assert np.array_equal(y[:9], fer_labels) and sorted(y[9:]) == [3] * 6 + [6] * 3
+    assert np.array_equal(t[9:].argmax(1), y[9:]) and np.allclose(t.sum(1), 1)
+    assert np.all(weights[:9] == 1)  # FER2013 keeps its own weighting (none here)
+    # Balanced on the photographs' labels alone: 2 happy to 1 neutral, mean weight 1.
+    assert weights[9:][y[9:] == 3] == pytest.approx(0.75)
+    assert weights[9:][y[9:] == 6] == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="photo_share"):
+        training_module.mix_photographs(inputs, targets, fer_labels,
+                                        TrainingConfig(photo_sets=("x",), photo_share=1.0))

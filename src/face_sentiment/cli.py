@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 MODEL_NAMES = "shipped, shipped-int8, shipped-ferplus[-int8], fer, fer-tflite"
 TTA_CHOICES = ("none", "flip", "crop5", "crop10")  # evaluation.ensemble.TTA_NAMES (cv2-free here)
@@ -62,7 +63,15 @@ def _train(args) -> int:
     from face_sentiment.profiles import load_profile
     overrides = {name: getattr(args, name, None) for name in  # distill's flags, and --run-name
                  ("run_name", "teachers", "teacher_tta", "distill_temperature", "distill_alpha")}
-    config = TrainingConfig.from_dict({**load_profile(args.profile)["training"],
+    settings = load_profile(args.profile)["training"]
+    fold = getattr(args, "photo_holdout_fold", None)
+    if fold is not None:
+        if not settings.get("photo_sets"):
+            raise SystemExit(f"error: profile {args.profile} trains on no photo sets, so it "
+                             "has no person fold to hold out")
+        overrides["photo_holdout_fold"] = fold
+        overrides["run_name"] = args.run_name or f"{settings['run_name']}-fold{fold}"
+    config = TrainingConfig.from_dict({**settings,
                                        **{k: v for k, v in overrides.items() if v is not None}})
     dataset = load_dataset(verbose=True)
     teacher_targets = None
@@ -130,7 +139,8 @@ def _print_tables(tables: dict) -> None:
 def _evaluate_dataset(args) -> int:
     from face_sentiment.evaluation.cross_dataset import report
     _print_tables(report(args.dataset, args.model or ["shipped", "fer"], args.aggregate_by,
-                         args.cluster, args.detector))
+                         args.cluster, args.detector, args.crops or None, args.held_out,
+                         args.adapt_priors, args.cross_validated))
     return 0
 
 
@@ -166,12 +176,22 @@ def _ship(args) -> int:
     return 0
 
 
+def _keep(args) -> int:
+    from face_sentiment.evaluation.release import keep_run
+    from face_sentiment.paths import models_dir
+    target = Path(args.to) if args.to else models_dir() / "teachers" / args.run
+    print(f"wrote {keep_run(args.run, target, args.description)}")
+    return 0
+
+
 def _ab_test(args) -> int:
     from face_sentiment.data.cache import load_dataset
     from face_sentiment.evaluation.ab_testing import compare
     from face_sentiment.evaluation.predictors import load_predictor
     from face_sentiment.labels import LABEL_SETS
     a, b = load_predictor(args.champion), load_predictor(args.challenger)
+    if args.dataset:
+        return _ab_test_dataset(args, a, b)
     # Two FER+ models are compared on FER+ labels (their selection split's own labels); any
     # other pair on FER2013's, where indices 0-6 mean the same under both label sets.
     label_set = next((name for name, classes in LABEL_SETS.items()
@@ -184,6 +204,30 @@ def _ab_test(args) -> int:
         print(f"{key:>16}: {value}")
     if args.split != "PublicTest":
         print("note: promotion decisions use PublicTest; this split is for reporting only")
+    return 0
+
+
+def _ab_test_dataset(args, a, b) -> int:
+    """ab-test on a labelled folder: both models on the same faces, people resampled."""
+    from face_sentiment.data.folder_dataset import KNOWN_DATASETS, load_folder_dataset, load_known
+    from face_sentiment.data.photos import PERSON_COLUMNS
+    from face_sentiment.evaluation import cross_dataset as cd
+    from face_sentiment.evaluation.ab_testing import compare
+
+    dataset = (load_known(args.dataset) if args.dataset in KNOWN_DATASETS
+               else load_folder_dataset(args.dataset))
+    if args.held_out:
+        dataset = cd.held_out_subset(dataset, args.held_out)
+    crops = cd.dataset_faces(dataset)
+    first, second = cd.score(a, dataset, crops), cd.score(b, dataset, crops)
+    column = PERSON_COLUMNS.get(dataset.name)
+    clusters = first.table[column].to_numpy() if column else None
+    print(f"{dataset.name}, {len(first.labels)} faces"
+          + (f" of {len(set(clusters))} people (resampled by {column})" if column else ""))
+    result = compare(first.labels, first.predicted, second.predicted, a.name, b.name,
+                     seed=args.seed, clusters=clusters)
+    for key, value in result.to_dict().items():
+        print(f"{key:>16}: {value}")
     return 0
 
 
@@ -321,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model with a profile's settings")
     train.add_argument("--profile", default="full")
     train.add_argument("--run-name")
+    train.add_argument("--photo-holdout-fold", type=int, metavar="K",
+                       help="a profile with photo_sets: hold out person fold K instead (the "
+                            "other folds of a cross-validation); the run is named "
+                            "<run_name>-fold<K> unless --run-name is given")
     train.set_defaults(handler=_train)
     distill = commands.add_parser(
         "distill", help="train a profile's student on teachers' soft targets (their flip- or "
@@ -359,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             command.add_argument("--tta", action="store_true", help="also flip-averaged int8")
             command.add_argument("--dataset", help="instead: a labelled folder dataset (dir or "
-                                 "zip with labels.csv: path,label[,attributes]) to score")
+                                 "zip with labels.csv: path,label[,attributes], or a known "
+                                 "dataset's name: ckplus, taiwan, lfw_expressions) to score")
             command.add_argument("--model", action="append", help="with --dataset: a model name "
                                  f"({MODEL_NAMES}) or a .keras/.tflite path; repeatable "
                                  "(default: shipped and fer)")
@@ -370,11 +419,38 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="with --dataset: bootstrap by this column, e.g. subject")
             command.add_argument("--detector", default="blazeface-full",
                                  help="face detector for photographs (face_sentiment.live.faces)")
+            command.add_argument("--crops", action="store_true",
+                                 help="with --dataset: every image is one face crop (searched "
+                                      "with a margin, else taken whole)")
+            command.add_argument("--held-out", metavar="PROFILE_OR_MODEL",
+                                 help="with --dataset (a photo set this profile or model, e.g. "
+                                      "shipped, trained on): score only the people of its "
+                                      "held-out fold")
+            command.add_argument("--cross-validated", nargs="+", metavar="MODEL",
+                                 help="with --dataset: the fold models of one photo split "
+                                      "(shipped first), scored as one model: each person by "
+                                      "the fold model that never saw them")
+            command.add_argument("--adapt-priors", action="store_true",
+                                 help="with --dataset: also score each model with its class "
+                                      "priors re-estimated on the dataset's faces by EM "
+                                      "(label shift; Saerens et al. 2002)")
+    keep = commands.add_parser(
+        "keep", help="keep a run's network (inference copy, history, card) as an ensemble "
+                     "member or teacher, in models/teachers/<run>/")
+    keep.add_argument("run", help="a run in runs/")
+    keep.add_argument("--to", metavar="FOLDER", help="instead of models/teachers/<run>/")
+    keep.add_argument("--description", required=True, help="why it is kept (goes in its card)")
+    keep.set_defaults(handler=_keep)
     ab = commands.add_parser("ab-test", help="McNemar + bootstrap CI: champion vs challenger")
     ab.add_argument("champion", help=f"a model name ({MODEL_NAMES}) or a .keras/.tflite path")
     ab.add_argument("challenger")
     ab.add_argument("--split", default="PublicTest", choices=("PublicTest", "PrivateTest"))
     ab.add_argument("--seed", type=int, default=0)
+    ab.add_argument("--dataset", help="instead of FER2013: a labelled folder or a known "
+                                      "dataset's name (lfw_expressions, taiwan, ckplus)")
+    ab.add_argument("--held-out", metavar="PROFILE_OR_MODEL",
+                    help="with --dataset: only the people this profile or model never "
+                         "trained on")
     ab.set_defaults(handler=_ab_test)
     bias = commands.add_parser("bias-audit", help="per-group metrics and gap tests "
                                "(bootstrap CI, permutation p) for models side by side")

@@ -5,7 +5,9 @@
 - `quality`: per-image quality features (brightness, contrast, sharpness, clipping) and
   exact duplicates; the same features describe live faces for monitoring.
 - `cache`: the canonical cache in data/interim (`load_dataset`), built atomically.
-- `folder_dataset`: labelled folders or zips (images + labels.csv: CK+, Taiwan faces, lab data).
+- `folder_dataset`: labelled folders or zips (images + labels.csv: CK+, Taiwan faces, LFW
+  expressions, lab data).
+- `photos`: photo sets beside FER2013: the person split, their faces (cached) for training.
 - `validation`: TFDV statistics, the data contract, drift and skew (imports TFDV and Beam).
 - `exploration`: tables and plots for notebook 01.
 Imports nothing from later stages (model, evaluation, responsible).
@@ -24,6 +26,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "FolderDataset": "folder_dataset", "DatasetError": "folder_dataset",
     "KNOWN_DATASETS": "folder_dataset", "load_folder_dataset": "folder_dataset",
     "load_known": "folder_dataset", "is_available": "folder_dataset",
-    "missing_message": "folder_dataset",
+    "missing_message": "folder_dataset", "dataset_faces": "folder_dataset",
+    "person_folds": "photos", "split_folds": "photos", "photo_faces": "photos",
     "run_validation": "validation",
 })

@@ -41,6 +41,11 @@ KNOWN_DATASETS = {
         "CKPLUS_PATH", ("ckplus48.zip", "ckplus48"),
         "CK+ (Extended Cohn-Kanade): request it at https://www.jeffcohn.net/Resources/ and "
         "export 48x48 face crops as <class>/<subject>_<sequence>_<frame>.png with labels.csv"),
+    "lfw_expressions": KnownDataset(
+        "LFW_EXPRESSIONS_PATH", ("lfw_expressions_dev.zip", "lfw_expressions"),
+        "LFW expressions (face crops from news photographs with expression labels, the "
+        "muxspace/facial_expressions collection): download it and arrange it as "
+        "<class>/<file>.jpg with labels.csv (path,label,person)"),
     "taiwan": KnownDataset(
         "TAIWAN_FACES_PATH", ("taiwan_faces_dev.zip", "taiwan_faces"),
         "Taiwan faces (TFEID / Taiwan Corpora of Chinese Emotions): request it from its "
@@ -190,26 +195,43 @@ class FaceCrops:
     faces: np.ndarray  # (M, 48, 48) uint8, M = found.sum()
     found: np.ndarray  # (N,) bool
     method: str
+    # (N,) per image: "detector", "whole-image" (a crop taken whole) or "" (no face).
+    sources: np.ndarray | None = None
 
 
 def dataset_faces(dataset: FolderDataset, detector: str = "blazeface-full",
-                  size: int = 48) -> FaceCrops:
-    """Crops as they are, or the highest-scoring detected face of each photo, aligned."""
-    from face_sentiment.preprocessing import to_gray_square
+                  size: int = 48, crops: bool | None = None) -> FaceCrops:
+    """The best face of each image, aligned to FER2013's framing (`live.faces.find_faces`).
 
-    if dataset.are_crops:
-        faces = np.stack([to_gray_square(image, size) for image in dataset.images])
-        return FaceCrops(faces, np.ones(len(faces), bool), "crops")
-    from face_sentiment.live.faces import align_face, create_detector, detect_faces
+    `crops=None` (default): a dataset of model-sized crops (`are_crops`, e.g. CK+ 48x48) is
+    taken whole; any other image gets the detector's best face, and one that `looks_like_crop`
+    with none found is searched with a margin, then taken whole. `crops=True`: every image is
+    one face crop (margin search, else whole). `crops=False`: the detector alone (its recall).
+    """
+    from face_sentiment.live.faces import (
+        align_face,
+        create_detector,
+        find_faces,
+        whole_image_face,
+    )
 
-    backend = create_detector(detector)
-    crops, found = [], []
+    backend = None if crops is None and dataset.are_crops else create_detector(detector)
+    faces, sources = [], []
     for image in dataset.images:
         bgr = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        detected = detect_faces(bgr, backend)
-        found.append(bool(detected))
-        if detected:
-            best = max(detected, key=lambda face: face.score)
-            crops.append(align_face(bgr, best, size))
-    faces = np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
-    return FaceCrops(faces, np.array(found, bool), f"detected+aligned ({detector})")
+        if backend is None:
+            found = [whole_image_face(bgr)]
+        elif crops is False:
+            found = backend.detect(bgr)
+        else:
+            found = find_faces(bgr, backend, crops=bool(crops))
+        sources.append(found[0].box_source if found else "")
+        if found:
+            faces.append(align_face(bgr, found[0], size))
+    sources = np.array(sources, dtype=object)
+    method = ("crops taken whole" if backend is None else
+              f"detected+aligned ({detector}"
+              + {None: ", crops taken whole where none found)", True: ", as crops)",
+                 False: ", detector only)"}[crops])
+    stacked = np.stack(faces) if faces else np.zeros((0, size, size), np.uint8)
+    return FaceCrops(stacked, sources != "", method, sources)

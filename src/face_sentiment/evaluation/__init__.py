@@ -6,7 +6,9 @@
   and the teachers' cached soft targets for distillation.
 - `metrics`: FER2013 metrics with TFMA, calibration, slices, the confusion plot.
 - `ab_testing`: McNemar's exact test, paired bootstrap intervals, the promotion rule.
-- `cross_dataset`: scoring on labelled folder datasets through the Pi's detector and framing.
+- `cross_dataset`: scoring on labelled folder datasets through the Pi's detector and framing;
+  held-out people and k-fold models of a photo split.
+- `prior_shift`: EM re-estimation of class priors under label shift (a measurement).
 - `robustness`: accuracy under controlled perturbations.
 - `release`: from a training run to the shipped model (export, evaluate, ship the card).
 """
@@ -23,5 +25,9 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "plot_confusion_matrix": "metrics",
     "compare": "ab_testing", "compare_pairs": "ab_testing",
     "bootstrap_difference": "ab_testing", "accuracy_interval": "ab_testing",
+    "balanced_accuracy_interval": "ab_testing",
+    "CrossValidatedModel": "cross_dataset", "held_out_subset": "cross_dataset",
+    "estimate_priors": "prior_shift",
     "export_run": "release", "evaluate_run": "release", "ship": "release",
+    "keep_run": "release",
 })

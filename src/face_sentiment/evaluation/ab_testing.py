@@ -76,10 +76,19 @@ def _percentile_interval(estimates: np.ndarray, confidence: float) -> tuple[floa
 
 
 def bootstrap_difference(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = 10_000,
-                         confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Accuracy difference B - A and its percentile bootstrap interval (paired resampling)."""
+                         confidence: float = 0.95, seed: int = 0,
+                         clusters: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Accuracy difference B - A and its percentile bootstrap interval (paired resampling; of
+    whole `clusters`, e.g. people, when given, as `accuracy_interval` does)."""
     delta = np.asarray(correct_b, float) - np.asarray(correct_a, float)
-    means = _resampled_means(delta, resamples, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    if clusters is None:
+        means = _resampled_means(delta, resamples, rng)
+    else:
+        codes, _ = pd.factorize(pd.Series(np.asarray(clusters)))
+        sums, sizes = np.bincount(codes, weights=delta), np.bincount(codes)
+        picks = rng.integers(0, len(sizes), (resamples, len(sizes)))
+        means = sums[picks].sum(1) / sizes[picks].sum(1)
     return (float(delta.mean()), *_percentile_interval(means, confidence))
 
 
@@ -110,14 +119,45 @@ def accuracy_interval(correct: np.ndarray, resamples: int = 10_000, confidence: 
     return (float(correct.mean()), *_percentile_interval(estimates, confidence))
 
 
+def balanced_accuracy_interval(labels: np.ndarray, predicted: np.ndarray,
+                               resamples: int = 10_000, confidence: float = 0.95, seed: int = 0,
+                               clusters: np.ndarray | None = None
+                               ) -> tuple[float, float, float]:
+    """Balanced accuracy (mean recall over the classes present in `labels`) and its percentile
+    bootstrap interval, resampling whole `clusters` (e.g. people) when given, else images.
+    A resample that lacks a class averages the recalls of the classes it has."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    if len(labels) == 0:
+        return float("nan"), float("nan"), float("nan")
+    classes, label_codes = np.unique(labels, return_inverse=True)
+    units = (np.arange(len(labels)) if clusters is None
+             else pd.factorize(pd.Series(np.asarray(clusters)))[0])
+    shape = (units.max() + 1, len(classes))
+    hits = np.zeros(shape)
+    sizes = np.zeros(shape)
+    np.add.at(hits, (units, label_codes), (labels == predicted).astype(float))
+    np.add.at(sizes, (units, label_codes), 1.0)
+    point = float(np.mean(hits.sum(0) / sizes.sum(0)))
+    rng = np.random.default_rng(seed)
+    estimates = np.empty(resamples)
+    for start in range(0, resamples, 500):  # chunks keep memory flat on large sets
+        picks = rng.integers(0, shape[0], (min(500, resamples - start), shape[0]))
+        seen = sizes[picks].sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            estimates[start:start + len(picks)] = np.nanmean(hits[picks].sum(1) / seen, axis=1)
+    return (point, *_percentile_interval(estimates, confidence))
+
+
 def compare(labels: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray,
             name_a: str = "A", name_b: str = "B", resamples: int = 10_000,
-            seed: int = 0) -> ABResult:
-    """Compare two models' predicted classes on the same labelled images."""
+            seed: int = 0, clusters: np.ndarray | None = None) -> ABResult:
+    """Compare two models' predicted classes on the same labelled images (the interval
+    resampling whole `clusters`, e.g. people, when given)."""
     labels = np.asarray(labels)
     correct_a, correct_b = predicted_a == labels, predicted_b == labels
     only_a, only_b, p_value = mcnemar_exact(correct_a, correct_b)
-    difference, low, high = bootstrap_difference(correct_a, correct_b, resamples, seed=seed)
+    difference, low, high = bootstrap_difference(correct_a, correct_b, resamples, seed=seed,
+                                                 clusters=clusters)
     return ABResult(
         name_a=name_a, name_b=name_b, n=len(labels),
         accuracy_a=float(correct_a.mean()), accuracy_b=float(correct_b.mean()),

@@ -34,7 +34,7 @@ from face_sentiment.data.folder_dataset import (
     dataset_faces,
     load_folder_dataset,
 )
-from face_sentiment.evaluation.ab_testing import accuracy_interval
+from face_sentiment.evaluation.ab_testing import accuracy_interval, balanced_accuracy_interval
 from face_sentiment.evaluation.metrics import per_class_metrics, plot_confusion_matrix
 from face_sentiment.evaluation.predictors import load_predictors
 
@@ -89,7 +89,12 @@ def score(predictor, dataset: FolderDataset, crops: FaceCrops | None = None) -> 
     classes = tuple(predictor.classes)
     table, faces, excluded = usable_rows(dataset, crops, classes)
     labels = np.array([classes.index(label) for label in table["label"]], np.int64)
-    probabilities = predictor.predict(faces) if len(faces) else np.zeros((0, len(classes)))
+    if not len(faces):
+        probabilities = np.zeros((0, len(classes)))
+    elif isinstance(predictor, CrossValidatedModel):
+        probabilities = predictor.predict_rows(dataset, table, faces)
+    else:
+        probabilities = predictor.predict(faces)
     return CrossResult(predictor.name, dataset.name, classes, table, labels,
                        np.asarray(probabilities, np.float64), tuple(sorted(set(labels.tolist()))),
                        excluded, int((~crops.found).sum()))
@@ -113,14 +118,19 @@ def aggregate(result: CrossResult, by: list[str]) -> CrossResult:
 
 def metrics(result: CrossResult, cluster: str | None = None, resamples: int = 2000,
             seed: int = 0) -> dict:
-    """Accuracy (with a bootstrap interval, by `cluster` when given), macro-F1 over the
+    """Accuracy and balanced accuracy (mean recall over the dataset's classes, the figure for
+    skewed sets), each with a bootstrap interval (by `cluster` when given), macro-F1 over the
     dataset's classes, and the bookkeeping of what was scored."""
     correct = result.correct
     clusters = result.table[cluster].to_numpy() if cluster else None
     accuracy, low, high = accuracy_interval(correct, resamples, seed=seed, clusters=clusters)
+    balanced = balanced_accuracy_interval(result.labels, result.predicted, resamples, seed=seed,
+                                          clusters=clusters)
     return {
         "model": result.model, "dataset": result.dataset, "n": int(len(correct)),
         "accuracy": accuracy, "accuracy_ci_low": low, "accuracy_ci_high": high,
+        "balanced_accuracy": balanced[0], "balanced_accuracy_ci_low": balanced[1],
+        "balanced_accuracy_ci_high": balanced[2],
         "macro_f1": float(f1_score(result.labels, result.predicted, labels=list(result.present),
                                    average="macro", zero_division=0)),
         "restricted": result.restrict, "no_face": result.no_face,
@@ -151,21 +161,40 @@ def recall_table(results: dict[str, CrossResult]) -> pd.DataFrame:
     return pd.DataFrame({name: per_class(result)["recall"] for name, result in results.items()})
 
 
+def adapt_priors(result: CrossResult, source_priors: np.ndarray) -> CrossResult:
+    """`result` with its probabilities moved to the dataset's own class priors, estimated by EM
+    on its faces alone (labels unused; `prior_shift.estimate_priors`)."""
+    from face_sentiment.evaluation.prior_shift import estimate_priors
+
+    if len(result.probabilities) == 0:
+        return result
+    shift = estimate_priors(result.probabilities, source_priors)
+    return CrossResult(**{**result.__dict__, "model": f"{result.model} +EM priors",
+                          "probabilities": shift.probabilities})
+
+
 def evaluate(predictors: list, dataset: FolderDataset, crops: FaceCrops | None = None,
              aggregate_by: list[str] | None = None, cluster: str | None = None,
-             resamples: int = 2000, seed: int = 0
+             resamples: int = 2000, seed: int = 0, source_faces: np.ndarray | None = None
              ) -> tuple[pd.DataFrame, dict[str, CrossResult]]:
     """Every predictor on one dataset: the metrics table (open and restricted protocols;
-    accuracy intervals from `resamples` bootstrap resamples, by `cluster` when given)."""
+    accuracy intervals from `resamples` bootstrap resamples, by `cluster` when given). With
+    `source_faces` (faces of the data the models were selected on, FER2013 PublicTest), each
+    model is scored again with its priors adapted to the dataset (`adapt_priors`), the model's
+    own priors being its mean probabilities on those faces."""
     crops = crops or dataset_faces(dataset)
     results, rows = {}, []
     for predictor in predictors:
-        result = score(predictor, dataset, crops)
-        if aggregate_by:
-            result = aggregate(result, aggregate_by)
-        results[predictor.name] = result
-        rows.append(metrics(result, cluster, resamples, seed))
-        rows.append(metrics(result.restricted(), cluster, resamples, seed))
+        scored = [score(predictor, dataset, crops)]
+        if source_faces is not None:
+            source_priors = np.asarray(predictor.predict(source_faces), float).mean(axis=0)
+            scored.append(adapt_priors(scored[0], source_priors / source_priors.sum()))
+        for result in scored:
+            if aggregate_by:
+                result = aggregate(result, aggregate_by)
+            results[result.model] = result
+            rows.append(metrics(result, cluster, resamples, seed))
+            rows.append(metrics(result.restricted(), cluster, resamples, seed))
     return pd.DataFrame(rows), results
 
 
@@ -226,17 +255,208 @@ def load_available(names: tuple[str, ...] | None = None
     return loaded, lines
 
 
+def training_settings(reference: str) -> dict:
+    """The `training` settings behind a profile name or a model (registry name or path, whose
+    card records them): what it trained on, photo folds included."""
+    from face_sentiment.model_card import ModelCard, resolve_model
+    from face_sentiment.profiles import load_profile, profile_path
+
+    if profile_path(reference).is_file():
+        return load_profile(reference)["training"]
+    return ModelCard.beside(resolve_model(reference))["training"]
+
+
+def held_out_subset(dataset: FolderDataset, trained: str | dict) -> FolderDataset:
+    """The rows of `dataset` (a known photo set, by name) whose people `trained` never trained
+    on: its photo_holdout_fold of photo_folds. `trained` is a profile or a model (its card's
+    settings, `training_settings`) or the training settings themselves. An error when it did
+    not train on this set: then every row is unseen and asking for held-out rows is a mistake."""
+    from face_sentiment.data.photos import split_folds
+    from face_sentiment.labels import class_names
+    from face_sentiment.model.training import TrainingConfig
+
+    settings = training_settings(trained) if isinstance(trained, str) else trained
+    config = TrainingConfig.from_dict({key: value for key, value in settings.items()
+                                       if key in TrainingConfig.__dataclass_fields__})
+    if dataset.name not in config.photo_sets:
+        raise ValueError(f"{settings.get('run_name', trained)} trained on no {dataset.name!r} "
+                         f"photographs (photo_sets: {list(config.photo_sets) or 'none'}): "
+                         "every person of this set is unseen, score it without --held-out")
+    folds = split_folds(dataset.table, dataset.name, class_names(config.label_set),
+                        config.photo_folds, config.seed)
+    keep = folds == config.photo_holdout_fold
+    return FolderDataset(dataset.name, dataset.source, dataset.table[keep].reset_index(drop=True),
+                         [image for image, kept in zip(dataset.images, keep, strict=True)
+                          if kept])
+
+
+# The sets a release is scored on beyond FER2013: frames averaged by, intervals resampled by.
+RELEASE_SETS = {"ckplus": (["subject", "sequence"], "subject"),
+                "taiwan": (None, "performer_id"),
+                "lfw_expressions": (None, "person")}
+
+
+def release_scores(models: dict[str, str], trained: dict, detector: str = "blazeface-full",
+                   resamples: int = 2000, seed: int = 0) -> dict:
+    """Every available set of RELEASE_SETS scored by each of `models` ({name: reference}), on
+    the people the run with settings `trained` never saw (its held-out fold of a set it trained
+    on, else every image): {set: {"rows": what was scored, name: metrics}}."""
+    from face_sentiment.data.folder_dataset import is_available, load_known
+    from face_sentiment.data.photos import cached_faces
+    from face_sentiment.evaluation.predictors import load_predictor
+
+    predictors = {name: load_predictor(reference) for name, reference in models.items()}
+    scores = {}
+    for name, (aggregate_by, cluster) in RELEASE_SETS.items():
+        if not is_available(name):
+            continue
+        dataset = load_known(name)
+        rows = f"all {len(dataset.table)} images"
+        if name in (trained.get("photo_sets") or ()):
+            dataset = held_out_subset(dataset, trained)
+            rows = (f"the {len(dataset.table)} images of held-out person fold "
+                    f"{trained['photo_holdout_fold']} of {trained['photo_folds']}")
+        crops = cached_faces(dataset, detector, 48)
+        scores[name] = {"rows": rows}
+        for model, predictor in predictors.items():
+            result = score(predictor, dataset, crops)
+            if aggregate_by:
+                result = aggregate(result, aggregate_by)
+            scores[name][model] = metrics(result, cluster, resamples, seed)
+    return scores
+
+
+class CrossValidatedModel:
+    """The fold models of one photo split as one model: on a photo set they trained on, each
+    person's faces are scored by the model that held that person's fold out, so every person
+    of the set gets a prediction from a model that never saw them (k-fold by person); on any
+    other faces (FER2013, CK+) the first model answers. `models`: one per fold, each with its
+    training settings in its card (`training_settings`), the shipped model first."""
+
+    def __init__(self, models: list[str], name: str | None = None) -> None:
+        from face_sentiment.evaluation.predictors import load_predictor
+
+        self.settings = [training_settings(model) for model in models]
+        held = [int(s.get("photo_holdout_fold", -1)) for s in self.settings]
+        splits = {(tuple(s.get("photo_sets") or ()), s.get("photo_folds"), s.get("seed"))
+                  for s in self.settings}
+        if len(splits) != 1 or sorted(held) != list(range(len(models))) or \
+                self.settings[0].get("photo_folds") != len(models):
+            raise ValueError(f"cross-validation needs one model per person fold of one photo "
+                             f"split; {models} hold out folds {held} of {splits}")
+        self.predictors = [load_predictor(model) for model in models]
+        self.held_out = held
+        self.classes = tuple(self.predictors[0].classes)
+        self.name = name or f"{self.predictors[0].name} ({len(models)}-fold by person)"
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        return self.predictors[0].predict(faces)
+
+    def predict_rows(self, dataset: FolderDataset, table: pd.DataFrame,
+                     faces: np.ndarray) -> np.ndarray:
+        """Probabilities of `faces` (the scored rows `table` of `dataset`)."""
+        from face_sentiment.data.photos import PERSON_COLUMNS, split_folds
+
+        settings = self.settings[0]
+        if dataset.name not in (settings.get("photo_sets") or ()):
+            return self.predict(faces)
+        column = PERSON_COLUMNS[dataset.name]
+        split = split_folds(dataset.table, dataset.name, self.classes,
+                            settings["photo_folds"], settings["seed"])
+        known = split >= 0
+        fold_of = dict(zip(dataset.table.loc[known, column], split[known], strict=True))
+        folds = table[column].map(fold_of).to_numpy()
+        probabilities = np.zeros((len(faces), len(self.classes)))
+        for predictor, fold in zip(self.predictors, self.held_out, strict=True):
+            rows = folds == fold
+            if rows.any():
+                probabilities[rows] = predictor.predict(faces[rows])
+        return probabilities
+
+
+def sample_rows(dataset: FolderDataset, count: int | None, seed: int = 0) -> FolderDataset:
+    """`count` rows of `dataset` drawn without replacement (seeded), or all when None (the CI
+    profile scores a sample of the large photo sets)."""
+    if count is None or count >= len(dataset.table):
+        return dataset
+    rows = np.sort(np.random.default_rng(seed).permutation(len(dataset.table))[:count])
+    return FolderDataset(dataset.name, dataset.source,
+                         dataset.table.iloc[rows].reset_index(drop=True),
+                         [dataset.images[row] for row in rows])
+
+
+def unseen_people(dataset: FolderDataset, models: list[str]) -> tuple[FolderDataset, str]:
+    """`dataset` restricted to the people none of `models` trained on (the held-out fold of the
+    one that trained on this photo set; every model is then scored on the same rows), and a
+    line saying which rows those are."""
+    trained = []
+    for model in models:
+        try:
+            settings = training_settings(model)
+        except (OSError, KeyError, ValueError, RuntimeError):
+            continue  # no card or profile (fer): it never trained on our photo sets
+        if dataset.name in (settings.get("photo_sets") or ()):
+            trained.append(model)
+    if not trained:
+        return dataset, (f"{dataset.name}: no compared model trained on it; all "
+                         f"{len(dataset.table)} images scored")
+    subset = dataset
+    for model in trained:
+        subset = held_out_subset(subset, model)
+    return subset, (f"{dataset.name}: {', '.join(trained)} trained on some of its people; the "
+                    f"{len(subset.table)} images of the held-out fold's people are scored")
+
+
+def photo_comparison(dataset: FolderDataset, models: list[str],
+                     cv_models: list[str] | None = None) -> tuple[FolderDataset, list, str]:
+    """What a notebook scores on a photo set, and with which predictors: with `cv_models` (the
+    fold models of the shipped model's photo split, `CrossValidatedModel`) every image, the
+    shipped model's predictions coming from the fold model that never saw each person; without,
+    the people none of `models` trained on (`unseen_people`). A line says which."""
+    from face_sentiment.evaluation.predictors import load_predictors
+
+    if cv_models:
+        cross = CrossValidatedModel(cv_models)
+        others = [model for model in models if not model.startswith("shipped")]
+        note = (f"{dataset.name}: all {len(dataset.table)} images; {cross.name}: each person "
+                "scored by the fold model that never saw them")
+        return dataset, [cross, *load_predictors(others)], note
+    subset, note = unseen_people(dataset, models)
+    return subset, load_predictors(models), note
+
+
 def report(dataset_path: str, models: list[str], aggregate_by: list[str] | None = None,
-           cluster: str | None = None, detector: str = "blazeface-full") -> dict[str, pd.DataFrame]:
-    """The CLI's tables for one dataset: metrics (open and restricted), per-class recall and
-    the confusion of every model."""
-    dataset = load_folder_dataset(dataset_path)
+           cluster: str | None = None, detector: str = "blazeface-full",
+           crops: bool | None = None, held_out: str | None = None,
+           priors: bool = False, cross_validated: list[str] | None = None
+           ) -> dict[str, pd.DataFrame]:
+    """The CLI's tables for one dataset (a path, or a known dataset's name): metrics (open and
+    restricted), per-class recall and the confusion of every model. `crops=True`: every image
+    is one face crop (`dataset_faces`). `held_out`: a profile or model that trained on this
+    photo set; only the people of its held-out fold are scored (`held_out_subset`). `priors`:
+    each model also with its priors adapted to the dataset by EM (`adapt_priors`).
+    `cross_validated`: fold models of one photo split, scored first as one model
+    (`CrossValidatedModel`: each person by the fold model that never saw them)."""
+    from face_sentiment.data.folder_dataset import KNOWN_DATASETS, load_known
+
+    dataset = (load_known(dataset_path) if dataset_path in KNOWN_DATASETS
+               else load_folder_dataset(dataset_path))
+    if held_out:
+        dataset = held_out_subset(dataset, held_out)
     for column in (aggregate_by or []) + ([cluster] if cluster else []):
         if column not in dataset.table.columns:
             raise DatasetError(f"{dataset_path}: no column {column!r} in {LABELS_FILE}; "
                                f"attributes: {', '.join(dataset.attributes) or 'none'}")
-    table, results = evaluate(load_predictors(models), dataset, dataset_faces(dataset, detector),
-                              aggregate_by, cluster)
+    source_faces = None
+    if priors:
+        from face_sentiment.data.cache import load_dataset
+        source_faces, _ = load_dataset().select("PublicTest")
+    predictors = load_predictors(models)
+    if cross_validated:
+        predictors.insert(0, CrossValidatedModel(cross_validated))
+    table, results = evaluate(predictors, dataset,
+                              dataset_faces(dataset, detector, crops=crops), aggregate_by, cluster,
+                              source_faces=source_faces)
     tables = {"metrics": table, "per-class recall": recall_table(results)}
     tables.update({f"confusion {name}": confusion(result) for name, result in results.items()})
     return tables

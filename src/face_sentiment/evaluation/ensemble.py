@@ -223,6 +223,25 @@ def score_ensemble(ensemble: Ensemble, faces: np.ndarray, labels: np.ndarray,
     return table
 
 
+def members_photo_split(members: list) -> dict:
+    """{"training": the photo split} shared by members that trained on photo sets (so that
+    held-out scoring of the ensemble reads it), {} when none did; members that differ are an
+    error, since each would leak its training people into the other's held-out fold."""
+    from face_sentiment.evaluation.predictors import _description_beside
+    from face_sentiment.model.ensemble_graph import PHOTO_SPLIT_KEYS
+
+    splits = []
+    for member in members:
+        described = _description_beside(member.path)
+        trained = described.get("training", described)  # a card, or a run's config.json
+        splits.append({key: trained.get(key) for key in PHOTO_SPLIT_KEYS})
+    if not any(split["photo_sets"] for split in splits):
+        return {}
+    if any(split != splits[0] for split in splits):
+        raise ValueError(f"members trained on different photo splits: {splits}")
+    return {"training": splits[0]}
+
+
 def export_ensemble(references: list[str], out: Path, calibration_faces: np.ndarray,
                     flip: bool = False, weights: list[float] | None = None) -> Path:
     """The members averaged inside one int8 TFLite graph (model.ensemble_graph), written to
@@ -254,6 +273,7 @@ def export_ensemble(references: list[str], out: Path, calibration_faces: np.ndar
     card = ModelCard(classes.pop(), spec, out.name, {
         "name": "face_sentiment_ensemble", "members": list(references), "flip": flip,
         "weights": weights or [1.0] * len(references),
-        "description": "Members averaged inside one int8 TFLite graph (accurate mode)."})
+        "description": "Members averaged inside one int8 TFLite graph (accurate mode).",
+        **members_photo_split(members)})
     card.write(out.parent)
     return out

@@ -38,6 +38,7 @@ from face_sentiment.model.export import (
     runtime_comparison,
 )
 from face_sentiment.model_card import (
+    CARD_FILE,
     SHIPPED_KERAS,
     SHIPPED_MODEL,
     ModelCard,
@@ -182,6 +183,10 @@ def _evaluate_run(dataset: Fer2013Dataset, run: str, tta: bool) -> dict:
         results["members"] = publictest_scores(dataset, list(config["members"]),
                                                config.get("member_tta", "none"),
                                                config["label_set"])
+    if config["label_set"] == "fer2013":
+        from face_sentiment.evaluation.cross_dataset import release_scores
+        results["cross_dataset"] = release_scores({"int8": int8, "fer-tflite": "fer-tflite"},
+                                                  config)
     pairs = [(("keras", "int8"), all_sets), (("fer", "int8"), shared_sets)]
     for (a, b), sets in pairs:
         for set_name, (_, labels) in sets.items():
@@ -285,9 +290,32 @@ def energy_summary(run_dir: Path, benchmark: dict, evaluation: dict) -> dict:
             "inference_int8": benchmark.get("inference_energy")}
 
 
-# An ensemble run's own settings (the rest of its config is the base profile's, unused).
+# An ensemble run's own settings (the rest of its config is the base profile's, unused); the
+# photo split is its members' (build_ensemble_run checks they agree), which held-out scoring reads.
 ENSEMBLE_KEYS = ("run_name", "label_set", "members", "member_tta", "member_sha256",
-                 "preprocessing", "seed")
+                 "preprocessing", "seed", "photo_sets", "photo_folds", "photo_holdout_fold")
+
+
+def keep_run(run: str, target: Path, description: str) -> Path:
+    """Keep a run's network as a member or teacher: its inference copy (no augmentation
+    layers) as target/face_sentiment.keras, its history, and a card with the run's settings
+    and training compute, so that an ensemble profile can name it and its card can cite it."""
+    run_dir = runs_dir() / run
+    config = run_config(run)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = target / ".keep.tmp.keras"  # Keras saves only to a name ending in .keras
+    try:
+        load_trained(run_dir / "best.keras").save(staging)
+        staging.replace(target / SHIPPED_KERAS)
+    finally:
+        staging.unlink(missing_ok=True)
+    copy_atomic(run_dir / "history.csv", target / "training_history.csv")
+    write_atomic(target / CARD_FILE, json.dumps({
+        "name": f"member {run}", "classes": list(class_names(config["label_set"])),
+        "label_set": config["label_set"], "preprocessing": config["preprocessing"],
+        "model_file": SHIPPED_KERAS, "description": description,
+        "training": config, "compute": compute_summary(run_dir)}, indent=2) + "\n")
+    return target / SHIPPED_KERAS
 
 
 def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
@@ -339,10 +367,13 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
         "runtimes": benchmark.get("runtimes", []),
         "ab_tests": evaluation["ab"],
         "baseline": _baseline_sentence(evaluation["metrics"]["fer"]),
-        "limitations": limitations(label_set, config.get("deterministic", True)),
+        "limitations": limitations(label_set, config.get("deterministic", True),
+                                   config.get("photo_sets") or ()),
         "energy": energy_summary(run_dir, benchmark, evaluation),
         "compute": compute_summary(run_dir),
     }
+    if evaluation.get("cross_dataset"):
+        card["cross_dataset"] = evaluation["cross_dataset"]
     if evaluation.get("teachers"):
         card["teachers"] = evaluation["teachers"]
     if evaluation.get("members"):

@@ -8,7 +8,10 @@
     analyzer.detect_emotions(image)             # the `fer` package's form, for drop-in use
 
 Images go through what the Pi runner does with a frame: `faces.create_detector(detector)`
-finds the faces, `faces.align_faces` cuts each one out in FER2013's framing, and
+finds the faces (`faces.find_faces`: a small, square image where it finds none is taken for a
+face crop, searched again with a margin and else taken whole, `"box_source": "whole-image"`;
+`crops=True` treats every image as one face crop), `faces.align_faces` cuts each one out in
+FER2013's framing, and
 `ExpressionClassifier.predict` (class names and preprocessing from the model card beside the
 model) classifies them all as one batch. The model is a TFLite file: `shipped-int8` (the
 deployed int8 model; an installed wheel carries it), `shipped-<variant>-int8`, or a path.
@@ -31,6 +34,7 @@ from face_sentiment.live.faces import (
     align_faces,
     check_image,
     create_detector,
+    find_faces,
 )
 from face_sentiment.live.interpreter import interpreter_class
 from face_sentiment.model_card import PACKAGED_MODELS, resolve_model
@@ -86,12 +90,14 @@ class FaceSentiment:
     `model`: `shipped-int8` (default), `shipped-<variant>-int8` or a .tflite path (its
     model_card.json beside it). `detector`: a name of `faces.DETECTORS` (default
     `blazeface-full`; `haar` needs only OpenCV) or a detector object. Detector and model run on
-    `num_threads` threads (default 1, as on the Pi).
+    `num_threads` threads (default 1, as on the Pi). `crops=True`: every image is one face crop
+    (a dataset of crops), so each gets exactly one answer.
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL,
                  detector: str | FaceDetector = DEFAULT_DETECTOR, *,
-                 num_threads: int | None = 1, min_score: float | None = None) -> None:
+                 num_threads: int | None = 1, min_score: float | None = None,
+                 crops: bool = False) -> None:
         try:
             interpreter_class()
         except ImportError as error:
@@ -105,6 +111,7 @@ class FaceSentiment:
         self.detector = (create_detector(detector, num_threads=num_threads, min_score=min_score)
                          if isinstance(detector, str) else detector)
         self.size = self.classifier.card.preprocessing.size
+        self.crops = crops
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -114,14 +121,15 @@ class FaceSentiment:
     def faces(self, image: np.ndarray | str | os.PathLike) -> tuple[list[Face], np.ndarray]:
         """The detected faces (best score first) and their (N, C) class probabilities."""
         image = self._image(image)
-        faces = self.detector.detect(image)
+        faces = find_faces(image, self.detector, self.crops)
         return faces, self.classifier.predict(align_faces(image, faces, self.size))
 
     def analyze(self, image: np.ndarray | str | os.PathLike) -> list[dict]:
         """One record per face, best detector score first:
         {"box": [x, y, w, h] (int pixels), "score": detector score (BlazeFace: a probability;
-        haar: the cascade's weight), "emotions": {class: probability} in card order,
-        "top": the most probable class, "confidence": its probability}."""
+        haar: the cascade's weight; 0 for a crop taken whole), "box_source": "detector" or
+        "whole-image", "emotions": {class: probability} in card order, "top": the most
+        probable class, "confidence": its probability}."""
         faces, probabilities = self.faces(image)
         return [self._record(face, row) for face, row in zip(faces, probabilities, strict=True)]
 
@@ -141,6 +149,7 @@ class FaceSentiment:
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         top = int(np.argmax(probabilities))
         return {"box": [x1, y1, x2 - x1, y2 - y1], "score": round(float(face.score), 4),
+                "box_source": face.box_source,
                 "emotions": {name: float(p)
                              for name, p in zip(self.classes, probabilities, strict=True)},
                 "top": self.classes[top], "confidence": float(probabilities[top])}

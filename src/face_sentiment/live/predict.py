@@ -6,20 +6,24 @@ suffixes and hidden files or folders are skipped) and videos (.mp4, .avi, .mov, 
 gives one record:
 
     {"file": "photos/a.jpg", "frame": null, "time": null, "face": 0, "box": [x, y, w, h],
-     "score": 0.94, "emotions": {"angry": 0.012, ...}, "top": "happy", "confidence": 0.855}
+     "score": 0.94, "box_source": "detector", "emotions": {"angry": 0.012, ...},
+     "top": "happy", "confidence": 0.855}
 
 `frame` (index) and `time` (seconds, from the video's frame rate) are set for video frames and
-null for photos; `face` counts the faces of one image or frame, best detector score first. The
+null for photos; `face` counts the faces of one image or frame, best detector score first.
+`box_source` is "whole-image" for a face crop in which no face was found, taken whole
+(`faces.find_faces`; `--crops` says every image is one crop, so each gets one answer). The
 records are exactly those of `FaceSentiment.analyze` (same floats) plus those four fields.
 `--format json` (default) writes one JSON list, one record per line; `--format csv` one row per
-face with columns file, frame, time, face, x, y, w, h, score, top, confidence and one column per
-class (the model card's names, in its order). Output goes to stdout or, written atomically, to
-`--out FILE`. `--annotate DIR` writes every photo (and every video frame processed) with boxes
-and labels drawn by the Pi runner's `draw_overlay`: DIR/<file name> for a file argument,
-DIR/<folder name>/<path inside it> for a folder's images, DIR/<video name without suffix>/
-frame_NNNNNN.jpg for video frames. An image that cannot be decoded, a missing path or model, or
-a folder without images is an error naming it (`PredictError`, exit 2 from the CLI); nothing is
-written to --out then. numpy, OpenCV and a TFLite interpreter only: TensorFlow is never imported.
+face with columns file, frame, time, face, x, y, w, h, score, box_source, top, confidence and
+one column per class (the model card's names, in its order). Output goes to stdout or, written
+atomically, to `--out FILE`. `--annotate DIR` writes every photo (and every video frame
+processed) with boxes and labels drawn by the Pi runner's `draw_overlay`: DIR/<file name> for a
+file argument, DIR/<folder name>/<path inside it> for a folder's images, DIR/<video name without
+suffix>/frame_NNNNNN.jpg for video frames. An image that cannot be decoded, a missing path or
+model, or a folder without images is an error naming it (`PredictError`, exit 2 from the CLI);
+nothing is written to --out then. numpy, OpenCV and a TFLite interpreter only: TensorFlow is
+never imported.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
                         help=f"face detector (default: {DEFAULT_DETECTOR}; haar needs only "
                              "OpenCV)")
+    parser.add_argument("--crops", action="store_true",
+                        help="every image is one face crop (a dataset of crops): one answer "
+                             "per image, the whole image where no face is found in it")
     parser.add_argument("--format", default="json", choices=FORMATS,
                         help="json: a list, one record per line; csv: one column per class "
                              "(default: json)")
@@ -188,11 +195,12 @@ def to_csv(records: list[dict], classes: tuple[str, ...]) -> str:
     """One row per face; floats written exactly (Python's shortest round-trip form)."""
     stream = io.StringIO()
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(["file", "frame", "time", "face", "x", "y", "w", "h", "score", "top",
-                     "confidence", *classes])
+    writer.writerow(["file", "frame", "time", "face", "x", "y", "w", "h", "score", "box_source",
+                     "top", "confidence", *classes])
     for record in records:
         writer.writerow([record["file"], _cell(record["frame"]), _cell(record["time"]),
-                         record["face"], *record["box"], record["score"], record["top"],
+                         record["face"], *record["box"], record["score"],
+                         record["box_source"], record["top"],
                          record["confidence"], *(record["emotions"][name] for name in classes)])
     return stream.getvalue()
 
@@ -206,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
     verbose = getattr(args, "verbose", False)
     started = time.perf_counter()
     collect_inputs(args.paths)  # a missing path fails before the model loads
-    analyzer = FaceSentiment(args.model, args.detector)  # quiet: interpreter.QUIET_ENV
+    # Quiet: interpreter.QUIET_ENV.
+    analyzer = FaceSentiment(args.model, args.detector, crops=args.crops)
     records = predict_records(args.paths, analyzer, args.every, args.annotate)
     text = to_json(records) if args.format == "json" else to_csv(records, analyzer.classes)
     if args.out:

@@ -62,6 +62,17 @@ class FaceTracker:
     def reset(self) -> None:
         self.tracks.clear()
 
+    def admit(self, faces: Sequence[Face], birth_score: float) -> list[Face]:
+        """Hysteresis on the detector's score: a face scoring `birth_score` or more may start a
+        track; a weaker one is kept only where it continues a track (overlaps one's box). A
+        face turned side-on or half hidden scores lower than when it entered, and is kept; a
+        weak detection with no history is not."""
+        if not self.tracks:
+            return [face for face in faces if face.score >= birth_score]
+        boxes = np.stack([t.box for t in self.tracks])
+        return [face for face in faces if face.score >= birth_score
+                or box_iou(np.asarray(face.box, np.float32), boxes).max() > self.iou_threshold]
+
     def update(self, boxes: np.ndarray, probabilities: np.ndarray,
                faces: Sequence[Face] | None = None) -> list[Track]:
         """Tracks for this frame's detections, in the order of `boxes` (N, 4); `faces` (the

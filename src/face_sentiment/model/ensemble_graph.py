@@ -74,6 +74,24 @@ def member_weights(model: keras.Model) -> list[float]:
     return [float(sum(scales[i:i + views])) for i in range(0, len(scales), views)]
 
 
+PHOTO_SPLIT_KEYS = ("photo_sets", "photo_folds", "photo_holdout_fold", "seed")
+
+
+def check_photo_split(config: TrainingConfig, member: Path, trained: dict) -> None:
+    """An ensemble profile's photo split (what held-out scoring reads) must be each member's:
+    a member that saw other people's photographs would leak them into every held-out figure."""
+    if not config.photo_sets and not trained.get("photo_sets"):
+        return
+    expected = {key: getattr(config, key) for key in PHOTO_SPLIT_KEYS}
+    found = {key: trained.get(key) for key in PHOTO_SPLIT_KEYS}
+    expected["photo_sets"] = list(expected["photo_sets"])
+    found["photo_sets"] = list(found["photo_sets"] or [])
+    if found != expected:
+        raise ValueError(f"{member}: trained with photo split {found}, but the ensemble "
+                         f"profile states {expected}; state the members' split (their card's "
+                         "training settings) in the ensemble profile")
+
+
 def build_ensemble_run(config: TrainingConfig, data_sha256: str, run: Path) -> Path:
     """An ensemble profile's "training": average the member .keras files in one graph and save
     it as the run's best.keras (export, evaluate and ship then treat it like any run).
@@ -98,6 +116,7 @@ def build_ensemble_run(config: TrainingConfig, data_sha256: str, run: Path) -> P
     for index, path in enumerate(files):
         card_file = path.parent / "model_card.json"
         card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+        check_photo_split(config, path, card.get("training", {}))
         cards.append({"member": index, "file": str(path), "sha256": file_sha256(path),
                       "card": card})
         history_file = next((path.parent / name for name in ("training_history.csv",

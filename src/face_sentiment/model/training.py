@@ -85,6 +85,22 @@ class TrainingConfig:
     # blur, gamma, noise, JPEG) hits a raw training face with this probability before its
     # lighting is normalised. 0: off (the inputs are the cache's preprocessed faces).
     camera_augmentation: float = 0.0
+    # Real photographs beside FER2013 (face_sentiment.data.photos): known photo sets whose
+    # people are split into photo_folds folds by person; every fold but photo_holdout_fold
+    # trains (that fold is what photo figures are reported on), its faces repeated so that
+    # photographs make up photo_share of each epoch. (): FER2013 only.
+    photo_sets: tuple[str, ...] = ()
+    photo_share: float = 0.25
+    # Class weighting of the photographs' own loss (none | sqrt | balanced), computed on their
+    # labels alone: FER2013's faces keep class_weighting on theirs, so the photo sets' skew
+    # (LFW: nine in ten neutral or happy) is corrected within their domain.
+    photo_class_weighting: str = "sqrt"
+    photo_folds: int = 3
+    photo_holdout_fold: int = 0
+    # Which epoch the run keeps: best (PublicTest accuracy, early stopping on it) or last (a
+    # fixed schedule; fine-tuning on photographs, where PublicTest alone would pick the epoch
+    # that learnt least from them).
+    selection: str = "best"
     max_train_images: int | None = None  # the CI profile trains on a slice
     max_val_images: int | None = None
     # Fine-tuning: a .keras model (checkpoint or shipped inference model) of the same
@@ -103,7 +119,7 @@ class TrainingConfig:
         values = dict(values)
         if "preprocessing" in values:
             values["preprocessing"] = PreprocessingSpec.from_dict(values["preprocessing"])
-        for name in ("stage_filters", "teachers", "members"):
+        for name in ("stage_filters", "teachers", "members", "photo_sets"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -212,6 +228,56 @@ def training_targets(dataset: Fer2013Dataset, config: TrainingConfig,
     return model_inputs_for(dataset, "Training", rows, config), targets, labels
 
 
+def photo_training_faces(config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The photo sets' training faces (every person fold but the held-out one), uint8 at the
+    model's size, and their labels in the label set's classes."""
+    from face_sentiment.data.photos import photo_faces
+
+    classes = class_names(config.label_set)
+    faces, labels = [], []
+    for name in config.photo_sets:
+        photos = photo_faces(name, classes, config.photo_folds, config.seed,
+                             config.preprocessing.size)
+        if not 0 <= config.photo_holdout_fold < config.photo_folds:
+            raise ValueError(f"photo_holdout_fold {config.photo_holdout_fold} is not one of "
+                             f"the {config.photo_folds} folds")
+        fold_faces, fold_labels = photos.fold(config.photo_holdout_fold, keep=False)
+        faces.append(fold_faces)
+        labels.append(fold_labels)
+    return np.concatenate(faces), np.concatenate(labels)
+
+
+def mix_photographs(inputs: np.ndarray, targets: np.ndarray, labels: np.ndarray,
+                    config: TrainingConfig
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """FER2013's training inputs with the photo sets' faces appended, the photographs repeated
+    (seeded) until they are `photo_share` of the whole, and a loss weight per face: each
+    domain's class weighting on its own labels (class_weighting, photo_class_weighting)."""
+    if not 0 < config.photo_share < 1:
+        raise ValueError(f"photo_share is a fraction (0..1), got {config.photo_share}")
+    faces, photo_labels = photo_training_faces(config)
+    wanted = round(config.photo_share / (1 - config.photo_share) * len(inputs))
+    rng = np.random.default_rng(config.seed)
+    order = np.concatenate([np.tile(np.arange(len(faces)), wanted // len(faces)),
+                            rng.permutation(len(faces))[: wanted % len(faces)]])
+    photo_inputs = preprocess_faces(faces[order], config.preprocessing)
+    num_classes = targets.shape[1]
+    photo_targets = np.eye(num_classes, dtype=targets.dtype)[photo_labels[order]]
+    weights = np.concatenate([
+        domain_weights(labels, num_classes, config.class_weighting),
+        domain_weights(photo_labels[order], num_classes, config.photo_class_weighting)])
+    return (np.concatenate([inputs, photo_inputs]), np.concatenate([targets, photo_targets]),
+            np.concatenate([labels, photo_labels[order]]), weights)
+
+
+def domain_weights(labels: np.ndarray, num_classes: int, scheme: str) -> np.ndarray:
+    """Per-face loss weights of one domain's faces: `class_weights` on its own labels."""
+    weights = class_weights(labels, num_classes, scheme)
+    if weights is None:
+        return np.ones(len(labels), np.float32)
+    return np.array([weights[label] for label in labels], np.float32)
+
+
 class EpochLog(keras.callbacks.Callback):
     """One line per epoch with timing, flushed, for `tail -f runs/<name>/train.log`."""
 
@@ -246,13 +312,17 @@ def training_callbacks(run: Path, config: TrainingConfig,
         if calibration_images is None:
             raise ValueError("ema_momentum needs calibration_images for the BatchNorm statistics")
         averaging = [SwapEMAWeightsWithBatchNorm(calibration_images)]
+    if config.selection not in ("best", "last"):
+        raise ValueError(f"selection must be best or last, not {config.selection!r}")
+    best = config.selection == "best"
+    stopping = [keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                              patience=config.early_stopping_patience)]
     return [
         keras.callbacks.BackupAndRestore(str(run / "backup")),
         *averaging,
         keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor="val_accuracy",
-                                        save_best_only=True, mode="max"),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                      patience=config.early_stopping_patience),
+                                        save_best_only=best, mode="max"),
+        *(stopping if best else []),
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
         EpochLog(run / "train.log"),
     ]
@@ -288,19 +358,27 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
         raise ValueError("camera_augmentation degrades the raw faces, which only the cache "
                          f"holds: use data: cache (not {config.data!r})")
     x_train, t_train, y_train = training_targets(dataset, config, teacher_targets, raw=camera > 0)
+    if config.photo_sets:
+        if teacher_targets is not None or camera:
+            raise ValueError("photo_sets trains on labels alone: not with teachers or "
+                             "camera_augmentation")
+        x_train, t_train, y_train, photo_weights = mix_photographs(x_train, t_train, y_train,
+                                                                   config)
     x_val, y_val = prepare_split(dataset, "PublicTest", config, config.max_val_images)
     v_val = keras.utils.to_categorical(y_val, num_classes)
     weights = class_weights(y_train, num_classes, config.class_weighting)
-    if teacher_targets is not None:
+    if config.photo_sets:  # each domain weighted on its own labels (mix_photographs)
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        metric, slices, weights = "accuracy", (x_train, t_train, photo_weights), None
+    elif teacher_targets is not None:
         # Packed targets: Keras would read class weights off the wrong columns, so they
         # travel as per-face sample weights; validation packs its labels as both halves.
         loss = DistillationLoss(num_classes, config.distill_temperature, config.distill_alpha,
                                 config.label_smoothing)
         metric = hard_label_accuracy(num_classes)
         v_val = pack_targets(v_val, v_val)
-        face_weights = np.ones(len(y_train), np.float32) if weights is None else \
-            np.array([weights[label] for label in y_train], np.float32)
-        slices, weights = (x_train, t_train, face_weights), None
+        slices = (x_train, t_train, domain_weights(y_train, num_classes, config.class_weighting))
+        weights = None
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metric, slices = "accuracy", (x_train, t_train)

@@ -5,9 +5,9 @@
 - Minimum functionality: per-class recall floors.
 
 Thresholds are the values measured on the shipped model (models/face_sentiment.keras of
-2026-12-03, run ensemble-v1, PrivateTest accuracy 0.677, all 3,589 images) minus a margin of about
-two binomial standard errors plus 0.05, written beside each test; where a floor set on an
-earlier model (accuracy 0.587, 0.639, then 0.651) was already higher, it was kept. They are
+2026-12-06, run photos-ensemble-v1, PrivateTest accuracy 0.675, all 3,589 images) minus a margin
+of about two binomial standard errors plus 0.05, written beside each test; where a floor set on
+an earlier model (accuracy 0.587, 0.639, 0.651, then 0.677) was already higher, it was kept. They are
 floors to catch regressions, re-measured (never loosened to pass) when a new model ships.
 Needs FER2013 (FER2013_PATH, or data/raw/ of the real checkout) and the shipped model; skips
 with the reason otherwise.
@@ -30,20 +30,20 @@ pytestmark = [pytest.mark.real_data, pytest.mark.tensorflow, pytest.mark.skipif(
 
 # Measured -> floor. Flip: 1.000 (the shipped graph averages each face with its mirror image, so
 # a flip cannot change its output beyond rounding) -> 0.95; 0.790 for the single network before.
-# Brightness x0.8: 0.995, x1.2: 0.961 -> 0.90 (kept). Gamma 0.8: 0.965, 1.25: 0.959 -> 0.90
-# (kept). Mouth occlusion lowers P(happy): 0.977 (778 faces) -> 0.92 (kept).
+# Brightness x0.8: 0.994, x1.2: 0.965 -> 0.90 (kept). Gamma 0.8: 0.964, 1.25: 0.961 -> 0.90
+# (kept). Mouth occlusion lowers P(happy): 0.971 (781 faces) -> 0.92 (kept).
 FLIP_FLOOR = 0.95
 PHOTOMETRIC_FLOOR = 0.90
 MOUTH_FLOOR = 0.92
 # Measured PrivateTest recall (support) -> floor.
 RECALL_FLOORS = {
-    "angry": 0.53,     # 0.629 (491)
-    "disgust": 0.62,   # 0.727 (55: few images, wide margin; earlier floor kept)
-    "fear": 0.35,      # 0.394 (528; earlier floor kept)
-    "happy": 0.81,     # 0.885 (879)
-    "sad": 0.44,       # 0.535 (594)
-    "surprise": 0.71,  # 0.803 (416)
-    "neutral": 0.62,   # 0.709 (626)
+    "angry": 0.53,     # 0.595 (491; earlier floor kept)
+    "disgust": 0.62,   # 0.691 (55: few images, wide margin; earlier floor kept)
+    "fear": 0.35,      # 0.400 (528; earlier floor kept)
+    "happy": 0.81,     # 0.889 (879)
+    "sad": 0.44,       # 0.525 (594; earlier floor kept)
+    "surprise": 0.71,  # 0.796 (416; earlier floor kept)
+    "neutral": 0.64,   # 0.730 (626; raised from 0.62)
 }
 
 

@@ -245,12 +245,15 @@ def test_real_video_every_face_classified(int8_model, tmp_path):
     assert rc == 0
     summary = json.loads((tmp_path / "benchmark.json").read_text())
     assert summary["frames"] == 60
-    assert summary["faces"]["mean_per_frame"] >= 3.5  # 4 unoccluded people + 1 behind a phone
+    # 4 unoccluded people + 1 behind a phone; tracked detection keeps the half-hidden ones.
+    assert summary["faces"]["mean_per_frame"] >= 4.5
     assert summary["faces"]["frames_with_faces"] == 60
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert all(len(f["probabilities"]) == 7 for r in records for f in r["faces"])
     tracks = {f["track"] for r in records for f in r["faces"]}
-    assert len(tracks) <= 12  # the same few people, not a new id per frame
+    # The same five people, not a new id per frame: at most three ids each (the half-hidden
+    # faces' boxes jump between detections, measured 13 ids over the 60 frames).
+    assert len(tracks) <= 15
 
 
 # ------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from face_sentiment.data.folder_dataset import (
 from face_sentiment.paths import atomic_target, data_dir
 
 # Part of the face cache's key: bump it when face finding or alignment changes what a crop holds.
-FACES_VERSION = 1
+FACES_VERSION = 2
 
 # The identity column of each known photo set: rows of one person stay in one fold.
 PERSON_COLUMNS = {"lfw_expressions": "person", "taiwan": "performer_id"}

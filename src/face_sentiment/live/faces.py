@@ -434,9 +434,10 @@ def detect_faces(image_bgr: np.ndarray, detector: FaceDetector | str | None = No
 
 CROP_CANVAS = 2.0
 # Without --crops, an image with no face found is taken for a crop only when it is this small
-# and at most this elongated (portrait crops of LFW-expressions reach 1.7); a larger one is a
-# photograph, and a guess there would be a false face.
-CROP_MAX_SIDE = 256
+# and at most this elongated (portrait crops of LFW-expressions reach 1.7; its crops are 160 px);
+# a larger one (the Taiwan set's 256 px portraits, any camera frame) is a photograph, and a guess
+# there would be a false face.
+CROP_MAX_SIDE = 200
 CROP_MAX_ASPECT = 2.0
 
 

@@ -275,3 +275,21 @@ def test_photographs_join_training_at_their_share_with_their_own_class_weights(m
     with pytest.raises(ValueError, match="photo_share"):
         training_module.mix_photographs(inputs, targets, fer_labels,
                                         TrainingConfig(photo_sets=("x",), photo_share=1.0))
+
+
+def test_photographs_join_distillation_with_their_labels_in_both_halves(monkeypatch):
+    from face_sentiment.model import training as training_module
+    from face_sentiment.model.distillation import pack_targets
+
+    monkeypatch.setattr(training_module, "photo_training_faces",
+                        lambda config: (np.full((2, 48, 48), 90, np.uint8), np.array([5, 6])))
+    config = TrainingConfig(photo_sets=("lfw_expressions",), photo_share=0.5,
+                            teachers=("models/teachers/ensemble-v1/face_sentiment_int8.tflite",))
+    hard = np.eye(7, dtype=np.float32)[[0, 3]]
+    soft = np.full((2, 7), 1 / 7, np.float32)
+    _, targets, labels, _ = training_module.mix_photographs(
+        np.zeros((2, 48, 48, 1), np.float32), pack_targets(hard, soft), np.array([0, 3]), config)
+    assert targets.shape == (4, 14) and labels.tolist() == [0, 3, 5, 6]
+    assert np.array_equal(targets[:2], pack_targets(hard, soft))  # FER2013: the teachers
+    photos = np.eye(7, dtype=np.float32)[[5, 6]]
+    assert np.array_equal(targets[2:], pack_targets(photos, photos))  # photographs: labels

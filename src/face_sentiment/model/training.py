@@ -252,7 +252,10 @@ def mix_photographs(inputs: np.ndarray, targets: np.ndarray, labels: np.ndarray,
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """FER2013's training inputs with the photo sets' faces appended, the photographs repeated
     (seeded) until they are `photo_share` of the whole, and a loss weight per face: each
-    domain's class weighting on its own labels (class_weighting, photo_class_weighting)."""
+    domain's class weighting on its own labels (class_weighting, photo_class_weighting).
+    Packed distillation targets (teachers on FER2013's faces, 2 x classes columns) get the
+    photographs' labels in both halves: the teachers never saw a photograph, so there they
+    only keep FER2013 from being forgotten."""
     if not 0 < config.photo_share < 1:
         raise ValueError(f"photo_share is a fraction (0..1), got {config.photo_share}")
     faces, photo_labels = photo_training_faces(config)
@@ -261,8 +264,11 @@ def mix_photographs(inputs: np.ndarray, targets: np.ndarray, labels: np.ndarray,
     order = np.concatenate([np.tile(np.arange(len(faces)), wanted // len(faces)),
                             rng.permutation(len(faces))[: wanted % len(faces)]])
     photo_inputs = preprocess_faces(faces[order], config.preprocessing)
-    num_classes = targets.shape[1]
+    packed = config.teachers != ()
+    num_classes = targets.shape[1] // 2 if packed else targets.shape[1]
     photo_targets = np.eye(num_classes, dtype=targets.dtype)[photo_labels[order]]
+    if packed:
+        photo_targets = pack_targets(photo_targets, photo_targets)
     weights = np.concatenate([
         domain_weights(labels, num_classes, config.class_weighting),
         domain_weights(photo_labels[order], num_classes, config.photo_class_weighting)])
@@ -359,15 +365,15 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
                          f"holds: use data: cache (not {config.data!r})")
     x_train, t_train, y_train = training_targets(dataset, config, teacher_targets, raw=camera > 0)
     if config.photo_sets:
-        if teacher_targets is not None or camera:
-            raise ValueError("photo_sets trains on labels alone: not with teachers or "
-                             "camera_augmentation")
+        if camera:
+            raise ValueError("photo_sets and camera_augmentation do not combine: the "
+                             "photographs are real camera faces already")
         x_train, t_train, y_train, photo_weights = mix_photographs(x_train, t_train, y_train,
                                                                    config)
     x_val, y_val = prepare_split(dataset, "PublicTest", config, config.max_val_images)
     v_val = keras.utils.to_categorical(y_val, num_classes)
     weights = class_weights(y_train, num_classes, config.class_weighting)
-    if config.photo_sets:  # each domain weighted on its own labels (mix_photographs)
+    if config.photo_sets and teacher_targets is None:  # each domain on its own labels' weights
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metric, slices, weights = "accuracy", (x_train, t_train, photo_weights), None
     elif teacher_targets is not None:
@@ -377,7 +383,8 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
                                 config.label_smoothing)
         metric = hard_label_accuracy(num_classes)
         v_val = pack_targets(v_val, v_val)
-        slices = (x_train, t_train, domain_weights(y_train, num_classes, config.class_weighting))
+        slices = (x_train, t_train, photo_weights if config.photo_sets else
+                  domain_weights(y_train, num_classes, config.class_weighting))
         weights = None
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)

@@ -209,13 +209,12 @@ def _ab_test(args) -> int:
 
 def _ab_test_dataset(args, a, b) -> int:
     """ab-test on a labelled folder: both models on the same faces, people resampled."""
-    from face_sentiment.data.folder_dataset import KNOWN_DATASETS, load_folder_dataset, load_known
+    from face_sentiment.data.folder_dataset import load_named
     from face_sentiment.data.photos import PERSON_COLUMNS
     from face_sentiment.evaluation import cross_dataset as cd
     from face_sentiment.evaluation.ab_testing import compare
 
-    dataset = (load_known(args.dataset) if args.dataset in KNOWN_DATASETS
-               else load_folder_dataset(args.dataset))
+    dataset = load_named(args.dataset)
     if args.held_out:
         dataset = cd.held_out_subset(dataset, args.held_out)
     crops = cd.dataset_faces(dataset)

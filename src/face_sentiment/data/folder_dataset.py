@@ -125,6 +125,13 @@ class FolderDataset:
     def are_crops(self) -> bool:
         return all(max(image.shape[:2]) <= CROP_MAX_SIDE for image in self.images)
 
+    def subset(self, rows: np.ndarray) -> FolderDataset:
+        """The same dataset limited to `rows` (a boolean mask or row positions, in order)."""
+        positions = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        return FolderDataset(self.name, self.source,
+                             self.table.iloc[positions].reset_index(drop=True),
+                             [self.images[position] for position in positions])
+
 
 def read_labels(folder: _Folder) -> pd.DataFrame:
     """labels.csv as strings, checked: required columns, no empty cells, every file present."""
@@ -173,6 +180,12 @@ def load_folder_dataset(path: str | os.PathLike, name: str | None = None) -> Fol
 
 def load_known(name: str) -> FolderDataset:
     return load_folder_dataset(locate(name), name)
+
+
+def load_named(reference: str) -> FolderDataset:
+    """A known dataset by name (`ckplus`, `taiwan`, `lfw_expressions`), else a folder or zip."""
+    return load_known(reference) if reference in KNOWN_DATASETS else \
+        load_folder_dataset(reference)
 
 
 # --------------------------------------------------------------------------------------------

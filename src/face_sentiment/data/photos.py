@@ -101,7 +101,6 @@ def photo_faces(name: str, classes: tuple[str, ...], folds: int, seed: int = 0,
     return PhotoFaces(name, table, crops.faces[known], labels)
 
 
-
 def cached_faces(dataset: FolderDataset, detector: str, size: int) -> FaceCrops:
     """`dataset_faces` of a labelled folder (or of some of its rows), kept in
     data/interim/photos/ under a key of the folder's content, the rows, the detector, the size

@@ -32,7 +32,6 @@ from face_sentiment.data.folder_dataset import (
     FaceCrops,
     FolderDataset,
     dataset_faces,
-    load_folder_dataset,
 )
 from face_sentiment.evaluation.ab_testing import accuracy_interval, balanced_accuracy_interval
 from face_sentiment.evaluation.metrics import per_class_metrics, plot_confusion_matrix
@@ -284,10 +283,7 @@ def held_out_subset(dataset: FolderDataset, trained: str | dict) -> FolderDatase
                          "every person of this set is unseen, score it without --held-out")
     folds = split_folds(dataset.table, dataset.name, class_names(config.label_set),
                         config.photo_folds, config.seed)
-    keep = folds == config.photo_holdout_fold
-    return FolderDataset(dataset.name, dataset.source, dataset.table[keep].reset_index(drop=True),
-                         [image for image, kept in zip(dataset.images, keep, strict=True)
-                          if kept])
+    return dataset.subset(folds == config.photo_holdout_fold)
 
 
 # The sets a release is scored on beyond FER2013: frames averaged by, intervals resampled by.
@@ -379,10 +375,8 @@ def sample_rows(dataset: FolderDataset, count: int | None, seed: int = 0) -> Fol
     profile scores a sample of the large photo sets)."""
     if count is None or count >= len(dataset.table):
         return dataset
-    rows = np.sort(np.random.default_rng(seed).permutation(len(dataset.table))[:count])
-    return FolderDataset(dataset.name, dataset.source,
-                         dataset.table.iloc[rows].reset_index(drop=True),
-                         [dataset.images[row] for row in rows])
+    return dataset.subset(np.sort(np.random.default_rng(seed).permutation(len(dataset.table))
+                                  [:count]))
 
 
 def unseen_people(dataset: FolderDataset, models: list[str]) -> tuple[FolderDataset, str]:
@@ -437,10 +431,9 @@ def report(dataset_path: str, models: list[str], aggregate_by: list[str] | None 
     each model also with its priors adapted to the dataset by EM (`adapt_priors`).
     `cross_validated`: fold models of one photo split, scored first as one model
     (`CrossValidatedModel`: each person by the fold model that never saw them)."""
-    from face_sentiment.data.folder_dataset import KNOWN_DATASETS, load_known
+    from face_sentiment.data.folder_dataset import load_named
 
-    dataset = (load_known(dataset_path) if dataset_path in KNOWN_DATASETS
-               else load_folder_dataset(dataset_path))
+    dataset = load_named(dataset_path)
     if held_out:
         dataset = held_out_subset(dataset, held_out)
     for column in (aggregate_by or []) + ([cluster] if cluster else []):

@@ -228,13 +228,12 @@ def members_photo_split(members: list) -> dict:
     held-out scoring of the ensemble reads it), {} when none did; members that differ are an
     error, since each would leak its training people into the other's held-out fold."""
     from face_sentiment.evaluation.predictors import _description_beside
-    from face_sentiment.model.ensemble_graph import PHOTO_SPLIT_KEYS
+    from face_sentiment.model.ensemble_graph import photo_split
 
     splits = []
     for member in members:
         described = _description_beside(member.path)
-        trained = described.get("training", described)  # a card, or a run's config.json
-        splits.append({key: trained.get(key) for key in PHOTO_SPLIT_KEYS})
+        splits.append(photo_split(described.get("training", described)))  # card or config.json
     if not any(split["photo_sets"] for split in splits):
         return {}
     if any(split != splits[0] for split in splits):

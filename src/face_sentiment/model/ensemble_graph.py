@@ -77,15 +77,21 @@ def member_weights(model: keras.Model) -> list[float]:
 PHOTO_SPLIT_KEYS = ("photo_sets", "photo_folds", "photo_holdout_fold", "seed")
 
 
+def photo_split(trained: dict) -> dict:
+    """The photo split of some training settings (a card's, a run's config.json, a profile's),
+    in one form whatever their source: the keys of PHOTO_SPLIT_KEYS, photo_sets as a list."""
+    split = {key: trained.get(key) for key in PHOTO_SPLIT_KEYS}
+    split["photo_sets"] = list(split["photo_sets"] or [])
+    return split
+
+
 def check_photo_split(config: TrainingConfig, member: Path, trained: dict) -> None:
     """An ensemble profile's photo split (what held-out scoring reads) must be each member's:
     a member that saw other people's photographs would leak them into every held-out figure."""
     if not config.photo_sets and not trained.get("photo_sets"):
         return
-    expected = {key: getattr(config, key) for key in PHOTO_SPLIT_KEYS}
-    found = {key: trained.get(key) for key in PHOTO_SPLIT_KEYS}
-    expected["photo_sets"] = list(expected["photo_sets"])
-    found["photo_sets"] = list(found["photo_sets"] or [])
+    expected = photo_split(config.to_dict())
+    found = photo_split(trained)
     if found != expected:
         raise ValueError(f"{member}: trained with photo split {found}, but the ensemble "
                          f"profile states {expected}; state the members' split (their card's "

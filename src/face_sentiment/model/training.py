@@ -233,14 +233,14 @@ def photo_training_faces(config: TrainingConfig) -> tuple[np.ndarray, np.ndarray
     model's size, and their labels in the label set's classes."""
     from face_sentiment.data.photos import photo_faces
 
+    if not 0 <= config.photo_holdout_fold < config.photo_folds:
+        raise ValueError(f"photo_holdout_fold {config.photo_holdout_fold} is not one of "
+                         f"the {config.photo_folds} folds")
     classes = class_names(config.label_set)
     faces, labels = [], []
     for name in config.photo_sets:
         photos = photo_faces(name, classes, config.photo_folds, config.seed,
                              config.preprocessing.size)
-        if not 0 <= config.photo_holdout_fold < config.photo_folds:
-            raise ValueError(f"photo_holdout_fold {config.photo_holdout_fold} is not one of "
-                             f"the {config.photo_folds} folds")
         fold_faces, fold_labels = photos.fold(config.photo_holdout_fold, keep=False)
         faces.append(fold_faces)
         labels.append(fold_labels)
@@ -364,31 +364,33 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
         raise ValueError("camera_augmentation degrades the raw faces, which only the cache "
                          f"holds: use data: cache (not {config.data!r})")
     x_train, t_train, y_train = training_targets(dataset, config, teacher_targets, raw=camera > 0)
+    # Per-face loss weights where Keras' class_weight cannot serve: each domain weighted on its
+    # own labels (photo_sets), or packed distillation targets, whose columns are not classes.
+    face_weights = None
     if config.photo_sets:
         if camera:
             raise ValueError("photo_sets and camera_augmentation do not combine: the "
                              "photographs are real camera faces already")
-        x_train, t_train, y_train, photo_weights = mix_photographs(x_train, t_train, y_train,
-                                                                   config)
+        x_train, t_train, y_train, face_weights = mix_photographs(x_train, t_train, y_train,
+                                                                  config)
     x_val, y_val = prepare_split(dataset, "PublicTest", config, config.max_val_images)
     v_val = keras.utils.to_categorical(y_val, num_classes)
-    weights = class_weights(y_train, num_classes, config.class_weighting)
-    if config.photo_sets and teacher_targets is None:  # each domain on its own labels' weights
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-        metric, slices, weights = "accuracy", (x_train, t_train, photo_weights), None
-    elif teacher_targets is not None:
-        # Packed targets: Keras would read class weights off the wrong columns, so they
-        # travel as per-face sample weights; validation packs its labels as both halves.
+    if teacher_targets is not None:
+        # Validation packs its labels as both halves of the target.
         loss = DistillationLoss(num_classes, config.distill_temperature, config.distill_alpha,
                                 config.label_smoothing)
         metric = hard_label_accuracy(num_classes)
         v_val = pack_targets(v_val, v_val)
-        slices = (x_train, t_train, photo_weights if config.photo_sets else
-                  domain_weights(y_train, num_classes, config.class_weighting))
-        weights = None
+        if face_weights is None:
+            face_weights = domain_weights(y_train, num_classes, config.class_weighting)
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-        metric, slices = "accuracy", (x_train, t_train)
+        metric = "accuracy"
+    if face_weights is None:
+        slices, weights = (x_train, t_train), class_weights(y_train, num_classes,
+                                                            config.class_weighting)
+    else:
+        slices, weights = (x_train, t_train, face_weights), None
     train_data = (tf.data.Dataset.from_tensor_slices(slices)
                   .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
                   .batch(config.batch_size))

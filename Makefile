@@ -173,6 +173,17 @@ pi-live: setup  ## the runner on $$FACE_VIDEO_PATH (else the demo clip) with the
 # tracking kept weak faces).
 PI_SHOT_SECONDS ?= 60
 PI_ARGS ?=
+# The runner on the Pi's CPU models and OS, emulated: an arm64 Debian bookworm root (cached in
+# ~/.cache/face-sentiment) under qemu-user + proot, Cortex-A72 (Pi 4) and Cortex-A76 (Pi 5);
+# fails unless the model's answers on PrivateTest faces and the video's frames match the host's
+# (pi/emulated/check.sh). Needs FER2013 and $$FACE_VIDEO_PATH; about 15 minutes from scratch.
+.PHONY: pi-emulated
+pi-emulated: setup  ## the model and runner on emulated Pi CPUs (arm64): answers must match the host's
+	for tool in qemu-aarch64-static proot debootstrap; do command -v $$tool >/dev/null || missing=1; done; \
+	  [ -z "$${missing:-}" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq qemu-user-static proot debootstrap >/dev/null; }
+	PI_MODEL=$(PI_MODEL) pi/emulated/check.sh
+
 .PHONY: pi-shares
 pi-shares: setup web-deps  ## class shares + faces/frame on $$FACE_VIDEO_PATH, and a screenshot of the live page -> reports/live-shares
 	[ -n "$${FACE_VIDEO_PATH:-}" ] || { echo "pi-shares: set FACE_VIDEO_PATH to a video" >&2; exit 2; }

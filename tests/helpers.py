@@ -110,7 +110,7 @@ def build_wheel(out_dir: Path) -> Path:
 
 # The code that defines dev_model's tiny model: a change to any of them rebuilds the cache.
 TINY_MODEL_SOURCES = ("model/dev_model.py", "model/architecture.py", "preprocessing.py",
-                      "model_card.py")
+                      "model_card.py", "live/classifier.py", "live/self_test.py")
 
 
 def subprocess_env() -> dict:

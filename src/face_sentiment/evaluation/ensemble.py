@@ -23,6 +23,7 @@ import numpy as np
 
 from face_sentiment.evaluation.predictors import FlipAveraged, Predictor, load_predictor
 from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.live.classifier import write_self_test
 from face_sentiment.model_card import ModelCard, resolve_model
 from face_sentiment.paths import atomic_target, file_sha256
 
@@ -275,4 +276,5 @@ def export_ensemble(references: list[str], out: Path, calibration_faces: np.ndar
         "description": "Members averaged inside one int8 TFLite graph (accurate mode).",
         **members_photo_split(members)})
     card.write(out.parent)
+    write_self_test(out)
     return out

@@ -28,6 +28,7 @@ from face_sentiment.evaluation.metrics import (
 )
 from face_sentiment.evaluation.predictors import Predictor, TFLitePredictor, load_predictor
 from face_sentiment.labels import class_names
+from face_sentiment.live.classifier import write_self_test
 from face_sentiment.live.interpreter import runtime_name
 from face_sentiment.model.export import (
     benchmark_variants,
@@ -379,4 +380,6 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
     if evaluation.get("members"):
         card["members"] = member_records(run_dir, evaluation["members"])
         card["training"] = {k: v for k, v in card["training"].items() if k in ENSEMBLE_KEYS}
-    return ModelCard.from_dict(card, "shipped card").write(target)
+    written = ModelCard.from_dict(card, "shipped card").write(target)
+    write_self_test(target / SHIPPED_MODEL)
+    return written

@@ -629,6 +629,8 @@ def format_summary(summary: dict) -> str:
         if stats["count"]:
             lines.append(f"  {name:9s} {stats['p50']:8.2f} {stats['p95']:8.2f} "
                          f"{stats['p99']:8.2f} {stats['mean']:8.2f}")
+    if summary.get("self_test"):
+        lines.append(f"  model {summary['self_test']}, {summary.get('kernels')} kernels")
     detection = summary.get("detection")
     if detection and detection.get("mode") != "every frame":
         lines.append(f"  detection every {detection['detect_every']} frame(s) at the end "

@@ -130,8 +130,14 @@ def verify_model_file(path: str | Path, timeout_s: float = 120.0,
         raise ModelFileError(f"{path} {how}: truncated or corrupt model file? {detail}".strip())
 
 
+# The runtimes' kernel choices: "default" lets the runtime apply its default delegate (XNNPACK
+# in LiteRT), "builtin" runs its own kernels only (the self-test's fallback, live.self_test).
+KERNELS = {"default": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}
+
+
 def load_interpreter(model_path: str | Path, num_threads: int | None = 1,
-                     verify: bool = False, backend: str | None = None) -> Any:
+                     verify: bool = False, backend: str | None = None,
+                     kernels: str = "default") -> Any:
     """Open a .tflite file, allocate its tensors and return the interpreter.
 
     Raises ModelFileError when the file is missing, empty or not a valid TFLite model;
@@ -149,10 +155,14 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = 1,
         )
     if verify:
         verify_model_file(path, backend=backend)
-    interpreter_type, _ = interpreter_class(backend)
+    if kernels not in KERNELS:
+        raise ValueError(f"unknown kernels {kernels!r}; choose from {tuple(KERNELS)}")
+    interpreter_type, module = interpreter_class(backend)
+    resolver = getattr(importlib.import_module(module).OpResolverType, KERNELS[kernels])
     try:
         with native_stderr_silenced(os.environ.get(QUIET_ENV) == "1"):
-            interpreter = interpreter_type(model_content=content, num_threads=num_threads)
+            interpreter = interpreter_type(model_content=content, num_threads=num_threads,
+                                           experimental_op_resolver_type=resolver)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise ModelFileError(f"{path} could not be loaded as a TFLite model: {error}") from error

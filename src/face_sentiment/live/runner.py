@@ -190,6 +190,8 @@ class Pipeline:
                 "model": str(self.classifier.model_path),
                 "model_input_dtype": self.classifier.input_dtype,
                 "batched": self.classifier.dynamic_batch,
+                "kernels": self.classifier.kernels,
+                "self_test": self.classifier.self_test.describe(),
                 "classes": list(self.classes),
                 "preprocessing": self.classifier.card.preprocessing.to_dict(),
                 "smoothing": None if self.tracker is None else {

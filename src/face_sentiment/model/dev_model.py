@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from face_sentiment.labels import FER2013_CLASSES
+from face_sentiment.live.classifier import write_self_test
 from face_sentiment.model_card import ModelCard
 from face_sentiment.paths import write_atomic
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
@@ -83,6 +84,7 @@ def export_dev_model(out_dir: str | Path, *, quantize: bool = True, tiny: bool =
     ModelCard(FER2013_CLASSES, spec, name, {
         "note": "development stand-in written by face_sentiment.model.dev_model"
                 + (f" from {keras_path}" if keras_path else " (random weights)")}).write(out_dir)
+    write_self_test(model_path)
     return model_path
 
 

@@ -12,10 +12,12 @@ from face_sentiment.evaluation.ab_testing import (
     ALPHA,
     MAX_MACRO_F1_DROP,
     ABResult,
-    accuracy_interval,
-    bootstrap_difference,
     compare,
     compare_pairs,
+)
+from face_sentiment.evaluation.stats import (
+    accuracy_interval,
+    bootstrap_difference,
     mcnemar_exact,
 )
 

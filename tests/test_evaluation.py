@@ -379,8 +379,8 @@ def test_evaluate_on_sets_cuts_each_set_and_names_evaluations_after_it():
 
 
 def test_comparison_table_with_the_accuracy_interval():
-    """The column is ab_testing.accuracy_interval over images, in percent."""
-    from face_sentiment.evaluation.ab_testing import accuracy_interval
+    """The column is stats.accuracy_interval over images, in percent."""
+    from face_sentiment.evaluation.stats import accuracy_interval
 
     labels, probabilities = confident_rows(0.9, 40, 30)
     evaluation = Evaluation("toy", labels, probabilities, CLASSES3)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix
 
 from face_sentiment.data.folder_dataset import (
     LABELS_FILE,
@@ -33,9 +33,13 @@ from face_sentiment.data.folder_dataset import (
     FolderDataset,
     dataset_faces,
 )
-from face_sentiment.evaluation.ab_testing import accuracy_interval, balanced_accuracy_interval
 from face_sentiment.evaluation.metrics import per_class_metrics, plot_confusion_matrix
 from face_sentiment.evaluation.predictors import load_predictors
+from face_sentiment.evaluation.stats import (
+    accuracy_interval,
+    balanced_accuracy_interval,
+    macro_f1,
+)
 
 # --------------------------------------------------------------------------------------------
 # Scoring
@@ -130,8 +134,7 @@ def metrics(result: CrossResult, cluster: str | None = None, resamples: int = 20
         "accuracy": accuracy, "accuracy_ci_low": low, "accuracy_ci_high": high,
         "balanced_accuracy": balanced[0], "balanced_accuracy_ci_low": balanced[1],
         "balanced_accuracy_ci_high": balanced[2],
-        "macro_f1": float(f1_score(result.labels, result.predicted, labels=list(result.present),
-                                   average="macro", zero_division=0)),
+        "macro_f1": macro_f1(result.labels, result.predicted, classes=result.present),
         "restricted": result.restrict, "no_face": result.no_face,
         "excluded": ", ".join(f"{k} ({v})" for k, v in result.excluded.items()) or "-",
     }

@@ -199,9 +199,9 @@ def score_ensemble(ensemble: Ensemble, faces: np.ndarray, labels: np.ndarray,
     multiple of TTA and members) of each member and of the ensemble on one labelled split, and
     the ensemble's A/B test against its best member (in `.attrs["ab"]`); a DataFrame."""
     import pandas as pd
-    from sklearn.metrics import f1_score
 
-    from face_sentiment.evaluation.ab_testing import accuracy_interval, compare
+    from face_sentiment.evaluation.ab_testing import compare
+    from face_sentiment.evaluation.stats import accuracy_interval, macro_f1
 
     predictions = ensemble.member_predictions(faces)
     combined = ensemble.combine(predictions)
@@ -213,7 +213,7 @@ def score_ensemble(ensemble: Ensemble, faces: np.ndarray, labels: np.ndarray,
         predicted = probabilities.argmax(1)
         accuracy, low, high = accuracy_interval(predicted == labels, resamples, seed=seed)
         rows.append({"model": name, "accuracy": accuracy, "ci_low": low, "ci_high": high,
-                     "macro_f1": f1_score(labels, predicted, average="macro"),
+                     "macro_f1": macro_f1(labels, predicted),
                      "runs_per_face": per_face,
                      "predicted": predicted})
     best = max(rows[:-1], key=lambda row: row["accuracy"])

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from google.protobuf import text_format
 from matplotlib.figure import Figure
-from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from face_sentiment.data.transform import BUCKET_NAMES
-from face_sentiment.evaluation.ab_testing import accuracy_interval
+from face_sentiment.evaluation.stats import accuracy_interval, macro_f1
 
 QUALITY_SLICES = ("brightness", "contrast", "sharpness")
 TERTILES = BUCKET_NAMES  # ("low", "mid", "high"): tft.bucketize ids 0, 1, 2
@@ -64,8 +64,7 @@ def summary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, 
     return {
         "n": int(len(labels)),
         "accuracy": float((predicted == labels).mean()),
-        "macro_f1": float(f1_score(labels, predicted, average="macro",
-                                   labels=np.unique(labels))),
+        "macro_f1": macro_f1(labels, predicted),
         "top2_accuracy": float((top2 == labels[:, None]).any(axis=1).mean()),
         "ece": expected_calibration_error(labels, probabilities),
         "nll": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
@@ -285,7 +284,7 @@ def comparison_table(evaluations: list[Evaluation] | dict[str, Evaluation],
     """Headline metrics of several evaluations, one row each (named after the evaluation).
 
     With `resamples`, also the accuracy's 95% percentile bootstrap interval over images
-    (column 'accuracy 95% CI', in percent; see `ab_testing.accuracy_interval`).
+    (column 'accuracy 95% CI', in percent; see `stats.accuracy_interval`).
     """
     evaluations = list(evaluations.values()) if isinstance(evaluations, dict) else evaluations
     table = pd.DataFrame({e.name: e.summary() for e in evaluations}).T

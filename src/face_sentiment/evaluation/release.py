@@ -19,7 +19,7 @@ import pandas as pd
 from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.data.ferplus import ferplus_reference_test, ferplus_test
 from face_sentiment.energy import EnergyMeter
-from face_sentiment.evaluation.ab_testing import accuracy_interval, compare
+from face_sentiment.evaluation.ab_testing import compare
 from face_sentiment.evaluation.metrics import (
     Evaluation,
     comparison_table,
@@ -27,6 +27,7 @@ from face_sentiment.evaluation.metrics import (
     summary_metrics,
 )
 from face_sentiment.evaluation.predictors import Predictor, TFLitePredictor, load_predictor
+from face_sentiment.evaluation.stats import accuracy_interval
 from face_sentiment.labels import class_names
 from face_sentiment.live.classifier import write_self_test
 from face_sentiment.live.interpreter import runtime_name

@@ -5,7 +5,7 @@ Labels come from a labelled folder dataset captured in the lab (`record.dataset_
 a CSV joined to logged frames (`join_labels`: columns `frame,label`, optionally `face` (the
 face's index in the frame; without it the label applies to every face of the frame: one
 person in view) and `log` (a log file name, when several logs are given)). Accuracy's interval
-is `evaluation.ab_testing.accuracy_interval`'s bootstrap, resampling tracks (one person
+is `evaluation.stats.accuracy_interval`'s bootstrap, resampling tracks (one person
 followed across frames) when the faces carry track ids, since frames of one person are not
 independent; macro-F1's is the percentile bootstrap over the same units; per-class recall's is
 Wilson's score interval.
@@ -13,13 +13,18 @@ Wilson's score interval.
 
 from __future__ import annotations
 
-import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from face_sentiment.evaluation.ab_testing import accuracy_interval
+from face_sentiment.evaluation.stats import (
+    accuracy_interval,
+    bootstrap,
+    macro_f1,
+    wilson_interval,
+)
 
 
 class LabelError(ValueError):
@@ -71,30 +76,6 @@ def join_labels(faces: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, li
     return out, notes
 
 
-def wilson_interval(hits: int, total: int, z: float = 1.959964) -> tuple[float, float]:
-    if total == 0:
-        return math.nan, math.nan
-    p = hits / total
-    denominator = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denominator
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def macro_f1(true: np.ndarray, predicted: np.ndarray, classes: list[str]) -> float:
-    """Macro-F1 over `classes` that occur in `true` (absent classes are left out)."""
-    scores = []
-    for cls in classes:
-        support = np.sum(true == cls)
-        if support == 0:
-            continue
-        tp = np.sum((true == cls) & (predicted == cls))
-        fp = np.sum((true != cls) & (predicted == cls))
-        fn = support - tp
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return float(np.mean(scores)) if scores else math.nan
-
-
 def window_performance(faces: pd.DataFrame, window_of: pd.Series, classes: tuple[str, ...],
                        resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per window with labelled faces: n, accuracy (+ CI), macro-F1 (+ CI) and per-class
@@ -112,16 +93,8 @@ def window_performance(faces: pd.DataFrame, window_of: pd.Series, classes: tuple
         accuracy, low, high = accuracy_interval(correct, resamples=resamples, seed=seed,
                                                 clusters=clusters)
         present = [c for c in classes if np.any(true == c)] or sorted(set(true))
-        f1 = macro_f1(true, predicted, present)
-        units = pd.factorize(pd.Series(clusters))[0] if clusters is not None \
-            else np.arange(len(true))
-        groups = [np.flatnonzero(units == u) for u in range(units.max() + 1)]
-        draws = []
-        for _ in range(resamples):
-            picked = np.concatenate([groups[i] for i in rng.integers(0, len(groups),
-                                                                     len(groups))])
-            draws.append(macro_f1(true[picked], predicted[picked], present))
-        f1_low, f1_high = np.nanpercentile(draws, [2.5, 97.5]) if draws else (math.nan,) * 2
+        f1, f1_low, f1_high = bootstrap(partial(macro_f1, classes=present), true, predicted,
+                                        clusters=clusters, resamples=resamples, seed=rng)
         row = {"window": int(number), "n": int(len(part)), "accuracy": accuracy,
                "accuracy_low": low, "accuracy_high": high, "macro_f1": f1,
                "macro_f1_low": float(f1_low), "macro_f1_high": float(f1_high)}

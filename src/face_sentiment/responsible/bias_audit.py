@@ -34,6 +34,7 @@ from fairlearn.metrics import MetricFrame
 from scipy.stats import chi2_contingency
 
 from face_sentiment.data.processed import with_quality_buckets
+from face_sentiment.evaluation.stats import cluster_units, macro_f1, resample
 from face_sentiment.paths import locate_input
 
 DEMOGRAPHICS_ENV = "FAIRFACE_DEMOGRAPHICS_PATH"
@@ -53,17 +54,6 @@ MAX_DEFAULT_GROUPS = 10
 
 def accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
     return float((np.asarray(labels) == np.asarray(predicted)).mean()) if len(labels) else np.nan
-
-
-def macro_f1(labels: np.ndarray, predicted: np.ndarray, classes: tuple[int, ...]) -> float:
-    """Macro-F1 over `classes` (indices), zero for a class never predicted nor present."""
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    scores = []
-    for c in classes:
-        true_positive = np.sum((labels == c) & (predicted == c))
-        denominator = np.sum(labels == c) + np.sum(predicted == c)
-        scores.append(2 * true_positive / denominator if denominator else 0.0)
-    return float(np.mean(scores)) if scores else np.nan
 
 
 def recall_of(labels: np.ndarray, predicted: np.ndarray, cls: int) -> float:
@@ -124,16 +114,15 @@ def _clustered(codes: np.ndarray, clusters: np.ndarray | None) -> np.ndarray | N
     return cluster_codes if (spread == 1).all() else None
 
 
-def _bootstrap_indices(rng, codes: np.ndarray, cluster_codes: np.ndarray | None, count: int):
-    """Resample within each group: images, or whole clusters (people) when clustered."""
+def _group_units(codes: np.ndarray, cluster_codes: np.ndarray | None,
+                 count: int) -> list[list[np.ndarray]]:
+    """Each group's bootstrap units: its images, or its clusters' images (people)."""
+    units = []
     for g in range(count):
-        if cluster_codes is None:
-            members = np.flatnonzero(codes == g)
-            yield rng.choice(members, len(members))
-        else:
-            units = np.unique(cluster_codes[codes == g])
-            chosen = rng.choice(units, len(units))
-            yield np.concatenate([np.flatnonzero(cluster_codes == u) for u in chosen])
+        members = np.flatnonzero(codes == g)
+        clusters = None if cluster_codes is None else cluster_codes[members]
+        units.append([members[unit] for unit in cluster_units(len(members), clusters)])
+    return units
 
 
 def _permuted(rng, codes: np.ndarray, cluster_codes: np.ndarray | None) -> np.ndarray:
@@ -163,8 +152,9 @@ def gap_test(labels: np.ndarray, predicted: np.ndarray, groups, metric: str = "a
     values = _per_group(function, labels, predicted, codes, len(names))
     difference, ratio = _gap(values)
     rng = np.random.default_rng(seed)
+    units = _group_units(codes, cluster_codes, len(names))  # resampled within each group
     boot = np.array([_gap(np.array([function(labels[i], predicted[i]) for i in
-                                    _bootstrap_indices(rng, codes, cluster_codes, len(names))]))
+                                    (resample(rng, group) for group in units)]))
                      for _ in range(resamples)])
     null = np.array([_gap(_per_group(function, labels, predicted,
                                      _permuted(rng, codes, cluster_codes), len(names)))

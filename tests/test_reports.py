@@ -8,6 +8,7 @@ one whose kernel dies.
 
 import json
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -168,7 +169,8 @@ def test_write_index_lists_rendered_notebooks_with_commit_and_data_hash(
     index = write_index("ci", "feedc0ffee1234", out_dir)
     assert index == out_dir / "index.html"
     page = index.read_text(encoding="utf-8")
-    assert '<td>01-a</td><td><a href="01-a.html">HTML</a></td>' in page
+    assert '<td>A tiny report</td><td><a href="01-a.html">HTML</a></td>' in page
+    assert "<td>clean</td>" in page  # the print and machine-output checks found nothing
     assert ('<a href="01-a.pdf">PDF</a>' if HAS_CHROMIUM else "(no PDF)") in page
     assert "02-broken" not in page  # never rendered
     assert "feedc0ffee1234" in page
@@ -201,3 +203,94 @@ def test_git_commit_marks_uncommitted_changes(project_root):
 
 def test_git_commit_outside_a_checkout_is_unknown(project_root):
     assert git_commit() == "unknown"
+
+
+# ------------------------------------------------------------------------------------------
+# What a reader gets: reader_copy, the HTML, the print-layout and machine-output checks
+
+HAS_PRINT_CHECK = (shutil.which("node") is not None and HAS_CHROMIUM
+                   and (Path(__file__).resolve().parents[1] / "pi" / "web" / "node_modules"
+                        / "playwright-core").is_dir())
+
+
+def _reader_notebook(root: Path) -> nbformat.NotebookNode:
+    stream = {"output_type": "stream", "name": "stdout",
+              "text": f"WARNING:tensorflow:retracing\nsaved {root}/reports/x.csv\n"}
+    stderr = {"output_type": "stream", "name": "stderr", "text": "INFO: XNNPACK\n"}
+    data = {"output_type": "execute_result", "execution_count": 3, "metadata": {},
+            "data": {"text/plain": "read /data/fer2013.csv.gz"}}
+    return new_notebook(cells=[
+        new_markdown_cell("# 07 · A report\n\nWhat it shows."),
+        new_code_cell("profile = 'full'", metadata={"tags": ["parameters"]}),
+        new_code_cell("profile = 'ci'", metadata={"tags": ["injected-parameters"]}),
+        new_code_cell("work()", outputs=[nbformat.from_dict(stream), nbformat.from_dict(stderr),
+                                         nbformat.from_dict(data)]),
+        new_code_cell("findings()", metadata={"tags": ["summary"]}, outputs=[nbformat.from_dict(
+            {"output_type": "display_data", "metadata": {},
+             "data": {"text/markdown": "Accuracy is 67.5%."}})]),
+    ])
+
+
+def test_reader_copy_keeps_what_a_reader_needs(project_root, monkeypatch):
+    from face_sentiment.reports import machine_output, notebook_title, reader_copy
+
+    monkeypatch.setenv("FER2013_PATH", "/data/fer2013.csv.gz")
+    original = _reader_notebook(project_root)
+    reader = reader_copy(original)
+    assert notebook_title(reader) == "07 · A report"
+    tags = [c.metadata.get("tags", []) for c in reader.cells]
+    assert ["parameters"] not in tags and ["injected-parameters"] not in tags
+    # the summary is shown under the title and stays at the end
+    assert [c.source for c in reader.cells].count("findings()") == 2
+    assert reader.cells[2].source == "findings()"
+    work = reader.cells[-2]
+    assert [o.output_type for o in work.outputs] == ["stream", "execute_result"]
+    assert work.outputs[0].text == "saved reports/x.csv\n"
+    assert work.outputs[1].data["text/plain"] == "read $FER2013_PATH"
+    assert machine_output(reader) == []
+    assert len(machine_output(original)) >= 2  # the log line and the project path
+    assert len(original.cells[3].outputs) == 3  # the executed notebook keeps everything
+
+
+def test_html_is_self_contained_and_titled(project_root, tmp_path):
+    from face_sentiment.reports import to_html
+
+    executed = tmp_path / "07-a.ipynb"
+    nbformat.write(_reader_notebook(project_root), executed)
+    page = to_html(executed).read_text(encoding="utf-8")
+    assert "<title>07 · A report</title>" in page
+    assert 'src="http' not in page and 'import("http' not in page
+    assert "show code" in page and "Accuracy is 67.5%." in page
+
+
+def test_report_tables_are_designed_for_print():
+    import pandas as pd
+
+    from face_sentiment.notebook import format_number, merge_intervals, report_table
+
+    assert [format_number(v) for v in (3589.0, 0.66312, 127.169998, 12345.6, float("nan"))] \
+        == ["3589", "0.663", "127", "12,346", "-"]
+    frame = pd.DataFrame({"n": [3589.0], "accuracy": [0.6331], "accuracy_ci_low": [0.61],
+                          "accuracy_ci_high": [0.65]})
+    assert merge_intervals(frame).to_dict("records") == [
+        {"n": 3589.0, "accuracy": "0.633 (0.61-0.65)"}]
+    wide = pd.DataFrame([range(16)], columns=[f"column_{i}" for i in range(16)])
+    assert report_table(wide).count("<table") == 3  # 7 + 7 + 2 columns
+
+
+@pytest.mark.skipif(not HAS_PRINT_CHECK, reason="needs node, playwright-core (make web-deps) "
+                                                "and Chromium")
+def test_print_layout_check_finds_cut_tables(tmp_path):
+    import pandas as pd
+
+    from face_sentiment.notebook import report_table
+    from face_sentiment.reports import READER_STYLE, print_layout_problems
+
+    wide = pd.DataFrame([[0.123456] * 18], columns=[f"balanced_accuracy_{i}" for i in range(18)])
+    raw, designed = tmp_path / "raw.html", tmp_path / "designed.html"
+    for path, table in ((raw, wide.to_html()), (designed, report_table(wide))):
+        path.write_text(f"<html><head>{READER_STYLE}</head><body>"
+                        f'<div class="jp-RenderedHTMLCommon">{table}</div></body></html>')
+    found = print_layout_problems([raw, designed])
+    assert found[str(raw)] and "table" in found[str(raw)][0]
+    assert found[str(designed)] == []

@@ -169,7 +169,8 @@ def test_write_index_lists_rendered_notebooks_with_commit_and_data_hash(
     index = write_index("ci", "feedc0ffee1234", out_dir)
     assert index == out_dir / "index.html"
     page = index.read_text(encoding="utf-8")
-    assert '<td>A tiny report</td><td><a href="01-a.html">HTML</a></td>' in page
+    assert '<td><b>A tiny report</b><br></td><td><a href="01-a.html">HTML</a></td>' in page
+    assert '<a href="01-a.ipynb">notebook</a>' in page
     assert "<td>clean</td>" in page  # the print and machine-output checks found nothing
     assert ('<a href="01-a.pdf">PDF</a>' if HAS_CHROMIUM else "(no PDF)") in page
     assert "02-broken" not in page  # never rendered
@@ -261,6 +262,18 @@ def test_html_is_self_contained_and_titled(project_root, tmp_path):
     assert "<title>07 · A report</title>" in page
     assert 'src="http' not in page and 'import("http' not in page
     assert "show code" in page and "Accuracy is 67.5%." in page
+
+
+def test_the_headline_is_the_summarys_first_sentence(project_root, tmp_path):
+    from face_sentiment.reports import headline
+
+    executed = tmp_path / "07-a.ipynb"
+    notebook = _reader_notebook(project_root)
+    notebook.cells[-1].outputs[0].data["text/markdown"] = (
+        "### Findings\n\n**Accuracy is 67.5%** (66.0-69.0). Below fer on Taiwan.")
+    nbformat.write(notebook, executed)
+    assert headline(executed) == "Accuracy is 67.5% (66.0-69.0)."
+    assert headline(tmp_path / "absent.ipynb") == ""
 
 
 def test_report_tables_are_designed_for_print():

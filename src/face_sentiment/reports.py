@@ -303,8 +303,27 @@ def git_commit() -> str:
         return "unknown"
 
 
+def headline(executed: Path) -> str:
+    """A report's stated result: the first sentence of its summary cell's output."""
+    if not executed.exists():
+        return ""
+    for cell in nbformat.read(executed, as_version=4).cells:
+        if SUMMARY_TAG not in cell.metadata.get("tags", []):
+            continue
+        for out in cell.get("outputs", []):
+            text = out.get("data", {}).get("text/markdown") or out.get("text", "")
+            for line in str(text).splitlines():
+                line = line.strip().lstrip("-*> ").replace("**", "").replace("`", "")
+                if line and not line.startswith("#"):
+                    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+                    return sentence[:240]
+    return ""
+
+
 def write_index(profile: str, data_sha256: str, out_dir: Path | None = None) -> Path:
-    """reports/index.html: every rendered notebook with the date, commit and data hash."""
+    """reports/index.html: every rendered notebook with its stated result, links to its HTML,
+    PDF and executed notebook, its print check, the date, commit and data hash; then the
+    monitoring reports."""
     out_dir = out_dir or reports_dir()
     rows = []
     for notebook in notebook_paths():
@@ -318,9 +337,16 @@ def write_index(profile: str, data_sha256: str, out_dir: Path | None = None) -> 
         problems = json.loads(checks.read_text()) if checks.exists() else None
         status = ("not checked" if problems is None else "clean" if not problems
                   else f"{len(problems)} problem(s): see {checks.name}")
-        rows.append(f"<tr><td>{html.escape(notebook_title(nbformat.read(notebook, 4)))}</td>"
+        executed = out_dir / notebook.name
+        rows.append(f"<tr><td><b>{html.escape(notebook_title(nbformat.read(notebook, 4)))}</b>"
+                    f"<br>{html.escape(headline(executed))}</td>"
                     f'<td><a href="{html_file.name}">HTML</a></td><td>{pdf_link}</td>'
+                    f'<td><a href="{executed.name}">notebook</a></td>'
                     f"<td>{built:%Y-%m-%d %H:%M} UTC</td><td>{html.escape(status)}</td></tr>")
+    monitoring = sorted((out_dir / "monitoring").glob("**/*.html"))
+    monitoring_items = "".join(
+        f'<li><a href="{html.escape(str(p.relative_to(out_dir)))}">'
+        f"{html.escape(str(p.relative_to(out_dir / 'monitoring')))}</a></li>" for p in monitoring)
     now = dt.datetime.now(dt.UTC)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Face Sentiment reports</title>
@@ -331,9 +357,14 @@ td,th{{padding:.3em 1em;text-align:left}}code{{background:#eee;padding:0 .3em}}<
 with profile <code>{html.escape(profile)}</code>.<br>
 FER2013 source sha256: <code>{html.escape(data_sha256)}</code>.<br>
 Reproduce with <code>make reports PROFILE={html.escape(profile)}</code>.</p>
-<table><tr><th>report</th><th>HTML</th><th>PDF</th><th>built</th><th>print check</th></tr>
+<table><tr><th>report and its result</th><th>HTML</th><th>PDF</th><th>executed</th>
+<th>built</th><th>print check</th></tr>
 {chr(10).join(rows)}
-</table></body></html>
+</table>
+<h2>Monitoring</h2>
+{f"<ul>{monitoring_items}</ul>" if monitoring_items else
+ "<p>No monitoring report yet: <code>make monitor</code> writes them.</p>"}
+</body></html>
 """
     target = write_atomic(out_dir / "index.html", page)
     write_atomic(out_dir / "index.json", json.dumps(

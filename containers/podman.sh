@@ -17,8 +17,15 @@
 # containers/certs/host-ca.crt (git-ignored), which the Dockerfiles add to the image's trust
 # store for pip/uv.
 #
+# Both images record the commit they were built from (.git is not in the build context): the
+# build argument FACE_SENTIMENT_COMMIT, `git rev-parse --short HEAD` plus "-dirty" when tracked
+# files differ (reports.git_commit's rule), becomes the image's $FACE_SENTIMENT_COMMIT and its
+# org.opencontainers.image.revision label. The runner image is built in Docker's format: OCI
+# images cannot carry its HEALTHCHECK.
+#
 # Variables: IMAGE_PREFIX (face-sentiment), BASE_IMAGE (debian:bookworm-slim), ARCH (the
-# host's dpkg architecture; arm64 on an x86 host needs qemu-user-static), DEBIAN_MIRROR.
+# host's dpkg architecture; arm64 on an x86 host needs qemu-user-static), DEBIAN_MIRROR,
+# FACE_SENTIMENT_COMMIT (default: from git as above; "unknown" outside a git checkout).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -75,21 +82,35 @@ certs() {
   fi
 }
 
+commit() {
+  local head changes
+  if head="$(git -C "$root" rev-parse --short HEAD 2>/dev/null)" \
+      && changes="$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)"; then
+    echo "$head${changes:+-dirty}"
+  else
+    echo unknown
+  fi
+}
+
 build_pi() {
   base
   certs
-  log "building $IMAGE_PREFIX-pi (pi/Dockerfile)"
-  podman build --arch "$ARCH" -f pi/Dockerfile -t "$IMAGE_PREFIX-pi" "$root"
+  log "building $IMAGE_PREFIX-pi (pi/Dockerfile), commit $FACE_SENTIMENT_COMMIT"
+  podman build --arch "$ARCH" --format docker \
+    --build-arg "FACE_SENTIMENT_COMMIT=$FACE_SENTIMENT_COMMIT" \
+    -f pi/Dockerfile -t "$IMAGE_PREFIX-pi" "$root"
 }
 
 build_workbench() {
   base
   certs
-  log "building $IMAGE_PREFIX-workbench (Dockerfile)"
-  podman build --arch "$ARCH" -f Dockerfile -t "$IMAGE_PREFIX-workbench" "$root"
+  log "building $IMAGE_PREFIX-workbench (Dockerfile), commit $FACE_SENTIMENT_COMMIT"
+  podman build --arch "$ARCH" --build-arg "FACE_SENTIMENT_COMMIT=$FACE_SENTIMENT_COMMIT" \
+    -f Dockerfile -t "$IMAGE_PREFIX-workbench" "$root"
 }
 
 cd "$root"
+export FACE_SENTIMENT_COMMIT="${FACE_SENTIMENT_COMMIT:-$(commit)}"
 case "${1:-}" in
   deps) deps ;;
   base) base ;;
@@ -98,5 +119,5 @@ case "${1:-}" in
   build) build_pi; build_workbench ;;
   test) build_pi; build_workbench; exec "$here/container-test.sh" ;;
   podman) shift; exec podman "$@" ;;
-  *) sed -n '2,22p' "$0"; exit 2 ;;
+  *) sed -n '2,28p' "$0"; exit 2 ;;
 esac

@@ -33,6 +33,9 @@ def project_root(tmp_path, monkeypatch):
     monkeypatch.setenv("FACE_SENTIMENT_ROOT", str(root))
     monkeypatch.delenv("FER2013_PATH", raising=False)
     monkeypatch.delenv("FERPLUS_PATH", raising=False)
+    # The container images set the commit they were built from (reports.git_commit); tests of
+    # git_commit make their own checkouts.
+    monkeypatch.delenv("FACE_SENTIMENT_COMMIT", raising=False)
     # No energy metering unless a test asks for it (codecarbon takes seconds to start).
     monkeypatch.setenv("FACE_SENTIMENT_ENERGY", "off")
     return root

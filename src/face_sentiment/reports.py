@@ -268,12 +268,18 @@ def print_layout_problems(html_files: list[Path]) -> dict[str, list[str]]:
 
 
 def check_report(executed: Path, html_file: Path) -> list[str]:
-    """What a reviewer would flag in a rendered report: cut tables or figures and machine
-    output. Written beside it as <name>.checks.json and shown in the index."""
+    """What a reviewer would flag in a rendered report: machine output and cut tables or
+    figures (the print check needs Node and playwright-core; without them it is recorded as
+    not run). Written beside it as <name>.checks.json and shown in the index."""
     problems = machine_output(reader_copy(nbformat.read(executed, as_version=4)))
-    problems += [f"wider than the page: {item}" for items in
-                 print_layout_problems([html_file]).values() for item in items]
-    write_atomic(html_file.with_suffix(".checks.json"), json.dumps(problems, indent=2) + "\n")
+    try:
+        layout = print_layout_problems([html_file])
+        print_check = "checked"
+    except ReportError as error:
+        layout, print_check = {}, f"not run: {error}"
+    problems += [f"wider than the page: {item}" for items in layout.values() for item in items]
+    write_atomic(html_file.with_suffix(".checks.json"), json.dumps(
+        {"problems": problems, "print_layout": print_check}, indent=2) + "\n")
     return problems
 
 
@@ -292,7 +298,11 @@ def build_report(notebook: Path, profile: str, out_dir: Path | None = None,
 
 
 def git_commit() -> str:
-    """Short commit of the checkout, with '-dirty' when tracked files have changes."""
+    """Short commit of the checkout, with '-dirty' when tracked files have changes;
+    $FACE_SENTIMENT_COMMIT when set (the container images: .git is not in their build context,
+    containers/podman.sh passes the commit as a build argument)."""
+    if commit := os.environ.get("FACE_SENTIMENT_COMMIT", "").strip():
+        return commit
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=project_root(), capture_output=True,
                               text=True, check=True).stdout.strip()
@@ -334,9 +344,11 @@ def write_index(profile: str, data_sha256: str, out_dir: Path | None = None) -> 
         built = dt.datetime.fromtimestamp(html_file.stat().st_mtime, dt.UTC)
         pdf_link = f'<a href="{pdf_file.name}">PDF</a>' if pdf_file.exists() else "(no PDF)"
         checks = html_file.with_suffix(".checks.json")
-        problems = json.loads(checks.read_text()) if checks.exists() else None
-        status = ("not checked" if problems is None else "clean" if not problems
-                  else f"{len(problems)} problem(s): see {checks.name}")
+        found = json.loads(checks.read_text()) if checks.exists() else None
+        status = ("not checked" if found is None else
+                  f"{len(found['problems'])} problem(s): see {checks.name}" if found["problems"]
+                  else "clean" if found["print_layout"] == "checked"
+                  else "no machine output; print layout not checked (make web-deps)")
         executed = out_dir / notebook.name
         rows.append(f"<tr><td><b>{html.escape(notebook_title(nbformat.read(notebook, 4)))}</b>"
                     f"<br>{html.escape(headline(executed))}</td>"

@@ -4,7 +4,8 @@ shipped model.
 
 It checks that the MJPEG stream shows frames that change, that the face count and the timeline
 follow the pushed records, that the token is enforced (API, stream and events answer 401; the
-page asks for it), and saves a screenshot to reports/live-page.png. The demo clip is made from
+page asks for it), that on a phone-sized screen nothing overflows and a held face is marked,
+and saves a screenshot to reports/live-page.png. The demo clip is made from
 scikit-image's public-domain astronaut photograph: no dataset face is in the picture.
 Skipped, saying what is missing, without chromium (`make system-deps`), node or
 pi/web/node_modules (`make web-deps`).
@@ -56,7 +57,8 @@ def test_the_live_page_in_headless_chromium():
     assert result["ok"] and done.returncode == 0, (result.get("error"), failed, done.stderr[-2000:])
     for check in ("api refuses without token", "stream refuses without token",
                   "page asks for the token", "stream frames change", "records are pushed",
-                  "face count shown", "timeline counts pushed records", "timeline has areas"):
+                  "face count shown", "timeline counts pushed records", "timeline has areas",
+                  "held face marked", "nothing overflows a phone screen"):
         assert result["checks"][check]["ok"], check
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert code == 130  # the runner stopped on SIGTERM and wrote its summary

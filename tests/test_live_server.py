@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("aiohttp") is None,
 
 WEB_SOURCE = ROOT / "pi" / "web"
 BUNDLE = ROOT / "src" / "face_sentiment" / "live" / "web"
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-for-tests"
 
 
 def _record(index: int) -> dict:
@@ -353,6 +353,136 @@ def test_a_busy_port_is_a_clear_error(serve):
         start_live_page(args, Pipeline())
 
 
+def test_the_token_comes_from_the_option_a_file_or_the_environment(tmp_path):
+    from face_sentiment.live.publisher import MIN_TOKEN_LENGTH, TOKEN_ENV, resolve_token
+    from face_sentiment.live.runner import build_parser
+
+    def parse(*argv: str) -> argparse.Namespace:
+        return build_parser().parse_args(["--serve", "0.0.0.0:0", *argv])
+
+    secret = tmp_path / "live_token"
+    secret.write_text("  file-token-0123456789  \nsecond line ignored\n")
+    environ = {TOKEN_ENV: "environment-token-0123"}
+    assert resolve_token(parse(), {}) == (None, None)
+    assert resolve_token(parse(), environ) == ("environment-token-0123", f"${TOKEN_ENV}")
+    assert resolve_token(parse("--token-file", str(secret)), environ) == (
+        "file-token-0123456789", f"--token-file {secret}")  # an option beats the environment
+    assert resolve_token(parse(f"--token={TOKEN}"), environ) == (TOKEN, "--token")
+    with pytest.raises(ValueError, match="both given"):
+        resolve_token(parse("--token", TOKEN, "--token-file", str(secret)), {})
+    with pytest.raises(ValueError, match="cannot read it"):
+        resolve_token(parse("--token-file", str(tmp_path / "absent")), {})
+    secret.write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        resolve_token(parse("--token-file", str(secret)), {})
+    short = "x" * (MIN_TOKEN_LENGTH - 1)
+    for argv, env in (((f"--token={short}",), {}), ((), {TOKEN_ENV: short})):
+        with pytest.raises(ValueError, match=f"has {len(short)} characters: use at least "
+                                             f"{MIN_TOKEN_LENGTH}"):
+            resolve_token(parse(*argv), env)
+    assert resolve_token(parse(f"--token={'x' * MIN_TOKEN_LENGTH}"), {})[0] is not None
+
+
+def test_a_token_from_the_environment_guards_the_page_and_is_not_printed(capsys, monkeypatch):
+    from face_sentiment.live.publisher import TOKEN_ENV, start_live_page
+    from face_sentiment.live.runner import build_parser
+
+    class Pipeline:
+        classes = FER2013_CLASSES
+        name = "fake"
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    args = build_parser().parse_args(["--source", "/home/someone/videos/party.mp4",
+                                      "--serve", "0.0.0.0:0", "--max-frames", "5"])
+    page = start_live_page(args, Pipeline())
+    try:
+        printed = capsys.readouterr().out
+        assert page.server.token == TOKEN and TOKEN not in printed
+        assert printed.count("http://") == 1 and f"${TOKEN_ENV}" in printed
+        assert request(page.server, "/api/status")[0] == 401
+        status, _, body = request(page.server, f"/api/status?token={TOKEN}")
+        assert status == 200 and json.loads(body)["info"]["source"] == "party.mp4"
+    finally:
+        page.close()
+
+
+def test_sources_and_models_are_named_without_the_hosts_paths():
+    from face_sentiment.live.publisher import display_source
+
+    assert display_source("/home/someone/videos/party 2026.mp4") == "party 2026.mp4"
+    assert display_source("../clips/") == "clips" and display_source("clip.mp4") == "clip.mp4"
+    assert display_source("0") == "camera 0" and display_source("/dev/video2") == "camera video2"
+    assert display_source("demo") == "demo" and display_source("picam") == "picam"
+
+
+def test_status_names_no_path_and_no_viewer_address(serve):
+    """/api/status is readable by every viewer: no file path of the host, no client address."""
+    from face_sentiment.live.publisher import start_live_page
+    from face_sentiment.live.runner import build_parser
+
+    class Pipeline:
+        classes = FER2013_CLASSES
+        name = "fake"
+
+    model = ROOT / "models" / "face_sentiment_int8.tflite"
+    args = build_parser().parse_args(["--source", str(ROOT / "clips" / "party.mp4"),
+                                      "--model", str(model), "--serve", "127.0.0.1:0",
+                                      "--max-frames", "5"])
+    page = start_live_page(args, Pipeline())
+    try:
+        page.publish(None, _record(1))
+        status, _, _, closer, _ = request(page.server, "/api/events", read=False)
+        assert status == 200
+        time.sleep(0.2)  # the events client is registered
+        status, _, body = request(page.server, "/api/status")
+        closer.close()
+    finally:
+        page.close()
+    assert status == 200
+    info = json.loads(body)
+    assert info["info"]["source"] == "party.mp4"
+    assert info["info"]["model"] == "face_sentiment_int8.tflite"
+    assert info["clients"] and all(set(c) == {"kind", "since", "sent", "dropped", "queued"}
+                                   for c in info["clients"])
+    assert str(ROOT) not in body.decode() and "127.0.0.1\"" not in json.dumps(info["clients"])
+
+
+def test_healthz_fails_when_no_frame_was_processed_for_the_limit():
+    from face_sentiment.live.publisher import LivePublisher
+    from face_sentiment.live.server import LiveServer
+
+    now = [1000.0]
+    publisher = LivePublisher(FER2013_CLASSES, clock=lambda: now[0])
+    server = LiveServer(publisher, "127.0.0.1", 0, stale_after_s=5.0)
+    server.start()
+
+    def health() -> tuple[int, dict]:
+        status, headers, body = request(server, "/healthz")
+        assert headers["cache-control"] == "no-store"
+        return status, json.loads(body)
+
+    try:
+        status, body = health()  # starting: no frame yet, within the limit
+        assert status == 200 and body["ok"] and body["frames"] == 0
+        now[0] += 6.0
+        status, body = health()
+        assert status == 503 and not body["ok"] and "since the start" in body["reason"]
+        publisher.publish(None, _record(1))
+        assert health()[0] == 200
+        now[0] += 4.9
+        status, body = health()
+        assert status == 200 and body["last_frame_age_s"] == 4.9 and body["stale_after_s"] == 5
+        now[0] += 0.3  # the pipeline hangs: no frame for 5.2 s
+        status, body = health()
+        assert status == 503 and body["frames"] == 1
+        assert "no frame processed for 5.2 s (limit 5 s)" in body["reason"]
+        publisher.publish(None, _record(2))  # it recovers
+        assert health()[0] == 200
+    finally:
+        server.stop()
+        publisher.close()
+
+
 # ------------------------------------------------------------------------------------------
 # The data: records, events, video
 
@@ -608,6 +738,33 @@ def test_the_runner_refuses_a_busy_port_with_exit_2():
         blocker.close()
     assert done.returncode == 2
     assert "cannot listen there" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@needs_runner
+def test_the_runner_started_elsewhere_finds_its_model_and_says_things_once(tmp_path):
+    """pi/run.py from another folder finds the shipped model beside its code (not ./models);
+    the URL is printed once; --quiet also hides the runtime's XNNPACK start-up line; a short
+    token is refused with the reason."""
+    def run(*extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "pi" / "run.py"), "--source", "demo",
+                               "--benchmark", "3", "--warmup", "0", "--serve", "127.0.0.1:0",
+                               *extra], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, **(env or {})})
+
+    loud = run("--out", str(tmp_path / "loud"))
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    summary = json.loads((tmp_path / "loud" / "benchmark.json").read_text())
+    assert summary["model"] == str(ROOT / "models" / "face_sentiment_int8.tflite")
+    assert (loud.stdout + loud.stderr).count("http://127.0.0.1:") == 1
+    if summary["interpreter"] == "ai_edge_litert.interpreter":  # tflite-runtime prints none
+        assert "XNNPACK" in loud.stderr
+    quiet = run("--quiet", "--out", str(tmp_path / "quiet"))
+    assert quiet.returncode == 0 and "XNNPACK" not in quiet.stdout + quiet.stderr, quiet.stderr
+    short = run("--quiet", env={"FACE_SENTIMENT_TOKEN": "short"})
+    assert short.returncode == 2
+    assert "the token ($FACE_SENTIMENT_TOKEN) has 5 characters: use at least 16" in short.stderr
 
 
 def test_io_helpers_read_what_the_server_writes():

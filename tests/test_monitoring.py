@@ -70,6 +70,20 @@ def test_a_clean_log_reads_one_row_per_face(tmp_path):
     assert {"brightness", "face_px", "eye_angle", "top", "p_happy", "line"} <= set(data.faces)
 
 
+def test_held_faces_are_not_observations(tmp_path):
+    """The runner's held faces (missed by the detector, shown at their last box) carry no
+    observation fields and repeat their last output: they are neither faces nor counted."""
+    recs = records(10, faces=2)
+    for record in recs[5:]:
+        held = record["faces"][1]
+        record["faces"][1] = {k: held[k] for k in ("track", "box", "score", "label",
+                                                   "confidence", "probabilities", "smoothed")}
+        record["faces"][1]["held"] = True
+    data = load_logs(write_log(tmp_path / "a.jsonl", recs))
+    assert len(data.faces) == 15 and not data.problems
+    assert data.frames.faces.tolist() == [2] * 5 + [1] * 5
+
+
 def test_truncated_last_line_is_named_and_the_rest_used(tmp_path):
     cut = json.dumps(records(1, seed=9)[0]).encode()[:57]  # power lost mid-write
     path = write_log(tmp_path / "pi.jsonl", records(20), trailer=cut)

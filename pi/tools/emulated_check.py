@@ -13,8 +13,8 @@ Raspberry Pi OS root, then compares:
 the workbench and runs on the host. A comparison passes when the top classes agree on at least
 AGREEMENT of the faces whose top two classes the host separates by more than twice the
 model's int8 tolerance (the start-up self-test's, live.self_test; closer ones may swap within
-it), and no probability differs by more than that tolerance; it prints one line and exits 1 on a failure
-(`--information`: prints the figures only). The sampled faces and frames are dataset images:
+it), and no probability differs by more than that tolerance; it prints one line and exits 1
+on a failure (`--information`: prints the figures only). The sampled faces and frames are dataset images:
 they stay in the work folder outside the checkout.
 
 The runner is compared on frames decoded once, on the host, and read from PNG files by both

@@ -556,6 +556,11 @@ def _join_option_values(argv: list[str], options: tuple[str, ...] = ("--beam-arg
     return joined
 
 
+# What an installed wheel runs (numpy, OpenCV, LiteRT: pyproject's dependencies); the other
+# commands need the workbench's packages (pandas, TensorFlow, ...: requirements.lock).
+RUNTIME_COMMANDS = ("predict",)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_join_option_values(sys.argv[1:] if argv is None else argv))
     if not args.verbose:
@@ -567,6 +572,16 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(code)
         return code
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as error:
+        missing = error.name or "a module"
+        if args.command in RUNTIME_COMMANDS or missing.split(".")[0] == "face_sentiment":
+            raise  # a broken install or a bug, not a missing workbench
+        print(f"error: {args.command} needs the workbench ({missing} is not installed): clone "
+              "the repository and run make setup", file=sys.stderr)
+        return 2
     except Exception as error:
         if not isinstance(error, _user_errors()):
             raise  # a bug: keep its traceback

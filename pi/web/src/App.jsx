@@ -113,8 +113,8 @@ export default function App() {
 function Header({ state, info, children }) {
   return (
     <header>
-      <h1>
-        Face sentiment <span className="muted">live{info?.source ? ` · ${info.source}` : ""}</span>
+      <h1 title={info?.source ?? undefined}>
+        Face sentiment <span className="muted" data-testid="source">live{info?.source ? ` · ${info.source}` : ""}</span>
       </h1>
       <span className={`state state-${state}`} data-testid="state">
         {STATES[state] ?? state}

@@ -6,7 +6,9 @@
 //
 // Checks: without the token the API and the stream answer 401 and the page asks for it; with
 // it the page goes live, the MJPEG <img> shows frames that change, the face count and the
-// timeline follow the pushed records, and the token leaves the address bar.
+// timeline follow the pushed records, and the token leaves the address bar. On a phone-sized
+// page fed a canned record (a long source name, a face marked held) nothing overflows the
+// screen and the held face is marked.
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { chromium } from "playwright-core";
@@ -125,6 +127,46 @@ try {
   result.page = await read();
   result.console_errors = consoleErrors;
   check("no console errors", consoleErrors.length === 0, consoleErrors);
+
+  // 5. A phone (360 px): a long source name and a held face. The events are canned (the demo
+  // clip has one face that is never missed); the video and the API are the runner's.
+  const phone = await context.newPage();
+  await phone.setViewportSize({ width: 360, height: 740 });
+  const classes = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
+  const probabilities = Object.fromEntries(classes.map((name) => [name, name === "happy" ? 0.7 : 0.05]));
+  const face = (track, x, held) => ({
+    track, box: [x, 40, x + 60, 100], score: 0.9, label: "happy", confidence: 0.7,
+    probabilities, smoothed: probabilities, ...(held ? { held: true } : {}),
+  });
+  const longName = "party-recording-of-the-lab-open-day-2026-12-01-camera-two-full-length.mp4";
+  const hello = {
+    info: { source: longName, classes, model: "face_sentiment_int8.tflite", detector: "blazeface-full" },
+    timeline: { bucket_s: 1, classes, seconds: 600, buckets: [], sequence: 0, last_frame: null },
+    stats: null, latest: null, time: Date.now() / 1000,
+  };
+  const record = { frame: 7, time: Date.now() / 1000, source: `${longName}#7`, faces: [face(1, 20, false), face(2, 200, true)] };
+  await phone.route("**/api/events**", (route) =>
+    route.fulfill({
+      status: 200,
+      headers: { "Content-Type": "text/event-stream", "Cache-Control": "no-store" },
+      body: `retry: 60000\n\nevent: hello\ndata: ${JSON.stringify(hello)}\n\nevent: frame\ndata: ${JSON.stringify(record)}\n\n`,
+    }),
+  );
+  await phone.goto(base);
+  await phone.waitForFunction(() => document.querySelector('[data-testid="face-count"]')?.textContent === "2", null, { timeout });
+  const held = await phone.evaluate(() =>
+    [...document.querySelectorAll('[data-testid="face"][data-held="true"]')].map((card) => card.textContent),
+  );
+  check("held face marked", held.length === 1 && held[0].includes("held") && held[0].includes("#2"), held);
+  const widths = await phone.evaluate(() => ({
+    page: document.documentElement.scrollWidth,
+    screen: window.innerWidth,
+    source: document.querySelector('[data-testid="source"]').textContent,
+  }));
+  check("nothing overflows a phone screen", widths.page <= widths.screen, widths);
+  check("header names the source", widths.source.includes(longName), widths.source);
+  result.phone = widths;
+  await phone.close();
 
   if (screenshot) {
     mkdirSync(dirname(screenshot), { recursive: true });

@@ -39,6 +39,9 @@ from face_sentiment.live.interpreter import load_interpreter
 DEFAULT_DETECTOR = "blazeface-full"
 # The `detector` of a face crop taken whole because no detector found a face in it.
 WHOLE_IMAGE = "whole-image"
+# The `detector` of a box the caller gave (`FaceSentiment.analyze(face_rectangles=...)`, fer's
+# argument): no detector ran, so it has no score.
+GIVEN = "given"
 
 # BlazeFace keypoints, in the subject's terms (the subject's right eye is on the image's left
 # in an unmirrored picture).
@@ -74,6 +77,9 @@ FER2013_FRAMING = Framing(
         # A face crop taken whole (no face found in it): FER2013's own images are tight crops,
         # so the crop's longer side becomes the 48-pixel side, centred.
         "whole-image": (0.500, 0.500, 1.000),
+        # A box given by the caller: fer's users pass boxes from fer's own Haar cascade
+        # (`FER.find_faces`) or similar square frontal-face detectors, so Haar's framing.
+        "given": (0.500, 0.500, 0.974),
     },
 )
 
@@ -111,8 +117,9 @@ class Face:
 
     @property
     def box_source(self) -> str:
-        """'detector', or 'whole-image' for a face crop taken whole (`find_faces`)."""
-        return WHOLE_IMAGE if self.detector == WHOLE_IMAGE else "detector"
+        """'detector', 'whole-image' for a face crop taken whole (`find_faces`) or 'given' for
+        a box the caller gave."""
+        return self.detector if self.detector in (WHOLE_IMAGE, GIVEN) else "detector"
 
     def to_dict(self, decimals: int = 1) -> dict:
         return {
@@ -124,7 +131,8 @@ class Face:
 
 
 class FaceDetector(Protocol):
-    """What the runner and the evaluation need from a detector."""
+    """What the runner and the evaluation need from a detector. A detector may also say
+    `score_is_probability = False` when its scores are not probabilities (Haar's weights)."""
 
     name: str
 
@@ -271,6 +279,8 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) ->
 class BlazeFaceDetector:
     """MediaPipe BlazeFace run on a TFLite interpreter, decoded in numpy."""
 
+    score_is_probability = True  # a sigmoid of the face logit
+
     def __init__(self, variant: str = "full", model_path: str | Path | None = None,
                  min_score: float | None = None, iou_threshold: float = 0.3,
                  num_threads: int | None = 1) -> None:
@@ -363,6 +373,9 @@ def find_haar_cascade(filename: str = HAAR_CASCADE) -> Path:
 
 class HaarDetector:
     """OpenCV's Viola-Jones frontal-face cascade; scores are the cascade's level weights."""
+
+    # The last stage's weight (5.8 on the astronaut): it ranks faces, it is no probability.
+    score_is_probability = False
 
     def __init__(self, cascade_path: str | Path | None = None, scale_factor: float = 1.1,
                  min_neighbors: int = 5, min_size: int = 24, max_side: int | None = None,
@@ -499,8 +512,8 @@ def find_faces(image: np.ndarray, detector: FaceDetector, crops: bool = False) -
 
 
 def _detector_family(face: Face) -> str:
-    if face.detector == WHOLE_IMAGE:
-        return WHOLE_IMAGE
+    if face.detector in (WHOLE_IMAGE, GIVEN):
+        return face.detector
     return "haar" if face.detector.startswith("haar") else "blazeface"
 
 

@@ -33,12 +33,14 @@ class SourceError(RuntimeError):
 
 @dataclass
 class Frame:
-    """One captured frame: running index, BGR image, capture wall-clock time, origin."""
+    """One captured frame: running index, BGR image, capture wall-clock time, origin;
+    `restarted`: the first frame of a looped file or folder's next pass (a scene cut)."""
 
     index: int
     image: np.ndarray
     time: float
     origin: str = ""
+    restarted: bool = False
 
 
 def valid_frame(image: Any, expected_shape: tuple[int, ...] | None = None) -> bool:
@@ -77,6 +79,7 @@ class FrameSource:
         self.skipped = 0      # corrupt or malformed frames dropped
         self.reconnects = 0   # successful reopenings after a lost camera
         self._index = 0
+        self._restarting = False  # the next frame starts a loop's new pass
 
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
@@ -94,8 +97,9 @@ class FrameSource:
         self.close()
 
     def _frame(self, image: np.ndarray, origin: str = "") -> Frame:
-        frame = Frame(self._index, image, time.time(), origin)
+        frame = Frame(self._index, image, time.time(), origin, self._restarting)
         self._index += 1
+        self._restarting = False
         return frame
 
     def _skip(self, what: str) -> None:
@@ -156,6 +160,7 @@ class VideoFileSource(FrameSource):
                 return
             self._capture.release()
             self._capture = self._open()
+            self._restarting = True
 
     def close(self) -> None:
         self._capture.release()
@@ -188,6 +193,7 @@ class ImageFolderSource(FrameSource):
                 yield self._frame(image, path.name)
             if not (self.loop and produced):
                 return
+            self._restarting = True
 
 
 class CameraSource(FrameSource):
@@ -396,6 +402,7 @@ class ArraySource(FrameSource):
                 yield self._frame(buffer, f"{self.name}#{number}")
             if not self.loop:
                 return
+            self._restarting = True
 
 
 def open_source(spec: str, *, loop: bool = False, width: int = 640, height: int = 480,

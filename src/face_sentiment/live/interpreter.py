@@ -14,6 +14,7 @@ say so. numpy and the standard library only; the interpreter package is imported
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import os
 import subprocess
@@ -36,6 +37,22 @@ _FLATBUFFER_ID = b"TFL3"
 
 # Set to 1 (the CLI does unless --verbose) to hide the runtime's C++ start-up lines.
 QUIET_ENV = "FACE_SENTIMENT_QUIET"
+# Set by `runtime_quiet` (FaceSentiment does by default): the same, for one block of code.
+_QUIET = contextvars.ContextVar("face_sentiment_quiet_runtime", default=False)
+
+
+@contextmanager
+def runtime_quiet(enabled: bool = True) -> Iterator[None]:
+    """Interpreters opened in this block hide the runtime's C++ start-up lines (as QUIET_ENV)."""
+    token = _QUIET.set(enabled or _QUIET.get())
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def runtime_is_quiet() -> bool:
+    return _QUIET.get() or os.environ.get(QUIET_ENV) == "1"
 
 
 @contextmanager
@@ -74,7 +91,7 @@ def interpreter_class(backend: str | None = None) -> tuple[type, str]:
         return module.Interpreter, name
     raise ImportError(
         "no TFLite interpreter found; install one of them: `pip install ai-edge-litert` "
-        "(Python 3.9-3.12) or `pip install tflite-runtime` (Python <= 3.11). "
+        "(2.3: Python 3.10-3.14) or `pip install tflite-runtime` (Python <= 3.11). "
         + "; ".join(errors)
     )
 
@@ -160,7 +177,7 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = 1,
     interpreter_type, module = interpreter_class(backend)
     resolver = getattr(importlib.import_module(module).OpResolverType, KERNELS[kernels])
     try:
-        with native_stderr_silenced(os.environ.get(QUIET_ENV) == "1"):
+        with native_stderr_silenced(runtime_is_quiet()):
             interpreter = interpreter_type(model_content=content, num_threads=num_threads,
                                            experimental_op_resolver_type=resolver)
             interpreter.allocate_tensors()

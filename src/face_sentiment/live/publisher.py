@@ -25,13 +25,16 @@ import argparse
 import ipaddress
 import logging
 import math
+import os
 import secrets
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -51,6 +54,13 @@ DEFAULT_JPEG_QUALITY = 80
 HISTORY_RECORDS = 600  # /api/frames keeps this many records
 TIMELINE_SECONDS = 600  # the chart's history: 10 minutes of 1 s buckets
 STAGE_NAMES = ("capture", "detect", "align", "classify", "draw")
+# /healthz fails when no frame was processed for this long: a camera delivers 10-30 frames a
+# second and a stalled pipeline none; a camera's reconnect backoff (0.5 s, doubling) passes it
+# only at the fifth try, when the camera is most likely gone (health checks retry anyway).
+DEFAULT_STALE_AFTER_S = 10.0
+TOKEN_ENV = "FACE_SENTIMENT_TOKEN"
+# 16 characters: 64 bits as hex, more in any richer alphabet; shorter ones are guessable.
+MIN_TOKEN_LENGTH = 16
 
 
 class Listener(Protocol):
@@ -129,6 +139,7 @@ class LivePublisher:
         self.video_clients = 0
         self.record_clients = 0
         self.frames_published = 0
+        self.started = clock()
         self.frames_encoded = 0
         self.encode_ms_total = 0.0
         self.latest_jpeg: bytes | None = None
@@ -247,6 +258,24 @@ class LivePublisher:
         span = recent[-1] - recent[0]
         return round((len(recent) - 1) / span, 2) if span > 0 else None
 
+    def health(self, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> dict:
+        """/healthz: ok while the last frame was processed at most `stale_after_s` ago (before
+        the first frame: since the start), else a reason."""
+        now = self.clock()
+        times = self._times
+        last = times[-1] if times else None
+        age = now - (self.started if last is None else last)
+        reading = {"ok": age <= stale_after_s, "frames": self.frames_published,
+                   "last_frame_age_s": None if last is None else round(age, 2),
+                   "stale_after_s": stale_after_s}
+        if not reading["ok"]:
+            reading["reason"] = (
+                f"no frame processed for {age:.1f} s (limit {stale_after_s:g} s): the pipeline "
+                "is stalled or its source lost" if last is not None else
+                f"no frame processed since the start {age:.1f} s ago (limit "
+                f"{stale_after_s:g} s): the source has not delivered one")
+        return reading
+
     def take_stage_means(self) -> dict[str, float] | None:
         """Mean ms of each stage over the frames since the last call (None: no frames)."""
         sums, count = self._stage_sums, self._stage_count
@@ -319,9 +348,18 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                        help="serve the live page on HOST:PORT while running (HOST defaults to "
                             "127.0.0.1, this machine only; 0.0.0.0 for every interface, which "
                             "then needs a token)")
-    group.add_argument("--token", help="access token required for the stream and the API "
-                                       "(default: none on 127.0.0.1, generated and printed "
-                                       "when HOST is any other address)")
+    group.add_argument("--token", help="access token required for the stream and the API, at "
+                                       f"least {MIN_TOKEN_LENGTH} characters; visible to "
+                                       f"`ps`: prefer --token-file or ${TOKEN_ENV} (default: none "
+                                       "on 127.0.0.1, generated and printed when HOST is any "
+                                       "other address)")
+    group.add_argument("--token-file", metavar="PATH",
+                       help="read the token from this file (its first line; a Docker/Podman "
+                            "secret such as /run/secrets/live_token)")
+    group.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER_S,
+                       metavar="SECONDS",
+                       help="/healthz answers 503 when no frame was processed for SECONDS "
+                            f"(default: {DEFAULT_STALE_AFTER_S:g})")
     group.add_argument("--max-clients", type=int, default=DEFAULT_MAX_CLIENTS,
                        help="most streaming connections at once (a page holds two: video and "
                             f"records); more get HTTP 503 (default: {DEFAULT_MAX_CLIENTS})")
@@ -330,6 +368,47 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                             f"(default: {DEFAULT_STREAM_FPS:g})")
     group.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY,
                        help=f"JPEG quality of the stream (default: {DEFAULT_JPEG_QUALITY})")
+
+
+def resolve_token(args: argparse.Namespace,
+                  environ: Mapping[str, str] = os.environ) -> tuple[str | None, str | None]:
+    """(token, where it came from) from --token, --token-file or $FACE_SENTIMENT_TOKEN, in that
+    order; (None, None) when none is given. Raises ValueError for both options at once, an
+    unreadable or empty file, or a token under MIN_TOKEN_LENGTH characters."""
+    given, path = getattr(args, "token", None), getattr(args, "token_file", None)
+    if given is not None and path is not None:
+        raise ValueError("--token and --token-file both given: use one")
+    if path is not None:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"--token-file {path}: cannot read it ({error})") from None
+        token, origin = (lines[0] if lines else ""), f"--token-file {path}"
+    elif given is not None:
+        token, origin = given, "--token"
+    elif environ.get(TOKEN_ENV):
+        token, origin = environ[TOKEN_ENV], f"${TOKEN_ENV}"
+    else:
+        return None, None
+    token = token.strip()
+    if not token:
+        raise ValueError(f"the token ({origin}) is empty")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"the token ({origin}) has {len(token)} characters: use at least "
+                         f"{MIN_TOKEN_LENGTH} (e.g. python3 -c 'import secrets; "
+                         "print(secrets.token_hex(16))')")
+    return token, origin
+
+
+def display_source(spec: str) -> str:
+    """How the page names a source: a file or folder by its name only (never the host's path),
+    a camera as 'camera 0' or 'camera video2'; 'demo' and 'picam' as they are."""
+    text = str(spec).strip()
+    if text.isdigit():
+        return f"camera {text}"
+    if text.startswith("/dev/"):
+        return f"camera {Path(text).name}"
+    return Path(text).name or text
 
 
 def _overlay_colours() -> dict[str, str]:
@@ -371,15 +450,16 @@ def start_live_page(args: argparse.Namespace, pipeline, source: str | None = Non
         raise ValueError("--max-clients must be at least 1")
     if args.stream_fps is not None and args.stream_fps < 0:
         raise ValueError("--stream-fps must not be negative")
+    stale_after = getattr(args, "stale_after", DEFAULT_STALE_AFTER_S)
+    if not stale_after > 0:
+        raise ValueError("--stale-after must be positive")
     try:
         from face_sentiment.live.server import LiveServer
     except ImportError as error:
         raise ImportError(f"--serve needs aiohttp ({error}): pip install -r pi/requirements.txt "
                           "(aiohttp==3.14.5)") from error
     host, port = args.serve
-    token = args.token
-    if token is not None and not token.strip():
-        raise ValueError("--token must not be empty")
+    token, origin = resolve_token(args)
     generated = token is None and not is_loopback(host)
     if generated:
         token = secrets.token_hex(16)  # hex: never starts with "-" (argparse)
@@ -388,12 +468,14 @@ def start_live_page(args: argparse.Namespace, pipeline, source: str | None = Non
         args.loop = True
     publisher = LivePublisher(pipeline.classes, stream_fps=args.stream_fps or None,
                               jpeg_quality=args.jpeg_quality)
-    publisher.info = {"source": source or str(args.source),
+    # Names only: the page and /api/status are for viewers, not a map of the host's disk.
+    publisher.info = {"source": display_source(source or args.source),
                       "pipeline": getattr(pipeline, "name", None),
                       "detector": getattr(getattr(pipeline, "detector", None), "name", None),
-                      "model": str(getattr(args, "model", "")),
+                      "model": Path(str(getattr(args, "model", None) or "")).name,
                       "classes": list(pipeline.classes), "colours": _overlay_colours()}
-    server = LiveServer(publisher, host, port, token=token, max_clients=args.max_clients)
+    server = LiveServer(publisher, host, port, token=token, max_clients=args.max_clients,
+                        stale_after_s=stale_after)
     try:
         server.start()
     except OSError as error:
@@ -401,10 +483,15 @@ def start_live_page(args: argparse.Namespace, pipeline, source: str | None = Non
         reason = error.strerror or str(error)
         raise RuntimeError(f"--serve {host}:{port}: cannot listen there ({reason})") from error
     out = out or sys.stdout
-    where = server.url + (f"?token={token}" if token else "")
+    # A token from a file or the environment stays out of the output (and the logs).
+    shown = token is not None and (generated or origin == "--token")
+    where = server.url + (f"?token={quote(token, safe='')}" if shown else "")
     scope = "this machine only" if is_loopback(host) else "reachable from the network"
     print(f"live page ({scope}): {where}", file=out, flush=True)
     if generated:
-        print("  the token was generated for this run (pass --token to choose one); the "
-              "stream and the API refuse requests without it", file=out, flush=True)
+        print(f"  the token was generated for this run (set ${TOKEN_ENV} or --token-file to "
+              "choose one); the stream and the API refuse requests without it", file=out,
+              flush=True)
+    elif token is not None and not shown:
+        print(f"  open it with ?token=<the token from {origin}>", file=out, flush=True)
     return LivePage(publisher, server)

@@ -2,8 +2,10 @@
 
 `python pi/run.py --source {0|picam|clip.mp4|folder/} --model models/face_sentiment_int8.tflite`
 shows or logs, per frame, every face with its box, label and confidence. Labels are smoothed
-per face (IoU tracking + exponential moving average) so they do not flicker; the raw and
-smoothed probabilities of every face go to a JSON-lines log for drift monitoring.
+per face (IoU tracking + exponential moving average) so they do not flicker, and a face the
+detector misses for a few detections is kept at its last box, marked held, so the faces shown
+do not blink; the raw and smoothed probabilities of every face go to a JSON-lines log for
+drift monitoring.
 `--benchmark N --out DIR` times each stage (capture, detect, align, classify, draw) over N
 frames and writes a JSON summary and a per-frame CSV; `--compare-fer` then runs the `fer`
 package's pipeline on the same frames for a speed ratio. Imports numpy, OpenCV and a TFLite
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -51,7 +54,7 @@ from face_sentiment.live.faces import (
     create_detector,
 )
 from face_sentiment.live.frame_sources import FrameSource, SourceError, open_source
-from face_sentiment.live.interpreter import ModelFileError, interpreter_class
+from face_sentiment.live.interpreter import QUIET_ENV, ModelFileError, interpreter_class
 from face_sentiment.live.observations import device_id, face_observations
 from face_sentiment.live.publisher import add_serve_arguments, start_live_page
 from face_sentiment.live.reload import ModelWatcher
@@ -63,12 +66,13 @@ from face_sentiment.live.results_log import (
 )
 from face_sentiment.live.scheduling import DEFAULT_MAX_DETECT_EVERY, DetectionScheduler, Pacer
 from face_sentiment.live.service import StopRequest, SystemdNotifier
-from face_sentiment.live.tracking import FaceTracker
+from face_sentiment.live.tracking import DEFAULT_HOLD, FaceTracker
+from face_sentiment.model_card import PACKAGED_MODELS, SHIPPED_MODEL
 from face_sentiment.paths import write_atomic
 
 log = logging.getLogger("face_sentiment.live.runner")
 
-DEFAULT_MODEL = "models/face_sentiment_int8.tflite"
+DEFAULT_MODEL = "models/face_sentiment_int8.tflite"  # of the checkout holding src/, see below
 # BlazeFace full-range on the shared party video (pi/tools/face_video_01_faces.json): at its own
 # 0.5 threshold it boxes the side-on man with a phone in 32% of frames and the man in the turban
 # in 72%; kept down to 0.4 where they continue a track, 88% and 97% (README, "Detection").
@@ -78,6 +82,15 @@ CAMERA_FPS_FALLBACK = 30.0
 COLOURS = {"angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160),
            "happy": (40, 200, 240), "sad": (200, 120, 40), "surprise": (240, 200, 40),
            "neutral": (200, 200, 200), "contempt": (120, 120, 40)}
+
+
+def default_model() -> Path:
+    """The shipped int8 model, found from this file rather than the current folder (pi/run.py
+    started elsewhere, a service's WorkingDirectory): models/ of the checkout or image that
+    holds src/face_sentiment/, else the copy an installed wheel carries."""
+    checkout = Path(__file__).resolve().parents[3] / DEFAULT_MODEL
+    packaged = PACKAGED_MODELS / SHIPPED_MODEL
+    return packaged if not checkout.is_file() and packaged.is_file() else checkout
 
 
 @dataclass
@@ -91,6 +104,9 @@ class FaceResult:
     track_id: int | None = None
     # live.observations.face_observations: crop quality, face_px, eye_angle, top, entropy...
     observations: dict | None = None
+    # Missed by the detector, shown at its last box (FaceTracker.held): nothing was classified
+    # for it on this frame, so it has no observations and `probabilities` is its last output.
+    held: bool = False
 
     @property
     def label_index(self) -> int:
@@ -109,6 +125,7 @@ class FaceResult:
             "smoothed": {c: round(float(p), 4)
                          for c, p in zip(classes, self.smoothed, strict=True)},
             **(self.observations or {}),
+            **({"held": True} if self.held else {}),
         }
 
 
@@ -161,7 +178,7 @@ class Pipeline:
             smoothed = tracks[i].probabilities if tracks else probabilities[i]
             results.append(FaceResult(face.box, face.score, probabilities[i], smoothed,
                                       tracks[i].track_id if tracks else None, observed[i]))
-        return results
+        return results + self._held(tracks or [])
 
     def _track_only(self, image: np.ndarray, bench: Benchmark) -> list[FaceResult]:
         with bench.stage("align"):
@@ -174,7 +191,22 @@ class Pipeline:
             self.tracker.blend(tracks, probabilities)
         return [FaceResult(face.box, face.score, probabilities[i], track.probabilities,
                            track.track_id, observed[i])
-                for i, (face, track) in enumerate(zip(faces, tracks, strict=True))]
+                for i, (face, track) in enumerate(zip(faces, tracks, strict=True))
+                ] + self._held(tracks)
+
+    def _held(self, shown: list) -> list[FaceResult]:
+        """The faces the detector just missed, at their last box (FaceTracker.held)."""
+        if self.tracker is None:
+            return []
+        return [FaceResult(tuple(float(v) for v in t.box), t.score,
+                           t.probabilities if t.raw is None else t.raw, t.probabilities,
+                           t.track_id, held=True) for t in self.tracker.held(shown)]
+
+    def restart(self) -> None:
+        """A looped file began again: its faces jump back to their first places, so the tracks
+        (and their held boxes) are dropped."""
+        if self.tracker is not None:
+            self.tracker.reset()
 
     def swap_classifier(self, classifier: ExpressionClassifier) -> None:
         """Use `classifier` from the next frame on (live.reload); tracks are kept unless the
@@ -197,7 +229,7 @@ class Pipeline:
                 "smoothing": None if self.tracker is None else {
                     "iou_threshold": self.tracker.iou_threshold, "alpha": self.tracker.alpha,
                     "max_missed": self.tracker.max_missed,
-                    "max_tracks": self.tracker.max_tracks},
+                    "max_tracks": self.tracker.max_tracks, "hold": self.tracker.hold},
                 "simulated_detect_load_ms": self.simulate_load_ms or None}
 
 
@@ -232,13 +264,15 @@ class FerRunnerPipeline:
 
 def draw_overlay(image: np.ndarray, results: list[FaceResult],
                  classes: tuple[str, ...]) -> np.ndarray:
-    """Draw box, label and confidence of every face on `image` (in place) and return it."""
+    """Draw box, label and confidence of every face on `image` (in place) and return it; a held
+    face (missed by the detector, shown at its last box) gets a thin box and 'held'."""
     for result in results:
         x1, y1, x2, y2 = (int(round(v)) for v in result.box)
         label = classes[result.label_index]
         colour = COLOURS.get(label, (160, 160, 160))
-        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
-        text = f"{label} {result.smoothed[result.label_index]:.2f}"
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 1 if result.held else 2)
+        text = f"{label} {result.smoothed[result.label_index]:.2f}" + (
+            " held" if result.held else "")
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         top = max(0, y1 - th - baseline - 4)
         cv2.rectangle(image, (x1, top), (x1 + tw + 4, top + th + baseline + 4), colour, -1)
@@ -280,8 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", default="0",
                         help="camera index (0), /dev/videoN, 'picam', a video file, an image "
                              "folder, or 'demo' (synthetic clip) (default: 0)")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"TFLite expression model (default: {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=None,
+                        help=f"TFLite expression model (default: {DEFAULT_MODEL} of this "
+                             "checkout, wherever it is started from; the packaged copy when "
+                             "installed from a wheel)")
     parser.add_argument("--card", help="model card JSON (default: model_card.json beside it)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
                         help=f"face detector (default: {DEFAULT_DETECTOR})")
@@ -316,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="label each frame on its own (no tracking/EMA)")
     parser.add_argument("--alpha", type=float, default=0.4,
                         help="EMA weight of the newest frame (default: 0.4)")
+    parser.add_argument("--hold", type=int, default=DEFAULT_HOLD, metavar="N",
+                        help="show a face the detector missed at up to N detections in a row "
+                             "at its last box, marked held; 0: only detected faces "
+                             f"(default: {DEFAULT_HOLD})")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--benchmark", type=int, metavar="N",
                         help="benchmark mode: time N frames (after --warmup), write results")
@@ -372,8 +412,10 @@ def build_pipeline(args: argparse.Namespace, kind: str | None = None):
         return FerRunnerPipeline(args.threads)
     detector = create_detector(args.detector, num_threads=args.threads,
                                min_score=args.min_score, model_path=args.detector_model)
-    classifier = ExpressionClassifier(args.model, args.card, num_threads=args.threads)
-    tracker = None if args.no_smoothing else FaceTracker(alpha=args.alpha)
+    classifier = ExpressionClassifier(args.model or default_model(), args.card,
+                                      num_threads=args.threads)
+    tracker = None if args.no_smoothing else FaceTracker(
+        alpha=args.alpha, hold=getattr(args, "hold", DEFAULT_HOLD))
     birth_score = None
     low = getattr(args, "track_min_score", None)
     if tracker is not None and low is not None and isinstance(detector, BlazeFaceDetector) \
@@ -490,7 +532,9 @@ def run_loop(pipeline, source: FrameSource, *, max_frames: int | None = None, wa
             if frame is None:
                 status["ended_by"] = "end of source"
                 break
-            detect = not can_skip or scheduler.should_detect()
+            if frame.restarted and hasattr(pipeline, "restart"):
+                pipeline.restart()  # a looped file began again: a scene cut
+            detect = not can_skip or frame.restarted or scheduler.should_detect()
             try:
                 results = pipeline.process(frame.image, bench, detect=detect)
                 failed_in_row = 0
@@ -526,7 +570,7 @@ def run_loop(pipeline, source: FrameSource, *, max_frames: int | None = None, wa
                 if seen == warmup:
                     bench.start()
             else:
-                bench.end_frame(frame.index, len(results))
+                bench.end_frame(frame.index, sum(not r.held for r in results))
                 counted += 1
                 record = None if results_log is None and live is None else frame_record(
                     frame.index, frame.time, frame.origin, results, pipeline.classes,
@@ -721,6 +765,9 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace, stop: StopRequest) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
+    if args.quiet:  # also the TFLite runtime's C++ start-up line (live.interpreter)
+        os.environ[QUIET_ENV] = "1"
+    args.model = args.model or str(default_model())
     problem = None
     if args.threads < 1:
         problem = "--threads must be at least 1"

@@ -24,14 +24,23 @@ class DetectionScheduler:
     sensor) give the mean cost per frame with detection every k-th frame, d / k + r. k is the
     smallest that fits `headroom` x the frame interval, at most `max_every`. It rises after
     `rise_after` frames in a row that need more (the least they need), and falls only after
-    `patience` frames in which a smaller k would fit 80 % of that budget (no flapping); a single
-    stall moves an average by at most `smoothing` x 3 of its value (each observation is capped
-    at 4x the average). `fixed` pins k; no interval (a file read as fast as it goes) means k = 1.
+    `patience` frames in which a smaller k would fit 80 % of that budget; a single stall moves
+    an average by at most `smoothing` x 3 of its value (each observation is capped at 4x the
+    average). `fixed` pins k; no interval (a file read as fast as it goes) means k = 1.
+
+    Hysteresis against a shared CPU: load that comes and goes in bursts (other processes)
+    made k flap between 1-3 and 8 every second or two. A rise within `flap_window` x patience
+    frames of a fall is a flap: the patience doubles (at most `max_patience`), so k stays at
+    the larger value; each `flap_window` x patience frames without a change halve it again.
+    Every change is logged at DEBUG; a change is reported (WARNING up, INFO down) only once k
+    has kept its new value for `report_after` frames, with the number of changes in between.
     """
 
     def __init__(self, interval_ms: float | None, *, fixed: int | None = None,
                  max_every: int = DEFAULT_MAX_DETECT_EVERY, headroom: float = 0.85,
-                 smoothing: float = 0.2, patience: int = 30, rise_after: int = 3) -> None:
+                 smoothing: float = 0.2, patience: int = 30, rise_after: int = 3,
+                 max_patience: int = 300, flap_window: int = 4,
+                 report_after: int = 90) -> None:
         if fixed is not None and fixed < 1:
             raise ValueError(f"--detect-every must be 'auto' or at least 1, got {fixed}")
         if max_every < 1:
@@ -39,6 +48,8 @@ class DetectionScheduler:
         self.interval_ms, self.fixed, self.max_every = interval_ms, fixed, max_every
         self.headroom, self.smoothing, self.patience = headroom, smoothing, patience
         self.rise_after = rise_after
+        self.base_patience, self.max_patience = patience, max(max_patience, patience)
+        self.flap_window, self.report_after = flap_window, report_after
         self.k = fixed or 1
         self.detect_ms: float | None = None
         self.rest_ms: float | None = None
@@ -48,6 +59,11 @@ class DetectionScheduler:
         self._calm = 0
         self._pressure: list[int] = []
         self.keeps_up: bool | None = None
+        self.flaps = self.reports = 0
+        self._frames = 0
+        self._changed_at = self._fell_at = None  # frame numbers of the last change, fall
+        self._relaxed_at = 0
+        self._reported_k, self._unreported = self.k, 0
 
     @property
     def mode(self) -> str:
@@ -67,6 +83,7 @@ class DetectionScheduler:
 
     def observe(self, detected: bool, detect_ms: float, work_ms: float) -> int:
         """Record one frame (its detector time and all its work, in ms); returns the new k."""
+        self._frames += 1
         if detected:
             self.detected_frames += 1
             self._since_detect = 0
@@ -78,6 +95,7 @@ class DetectionScheduler:
             self.rest_ms = self._ema(self.rest_ms, work_ms)
         if self.fixed is not None or not self.interval_ms or self.detect_ms is None:
             return self.k
+        self._settle()
         budget = self.headroom * self.interval_ms
         target = self._needed(budget)
         self.keeps_up = self.detect_ms / self.max_every + self.rest_ms <= budget
@@ -103,15 +121,43 @@ class DetectionScheduler:
         return int(min(max(math.ceil(self.detect_ms / spare - 1e-9), 1), self.max_every))
 
     def _change(self, k: int) -> None:
-        report = log.warning if k > self.k else log.info
-        report("detecting every %d frame(s) (was %d): detector %.1f ms, rest of a frame %.1f ms, "
-               "frame interval %.1f ms%s", k, self.k, self.detect_ms, self.rest_ms,
-               self.interval_ms, "" if k < self.max_every or self.keeps_up else
-               " - cannot keep real time even so")
+        window = self.flap_window * self.patience
+        if k > self.k and self._fell_at is not None and self._frames - self._fell_at <= window:
+            self.flaps += 1  # back up soon after coming down: wait longer before the next fall
+            self.patience = min(2 * self.patience, self.max_patience)
+        if k < self.k:
+            self._fell_at = self._frames
+        log.debug("detecting every %d frame(s) (was %d): detector %.1f ms, rest %.1f ms", k,
+                  self.k, self.detect_ms, self.rest_ms)
         self.k, self._calm = k, 0
         self._pressure.clear()
         self.changes += 1
+        self._unreported += 1
+        self._changed_at = self._frames
         self.k_max_seen = max(self.k_max_seen, k)
+
+    def _settle(self) -> None:
+        """Report a change that has lasted; relax the patience after a quiet spell."""
+        since = self._frames - (self._changed_at or 0)
+        quiet = self._frames - max(self._changed_at or 0, self._relaxed_at)
+        if self.patience > self.base_patience and quiet >= self.flap_window * self.patience:
+            self.patience = max(self.patience // 2, self.base_patience)
+            self._relaxed_at = self._frames
+        if self.k == self._reported_k:
+            self._unreported = 0  # back where it was: the flap goes unreported
+            return
+        if since < self.report_after:
+            return
+        report = log.warning if self.k > self._reported_k else log.info
+        between = (f", {self._unreported - 1} short-lived change(s) in between"
+                   if self._unreported > 1 else "")
+        report("detecting every %d frame(s) (was %d%s): detector %.1f ms, rest of a frame "
+               "%.1f ms, frame interval %.1f ms%s", self.k, self._reported_k, between,
+               self.detect_ms, self.rest_ms, self.interval_ms,
+               "" if self.k < self.max_every or self.keeps_up else
+               " - cannot keep real time even so")
+        self._reported_k, self._unreported = self.k, 0
+        self.reports += 1
 
     def summary(self) -> dict:
         frames = self.detected_frames + self.tracked_frames
@@ -121,7 +167,9 @@ class DetectionScheduler:
                 "detect_every_mean": round(frames / self.detected_frames, 2)
                 if self.detected_frames else None,
                 "detected_frames": self.detected_frames, "tracked_frames": self.tracked_frames,
-                "changes": self.changes, "max_detect_every": self.max_every,
+                "changes": self.changes, "changes_reported": self.reports,
+                "flaps": self.flaps, "patience_frames": self.patience,
+                "max_detect_every": self.max_every,
                 "detect_ms_ema": None if self.detect_ms is None else round(self.detect_ms, 2),
                 "rest_ms_ema": None if self.rest_ms is None else round(self.rest_ms, 2),
                 "keeps_real_time": self.keeps_up,

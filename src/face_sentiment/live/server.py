@@ -11,8 +11,10 @@ hands it frames and records through `publisher.LivePublisher` and never waits fo
   (every record, as in the JSON-lines log), `stats` (1 Hz: FPS, stage times, CPU, temperature).
 - `/api/frames`: the latest records as JSON lines, the log's own lines (`?limit=N`,
   `?after=FRAME`; `?follow=1` keeps streaming them).
-- `/api/status`, `/api/timeline`: stats and clients; per-second label counts.
-- `/healthz`: `{"ok": true}` for health checks (no token).
+- `/api/status`, `/api/timeline`: stats and clients (counts and queues, no addresses);
+  per-second label counts.
+- `/healthz`: `{"ok": true, ...}` for health checks (no token); HTTP 503 with a reason when no
+  frame was processed for `stale_after_s` (a stalled pipeline, a lost source).
 
 Every streaming client has a bounded queue (video: the 2 newest JPEGs; records: the 256
 newest); a full queue drops its oldest entry, so a slow client skips frames, and one whose
@@ -41,7 +43,12 @@ from pathlib import Path
 from aiohttp import web
 
 from face_sentiment.live.benchmark import read_throttled
-from face_sentiment.live.publisher import HISTORY_RECORDS, LivePublisher, is_loopback
+from face_sentiment.live.publisher import (
+    DEFAULT_STALE_AFTER_S,
+    HISTORY_RECORDS,
+    LivePublisher,
+    is_loopback,
+)
 
 log = logging.getLogger("face_sentiment.live.server")
 
@@ -59,12 +66,13 @@ PROTECTED = ("/api/", "/stream.mjpg", "/snapshot.jpg")  # need the token when on
 
 
 class _Client:
-    """One streaming connection: a bounded queue (newest kept) and its counters."""
+    """One streaming connection: a bounded queue (newest kept) and its counters. Its address is
+    not kept: /api/status is readable by every viewer."""
 
-    __slots__ = ("kind", "peer", "since", "queue", "event", "sent", "dropped")
+    __slots__ = ("kind", "since", "queue", "event", "sent", "dropped")
 
-    def __init__(self, kind: str, peer: str | None, maxlen: int) -> None:
-        self.kind, self.peer, self.since = kind, peer, time.time()
+    def __init__(self, kind: str, maxlen: int) -> None:
+        self.kind, self.since = kind, time.time()
         self.queue: deque = deque(maxlen=maxlen)
         self.event = asyncio.Event()
         self.sent = self.dropped = 0
@@ -76,7 +84,7 @@ class _Client:
         self.event.set()
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "peer": self.peer, "since": round(self.since, 3),
+        return {"kind": self.kind, "since": round(self.since, 3),
                 "sent": self.sent, "dropped": self.dropped, "queued": len(self.queue)}
 
 
@@ -123,7 +131,8 @@ class LiveServer:
                  token: str | None = None, max_clients: int = 8, bundle: Path = WEB_DIR,
                  video_queue: int = 2, record_queue: int = 256, write_timeout_s: float = 10.0,
                  stats_interval_s: float = 1.0, heartbeat_s: float = 15.0,
-                 records_interval_s: float = 0.05) -> None:
+                 records_interval_s: float = 0.05,
+                 stale_after_s: float = DEFAULT_STALE_AFTER_S) -> None:
         self.publisher, self.host, self.port = publisher, host, port
         self.token = token or None
         self.max_clients = max_clients
@@ -132,6 +141,7 @@ class LiveServer:
         self.write_timeout_s, self.stats_interval_s = write_timeout_s, stats_interval_s
         self.heartbeat_s = heartbeat_s
         self.records_interval_s = records_interval_s
+        self.stale_after_s = stale_after_s
         self.clients: list[_Client] = []
         self.refused = self.disconnected_slow = 0
         self.latest_stats: dict | None = None
@@ -168,7 +178,7 @@ class LiveServer:
         if self._error is not None:
             raise self._error
         self.publisher.listener = self
-        log.info("live page on %s", self.url)
+        log.debug("live page on %s", self.url)  # start_live_page prints it (with the token)
 
     def _serve(self) -> None:
         loop = asyncio.new_event_loop()
@@ -367,7 +377,7 @@ class LiveServer:
                 text=f"too many viewers: {len(self.clients)} streaming connections are open, "
                      f"the most this runner serves (--max-clients {self.max_clients}); a page "
                      "holds two", headers={"Retry-After": "10"})
-        client = _Client(kind, request.remote, maxlen)
+        client = _Client(kind, maxlen)
         self.clients.append(client)
         self._count_clients()
         return client
@@ -418,7 +428,9 @@ class LiveServer:
                                        f"{request.path}: it is a stream; use GET")
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "frames": self.publisher.frames_published})
+        health = self.publisher.health(self.stale_after_s)
+        return web.json_response(health, status=200 if health["ok"] else 503,
+                                 headers={"Cache-Control": "no-store"})
 
     async def _static(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["path"]

@@ -150,12 +150,16 @@ def read_log(path: str | os.PathLike) -> tuple[list[dict], list[dict], list[LogP
             problems.add("bad-frame-field", "'time' is not a number or 'faces' not a list",
                          number, "skipped those frames")
             continue
+        # A held face (the runner's tracker showing a face the detector just missed) repeats
+        # its last output: no new observation, so it is left out of the faces and their count.
+        observed = [face for face in record["faces"]
+                    if not (isinstance(face, dict) and face.get("held") is True)]
         frame_row = {"file": name, "line": number, "frame": record.get("frame"),
                      "time": when, "source": record.get("source"),
                      "device": record.get("device"), "model": record.get("model"),
-                     "faces": len(record["faces"])}
+                     "faces": len(observed)}
         frames.append(frame_row)
-        for index, face in enumerate(record["faces"]):
+        for index, face in enumerate(observed):
             if not isinstance(face, dict):
                 problems.add("bad-face", "a face entry is not a JSON object", number,
                              "skipped those faces")

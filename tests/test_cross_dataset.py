@@ -285,3 +285,49 @@ def test_cross_validated_model_scores_each_person_with_the_fold_model_that_never
     assert set(cd.score(model, other).probabilities.argmax(1)) == {0}  # unseen set: the first
     with pytest.raises(ValueError, match="one model per person fold"):
         cd.CrossValidatedModel(["m0", "m1"])
+
+
+class _Named(StubPredictor):
+    def __init__(self, name, wrong_class=None):
+        self.name, self.wrong_class = name, wrong_class
+
+    def predict(self, faces):
+        probabilities = super().predict(faces)
+        if self.wrong_class is not None:  # every face answered as this class
+            probabilities = np.full_like(probabilities, 0.01)
+            probabilities[:, self.wrong_class] = 0.9
+        return probabilities
+
+
+def test_reader_table_percent_and_restricted_rows_only_where_they_differ(tmp_path):
+    data = fd.load_folder_dataset(_write(tmp_path, ROWS))
+    table, _ = cd.evaluate([StubPredictor()], data, resamples=50)
+    reader = cd.reader_table(table)
+    # the stub only predicts classes the set has: the restricted row equals the open one
+    assert list(reader.index) == [("stub", "open")]
+    assert reader.loc[("stub", "open"), "accuracy (%)"] == pytest.approx(100.0)
+    assert {"accuracy (%)_ci_low", "balanced_accuracy (%)_ci_high", "macro_f1 (%)"} <= set(
+        reader.columns)
+    neutral = _Named("neutral", FER2013_CLASSES.index("neutral"))  # a class the set lacks
+    table, _ = cd.evaluate([neutral], data, resamples=50)
+    assert list(cd.reader_table(table).index) == [("neutral", "open"),
+                                                  ("neutral", "restricted")]
+
+
+def test_versus_gives_ours_minus_theirs_in_points_and_weaker_classes(tmp_path):
+    data = fd.load_folder_dataset(_write(tmp_path, ROWS))
+    happy = FER2013_CLASSES.index("happy")
+    _, results = cd.evaluate([StubPredictor(), _Named("always-happy", happy)], data,
+                             resamples=50)
+    row = cd.versus(results, "subject", resamples=100).iloc[0]
+    assert row.baseline == "always-happy" and row.n == 4
+    assert row.accuracy == 1.0 and row.baseline_accuracy == 0.5  # 2 of 4 rows are happy
+    assert row.difference_points == pytest.approx(50.0)
+    assert row.difference_points_ci_low <= 50.0 <= row.difference_points_ci_high
+    assert row.balanced_difference_points == pytest.approx(100 * (1 - 1 / 3))
+    assert row.majority_class == "happy" and row.majority_share == 0.5
+    assert row.chance == pytest.approx(1 / 3)
+    reverse = cd.weaker_classes({"always-happy": results["always-happy"],
+                                 "stub": results["stub"]})
+    assert [cls for cls, _, _ in reverse["stub"]] == ["angry", "sad"]
+    assert cd.weaker_classes(results)["always-happy"] == []

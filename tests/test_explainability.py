@@ -88,3 +88,56 @@ def test_background_inputs_and_example_titles():
     probabilities = np.array([[0.9, 0.1], [0.3, 0.7]])
     assert ex.example_titles(np.array([1, 0]), probabilities, [1, 0], ["x", "y"]) == [
         "x (0.70)", "y (0.90)"]
+
+
+def test_sanity_check_verdicts_and_flat_maps():
+    rng = np.random.default_rng(0)
+    repeat = rng.uniform(0.5, 0.7, 12)
+    low = rng.uniform(-0.1, 0.2, 12)
+    low[2] = np.nan  # a flat randomised map: counted, left out
+    table = ex.sanity_check({"SHAP": low, "Grad-CAM": low, "same": repeat},
+                            {"SHAP": repeat, "Grad-CAM": 1.0, "same": repeat},
+                            resamples=200)
+    assert table.loc["SHAP", "verdict"] == "passes" and table.loc["SHAP", "flat_maps"] == 1
+    assert table.loc["SHAP", "faces"] == 11
+    assert table.loc["Grad-CAM", "repeatability"] == 1.0
+    assert table.loc["Grad-CAM", "verdict"] == "passes"
+    assert table.loc["same", "verdict"] == "fails"  # identical to its repeatability
+    row = table.loc["SHAP"]
+    assert row.trained_vs_randomised_ci_low <= row.trained_vs_randomised <= \
+        row.trained_vs_randomised_ci_high
+
+
+def test_plots_keep_at_most_four_panels_a_row_with_colour_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 255, (7, 48, 48)).astype(np.uint8)
+    figures = ex.plot_explanations(faces, rng.normal(size=(7, 48, 48)),
+                                   rng.uniform(size=(7, 48, 48)), [str(i) for i in range(7)])
+    assert len(figures) == 2  # 4 + 3 faces
+    for figure in figures:
+        bars = [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
+        assert len(bars) == 2 and len(figure.axes) == 3 * 4 + 2
+    figure = ex.plot_class_maps(faces.mean(0), rng.normal(size=(7, 48, 48)), list("abcdefg"),
+                                "title")
+    assert sum(ax.get_label() == "<colorbar>" for ax in figure.axes) == 1
+    assert len(figure.axes) == 2 * 4 + 1
+    plt.close("all")
+
+
+def test_region_share_intervals_resample_each_class_faces():
+    maps = np.zeros((5, 4, 2))
+    maps[:3, 2:] = 1.0  # class 0: all mass in the lower half, three faces
+    maps[3, :2], maps[4, 2:] = 1.0, 1.0  # class 1: one face up, one down
+    table = ex.region_share_intervals(maps, np.array([0, 0, 0, 1, 1]), ["a", "b", "c"],
+                                      resamples=200)
+    assert table.loc["a", "lower_half_share"] == 1.0
+    assert table.loc["a", "lower_half_share_ci_low"] == 1.0  # every resample is all-lower
+    assert table.loc["b", "lower_half_share"] == 0.5
+    assert table.loc["b", "lower_half_share_ci_low"] < 0.5 < table.loc["b",
+                                                                       "lower_half_share_ci_high"]
+    assert table.loc["c", "faces"] == 0 and np.isnan(table.loc["c", "lower_half_share"])

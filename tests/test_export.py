@@ -492,6 +492,12 @@ def test_ship_copies_the_models_and_writes_a_card_from_measured_files(
         {**benchmark, "runtime": "ai-edge-litert 2.3.0", "runtimes": runtimes}))
     card = ModelCard.load(ship(dataset, "toy", commit="abc1234").parent)
     assert card["limitations"] == [*LIMITATIONS, NONDETERMINISTIC_TRAINING]
+    # the start-up self-test's reference outputs, for the very file shipped
+    from face_sentiment.live.classifier import ExpressionClassifier
+    from face_sentiment.live.self_test import file_sha256
+
+    assert card["self_test"]["model_sha256"] == file_sha256((models / SHIPPED_MODEL).read_bytes())
+    assert ExpressionClassifier(models / SHIPPED_MODEL).self_test.status == "passed"
     assert card["runtimes"] == runtimes and card["latency_runtime"] == "ai-edge-litert 2.3.0"
     markdown = (models / "model_card.md").read_text()
     assert "| ai-edge-litert 2.3.0 | 0.400 | 0.500 | 0.80 |" in markdown
@@ -536,7 +542,9 @@ def ferplus_model():
 
 
 @pytest.mark.slow
-def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, project_root):
+def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, project_root,
+                                                  monkeypatch):
+    from face_sentiment.evaluation import release
     from face_sentiment.evaluation.release import ship
     from face_sentiment.labels import FERPLUS_CLASSES
     from face_sentiment.model_card import (
@@ -554,6 +562,10 @@ def test_ship_a_ferplus_variant_to_its_own_folder(ferplus_model, exported, proje
     (project_root / "profiles" / "ferplus.yaml").write_text("ship_to: models/ferplus\n")
     with pytest.raises(FileNotFoundError, match="make ship PROFILE=ferplus"):
         resolve_model("shipped-ferplus-int8")
+    # The toy int8 file is the 7-class export under an 8-class card, which the start-up
+    # self-test would rightly refuse to open; its reference outputs are checked on the
+    # FER2013 ship above.
+    monkeypatch.setattr(release, "write_self_test", lambda path: None)
     card = ModelCard.load(ship(dataset, "ferplus-toy", "abc1234", folder, "ferplus").parent)
     assert resolve_model("shipped-ferplus-int8") == folder / SHIPPED_MODEL
 
@@ -683,3 +695,97 @@ def test_runtime_comparison_times_ours_and_fer_on_each_runtime(exported, monkeyp
 def test_reproduce_command_names_the_commit(commit, expected):
     from face_sentiment.evaluation.release import reproduce_command
     assert reproduce_command(commit, "full") == expected
+
+
+# --- intervals and reader tables (notebook 08) ------------------------------------------------
+
+def test_median_and_ratio_intervals_cover_their_estimates():
+    rng = np.random.default_rng(0)
+    ours, fer = rng.gamma(20, 0.025, 400), rng.gamma(20, 0.02, 400)  # medians ~0.49, ~0.39
+    p50, low, high = export.median_interval(ours, resamples=500)
+    assert p50 == pytest.approx(np.median(ours)) and low <= p50 <= high
+    assert high - low < 0.1 * p50
+    ratio, low, high = export.ratio_interval(ours, fer, resamples=500)
+    assert ratio == pytest.approx(np.median(ours) / np.median(fer))
+    assert low <= ratio <= high and 1.0 < low  # ours is clearly slower here
+
+
+@pytest.mark.slow
+def test_latency_samples_and_intervals_in_the_benchmark(exported, inputs):
+    samples = export.latency_samples(exported["int8"], inputs[:1], runs=15, warmup=2)
+    assert samples.shape == (15,) and (samples > 0).all()
+    table = benchmark_variants({"int8": exported["int8"]}, np.zeros((4, 48, 48), np.uint8),
+                               np.array([0, 1, 2, 3]), lambda path, faces: np.eye(7)[[0, 1, 5, 5]],
+                               inputs[:1], threads=(1,), runs=10, intervals=True, resamples=100)
+    row = table.iloc[0]
+    assert row.accuracy == 0.5 and row.accuracy_ci_low <= 0.5 <= row.accuracy_ci_high
+    assert row.p50_ms_1t_ci_low <= row.p50_ms_1t <= row.p50_ms_1t_ci_high
+    assert row.p50_ms_1t <= row.p95_ms_1t
+
+
+def test_latency_against_fer_times_both_in_rounds_on_each_runtime(monkeypatch):
+    from pathlib import Path
+
+    from face_sentiment.preprocessing import PreprocessingSpec
+
+    calls = []
+
+    def fake_samples(model, sample, threads, runs, backend=None):
+        calls.append((str(model), runs, backend))
+        return np.full(runs, 2.0 if str(model) == "ours.tflite" else 1.0)
+
+    monkeypatch.setattr(export, "latency_samples", fake_samples)
+    monkeypatch.setattr(export, "_fer_model_and_sample",
+                        lambda images: (Path("fer.tflite"), np.zeros((1, 64, 64, 1))))
+    monkeypatch.setattr(export, "available_backends", lambda: ["a", "b"])
+    monkeypatch.setattr(export, "runtime_name", lambda backend=None: f"runtime {backend}")
+    table = export.latency_against_fer(Path("ours.tflite"), np.zeros((1, 48, 48), np.uint8),
+                                       PreprocessingSpec(), runs=20, rounds=4,
+                                       target_ratio=1.5, resamples=50)
+    assert [c[0] for c in calls[:8]] == ["ours.tflite", "fer.tflite"] * 4  # alternating
+    assert {c[1] for c in calls} == {5} and [c[2] for c in calls[::8]] == ["a", "b"]
+    assert table.runtime.tolist() == ["runtime a", "runtime b"]
+    assert (table.ratio_to_fer == 2.0).all() and (table.timed_runs == 20).all()
+    assert not table.within_target.any()
+    assert (table.ratio_to_fer_ci_low == 2.0).all()
+
+
+def test_reader_table_and_energy_table():
+    import pandas as pd
+
+    table = _benchmark_table().assign(accuracy_ci_low=[0.6, 0.6, np.nan],
+                                      accuracy_ci_high=[0.7, 0.7, np.nan])
+    reader = export.reader_table(table)
+    assert reader.index.tolist() == ["float32", "int8", export.FER_VARIANT]
+    assert reader.loc["int8", "accuracy (%)"] == pytest.approx(65.0)
+    assert reader.loc["int8", "accuracy (%)_ci_low"] == pytest.approx(60.0)
+    assert reader.loc["int8", "p50, 1 thread (ms)"] == 0.2
+    energy = {"joules": 10.0, "duration_s": 2.0, "faces": 1000, "mean_power_w": 5.0,
+              "components_j": {"cpu": 2.5, "ram": 7.5}, "method": "codecarbon",
+              "kind": "estimate", "runtime": "litert"}
+    rows = export.energy_table({"run": energy, "none": None,
+                                "unavailable": {"joules": None}})
+    assert rows.index.tolist() == ["run"]
+    row = rows.loc["run"]
+    assert row.mJ_per_face == pytest.approx(10.0) and row.ms_per_face == pytest.approx(2.0)
+    assert row.ram_share == pytest.approx(0.75)
+    assert row.mean_power_W * row.ms_per_face == pytest.approx(row.mJ_per_face)
+    assert isinstance(export.energy_table({}), pd.DataFrame)
+
+
+def test_plot_runtimes_marks_the_ratio_target_and_intervals():
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runtimes = pd.DataFrame([{"runtime": "litert", "p50_ms": 0.5, "p50_ms_ci_low": 0.45,
+                              "p50_ms_ci_high": 0.55, "fer_p50_ms": 0.4,
+                              "fer_p50_ms_ci_low": 0.38, "fer_p50_ms_ci_high": 0.42}])
+    ax = export.plot_runtimes(runtimes, target_ms=None, target_ratio=1.5).axes[0]
+    targets = [c for c in ax.collections if c.get_label().startswith("target")]
+    assert len(targets) == 1
+    assert targets[0].get_segments()[0][0][1] == pytest.approx(0.6)  # 1.5 x fer's 0.4
+    assert ax.get_title() and ax.get_ylabel()
+    plt.close("all")

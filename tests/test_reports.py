@@ -268,6 +268,7 @@ def test_html_is_self_contained_and_titled(project_root, tmp_path):
     assert "<title>07 · A report</title>" in page
     assert 'src="http' not in page and 'import("http' not in page
     assert "show code" in page and "Accuracy is 67.5%." in page
+    assert ".jp-CodeCell .jp-Cell-inputWrapper" in page  # code hidden, prose kept
 
 
 def test_the_headline_is_the_summarys_first_sentence(project_root, tmp_path):
@@ -310,6 +311,10 @@ def test_print_layout_check_finds_cut_tables(tmp_path):
     for path, table in ((raw, wide.to_html()), (designed, report_table(wide))):
         path.write_text(f"<html><head>{READER_STYLE}</head><body>"
                         f'<div class="jp-RenderedHTMLCommon">{table}</div></body></html>')
-    found = print_layout_problems([raw, designed])
+    hidden = tmp_path / "hidden.html"
+    hidden.write_text('<html><body><div class="jp-MarkdownCell" style="display:none">'
+                      "<h1>Findings</h1></div></body></html>")
+    found = print_layout_problems([raw, designed, hidden])
     assert found[str(raw)] and "table" in found[str(raw)][0]
     assert found[str(designed)] == []
+    assert found[str(hidden)] == ["markdown cell not shown: Findings"]

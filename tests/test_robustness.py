@@ -76,3 +76,15 @@ def test_sample_split_is_seeded():
     a = rb.sample_split(Data(), "PrivateTest", 10, seed=3)
     b = rb.sample_split(Data(), "PrivateTest", 10, seed=3)
     assert np.array_equal(a[1], b[1]) and len(a[1]) == 10
+
+
+def test_reader_summary_in_percent_with_the_worst_level():
+    faces = np.concatenate([np.full((5, 48, 48), 60, np.uint8), np.full((5, 48, 48), 200,
+                                                                         np.uint8)])
+    labels = np.repeat([0, 1], 5)
+    curves = rb.accuracy_curves([Threshold()], faces, labels,
+                                {"brightness": rb.PERTURBATIONS["brightness"]})
+    row = rb.reader_summary(curves).loc[("brightness", "threshold")]
+    assert row["clean (%)"] == 100.0 and row["worst (%)"] == 50.0
+    assert row["drop (points)"] == pytest.approx(50.0)
+    assert row["at level"] in (0.25, 0.5)

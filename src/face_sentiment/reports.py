@@ -108,15 +108,15 @@ SUMMARY_TAG = "summary"
 # Code is folded on screen (the button shows it) and never printed; tables and figures are
 # sized for an A4 page.
 READER_STYLE = """<style>
-.jp-Cell-inputWrapper, .jp-InputPrompt, .jp-OutputPrompt { display: none; }
-body.show-code .jp-Cell-inputWrapper { display: flex; }
+.jp-CodeCell .jp-Cell-inputWrapper, .jp-InputPrompt, .jp-OutputPrompt { display: none; }
+body.show-code .jp-CodeCell .jp-Cell-inputWrapper { display: flex; }
 #show-code { position: fixed; top: .5em; right: .5em; font: 12px sans-serif; }
 .jp-RenderedHTMLCommon table { font-size: 11px; }
 .jp-OutputArea-output, .jp-RenderedHTMLCommon { overflow-x: visible; }
 .jp-RenderedImage img { max-width: 100%; height: auto; }
 .summary-box { border-left: 4px solid #3b6ea5; background: #f3f7fb; padding: .2em 1em; }
 @media print {
-  #show-code, body.show-code .jp-Cell-inputWrapper { display: none !important; }
+  #show-code, body.show-code .jp-CodeCell .jp-Cell-inputWrapper { display: none !important; }
   @page { size: A4; margin: 12mm; }
   .jp-RenderedHTMLCommon table { font-size: 10px; }
   pre { white-space: pre-wrap; word-break: break-word; }
@@ -277,7 +277,8 @@ def check_report(executed: Path, html_file: Path) -> list[str]:
         print_check = "checked"
     except ReportError as error:
         layout, print_check = {}, f"not run: {error}"
-    problems += [f"wider than the page: {item}" for items in layout.values() for item in items]
+    problems += [item if item.startswith("markdown") else f"wider than the page: {item}"
+                 for items in layout.values() for item in items]
     write_atomic(html_file.with_suffix(".checks.json"), json.dumps(
         {"problems": problems, "print_layout": print_check}, indent=2) + "\n")
     return problems

@@ -1,7 +1,7 @@
 // Does a report print without cuts? Opens rendered report HTML files in Debian's Chromium
 // (playwright-core; the project's Node tooling lives in pi/web), emulates print media at the
 // width of an A4 page's printable area, and lists every table, figure or text block whose
-// right edge passes it. Used by face_sentiment.reports (make reports) and its tests.
+// right edge passes it, and any markdown cell (the report's prose) that does not show. Used by face_sentiment.reports (make reports) and its tests.
 //
 //   node tests/print-layout.mjs REPORT.html [...]   -> JSON {"file": [offenders...]} on stdout
 import { existsSync } from "node:fs";
@@ -39,10 +39,16 @@ try {
       };
       const offenders = [];
       for (const el of document.querySelectorAll("table, img, svg, pre, .jp-OutputArea-output")) {
-        if (el.closest(".jp-Cell-inputWrapper")) continue; // code: never printed
+        if (el.closest(".jp-CodeCell .jp-Cell-inputWrapper")) continue; // code: never printed
         const box = el.getBoundingClientRect();
         if (box.width === 0) continue;
         if (box.right > limit + 1 || el.scrollWidth > el.clientWidth + 1) offenders.push(describe(el));
+      }
+      // prose must print: a markdown cell with text but no height was hidden by the style
+      for (const cell of document.querySelectorAll(".jp-MarkdownCell")) {
+        if (cell.textContent.trim() && cell.getBoundingClientRect().height === 0) {
+          offenders.push(`markdown cell not shown: ${cell.textContent.trim().slice(0, 60)}`);
+        }
       }
       return offenders;
     }, PAGE_WIDTH_PX);

@@ -456,3 +456,85 @@ def report(dataset_path: str, models: list[str], aggregate_by: list[str] | None 
     tables = {"metrics": table, "per-class recall": recall_table(results)}
     tables.update({f"confusion {name}": confusion(result) for name, result in results.items()})
     return tables
+
+
+# --------------------------------------------------------------------------------------------
+# Tables and comparisons for a reader (notebook 09)
+
+SCORE_COLUMNS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def reader_table(table: pd.DataFrame) -> pd.DataFrame:
+    """`evaluate`'s metrics table for a report: one row per model and protocol, scores in
+    percent with their intervals beside them, the restricted protocol only where it differs
+    from the open one (a dataset that lacks some of the model's classes), the dataset's name
+    left to the section."""
+    out = table.copy()
+    out["protocol"] = np.where(out["restricted"], "restricted", "open")
+    scores = [c for c in out.columns if c.split("_ci_")[0] in SCORE_COLUMNS]
+    out[scores] = 100 * out[scores]
+    open_rows = out[~out["restricted"]].set_index("model")[scores]
+    same = [bool(row.restricted) and np.allclose(row[scores].to_numpy(float),
+                                                  open_rows.loc[row.model].to_numpy(float),
+                                                  equal_nan=True)
+            for _, row in out.iterrows()]
+    out = out[~np.array(same, bool)].set_index(["model", "protocol"])
+    out = out.drop(columns=["dataset", "restricted"])
+    return out.rename(columns={c: c.replace(c.split("_ci_")[0],
+                                            f"{c.split('_ci_')[0]} (%)", 1) for c in scores})
+
+
+def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    classes = np.unique(labels)
+    return float(np.mean([(predicted[labels == c] == c).mean() for c in classes]))
+
+
+def versus(results: dict[str, CrossResult], cluster: str | None = None,
+           resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The first model of `results` (ours) against each of the others on the same rows: both
+    models' accuracy and balanced accuracy, and ours minus theirs in points with a paired
+    bootstrap interval (whole `cluster`s resampled when given, e.g. people), plus the
+    majority-class share and chance for scale."""
+    from face_sentiment.evaluation.stats import bootstrap, bootstrap_difference, majority_class
+
+    ours_name, ours = next(iter(results.items()))
+    clusters = ours.table[cluster].to_numpy() if cluster else None
+    rows = []
+    for name, other in list(results.items())[1:]:
+        if len(other.labels) != len(ours.labels) or not np.array_equal(other.labels,
+                                                                       ours.labels):
+            raise ValueError(f"{ours_name} and {name} were not scored on the same rows")
+        accuracy = bootstrap_difference(other.correct, ours.correct, resamples, seed=seed,
+                                        clusters=clusters)
+        balanced = bootstrap(
+            lambda y, a, b: _balanced_accuracy(y, a) - _balanced_accuracy(y, b),
+            ours.labels, ours.predicted, other.predicted, clusters=clusters,
+            resamples=resamples, seed=seed)
+        majority = majority_class(ours.labels, len(ours.model_classes))
+        rows.append({
+            "ours": ours_name, "baseline": name, "dataset": ours.dataset,
+            "n": int(len(ours.labels)),
+            "accuracy": float(ours.correct.mean()), "baseline_accuracy":
+                float(other.correct.mean()),
+            "difference_points": 100 * accuracy[0],
+            "difference_points_ci_low": 100 * accuracy[1],
+            "difference_points_ci_high": 100 * accuracy[2],
+            "balanced_accuracy": _balanced_accuracy(ours.labels, ours.predicted),
+            "baseline_balanced_accuracy": _balanced_accuracy(other.labels, other.predicted),
+            "balanced_difference_points": 100 * balanced[0],
+            "balanced_difference_points_ci_low": 100 * balanced[1],
+            "balanced_difference_points_ci_high": 100 * balanced[2],
+            "majority_class": ours.model_classes[majority[0]], "majority_share": majority[1],
+            "chance": 1 / len(ours.present)})
+    return pd.DataFrame(rows)
+
+
+def weaker_classes(results: dict[str, CrossResult], margin: float = 0.0) -> dict[str, list]:
+    """For each other model, the classes where the first model's recall is below its by more
+    than `margin`: [(class, ours, theirs)]."""
+    recalls = recall_table(results)
+    ours = recalls.columns[0]
+    return {other: [(cls, float(recalls.at[cls, ours]), float(recalls.at[cls, other]))
+                    for cls in recalls.index
+                    if recalls.at[cls, ours] < recalls.at[cls, other] - margin]
+            for other in recalls.columns[1:]}

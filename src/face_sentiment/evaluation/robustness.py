@@ -83,6 +83,17 @@ def summary_table(curves: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def reader_summary(curves: pd.DataFrame) -> pd.DataFrame:
+    """`summary_table` for a report: clean and worst accuracy in percent, the level where the
+    worst occurs, and the drop in points."""
+    table = summary_table(curves)
+    worst_rows = curves.loc[curves.groupby(["perturbation", "model"], sort=False)
+                            ["accuracy"].idxmin()].set_index(["perturbation", "model"])
+    return pd.DataFrame({"clean (%)": 100 * table["clean"], "worst (%)": 100 * table["worst"],
+                         "at level": worst_rows["level"].reindex(table.index),
+                         "drop (points)": 100 * table["drop"]}, index=table.index)
+
+
 def plot_curves(curves: pd.DataFrame) -> Figure:
     """A panel per perturbation, a line per model, levels sorted along the x axis."""
     names = list(dict.fromkeys(curves.perturbation))
@@ -92,14 +103,17 @@ def plot_curves(curves: pd.DataFrame) -> Figure:
     for ax, name in zip(axes.flat, names, strict=False):
         part = curves[curves.perturbation == name].sort_values("level")
         for model, line in part.groupby("model", sort=False):
-            ax.plot(line.level, line.accuracy, "o-", markersize=3, label=model)
+            ax.plot(line.level, 100 * line.accuracy, "o-", markersize=3, label=model)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(PERTURBATIONS[name][2] if name in PERTURBATIONS else "level", fontsize=8)
-        ax.set_ylabel("accuracy", fontsize=8)
-        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy (%)", fontsize=8)
+        ax.set_ylim(0, 100)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"Accuracy under perturbations ({int(curves['n'].iloc[0])} faces)"
+                 if "n" in curves and len(curves) else "Accuracy under perturbations",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -125,16 +125,31 @@ def verdicts(scores: pd.DataFrame, settings: drift.DriftSettings) -> pd.DataFram
     return table.reset_index()
 
 
+def _wilson_columns(table: pd.DataFrame, hits: str, total: str, prefix: str) -> pd.DataFrame:
+    """`<prefix>_ci_low/high`: Wilson 95% intervals of hits/total per row. Overlapping windows
+    are not independent trials, so these intervals are narrower than the truth."""
+    from face_sentiment.evaluation.stats import wilson_interval
+
+    bounds = [wilson_interval(int(h), int(n)) for h, n in
+              zip(table[hits], table[total], strict=True)]
+    table[f"{prefix}_ci_low"] = [b[0] for b in bounds]
+    table[f"{prefix}_ci_high"] = [b[1] for b in bounds]
+    return table
+
+
 def rates(scores: pd.DataFrame, settings: drift.DriftSettings) -> pd.DataFrame:
-    """Share of windows flagged per (source, shift, level): the false-alarm rate for
-    unshifted conditions, the detection rate for shifted ones."""
+    """Share of windows flagged per (source, shift, level), with its Wilson interval: the
+    false-alarm rate for unshifted conditions, the detection rate for shifted ones."""
     table = verdicts(scores, settings)
-    return (table.groupby(["source", "shift", "level"], dropna=False)
-            .agg(windows=("window", "size"), flagged=("dataset_drift", "sum"),
-                 rate=("dataset_drift", "mean"),
-                 columns=("columns", lambda c: ", ".join(sorted(
-                     {x for v in c for x in v.split(", ") if x}))))
-            .reset_index())
+    table = (table.groupby(["source", "shift", "level"], dropna=False)
+             .agg(windows=("window", "size"), flagged=("dataset_drift", "sum"),
+                  rate=("dataset_drift", "mean"),
+                  columns=("columns", lambda c: ", ".join(sorted(
+                      {x for v in c for x in v.split(", ") if x}))))
+             .reset_index())
+    table = _wilson_columns(table, "flagged", "windows", "rate")
+    columns = table.pop("columns")
+    return table.assign(columns=columns)
 
 
 def threshold_grid(scores: pd.DataFrame, num_thresholds, cat_thresholds=(0.2,),
@@ -155,18 +170,28 @@ def threshold_grid(scores: pd.DataFrame, num_thresholds, cat_thresholds=(0.2,),
 
 def summary_rates(grid: pd.DataFrame) -> pd.DataFrame:
     """Per setting: the worst false-alarm rate over the unshifted conditions and the mean and
-    lowest detection rate over the shifted ones."""
+    lowest detection rate over the shifted ones; the worst and the lowest with the Wilson
+    interval of their condition's windows."""
     keys = ["num_threshold", "cat_threshold", "drift_share"]
-    same = grid[grid["shift"] == "none"].groupby(keys)["rate"].max().rename("false_alarm_max")
-    shifted = grid[grid["shift"] != "none"].groupby(keys)["rate"]
-    return pd.concat([same, shifted.mean().rename("detection_mean"),
-                      shifted.min().rename("detection_min")], axis=1).reset_index()
+
+    def extreme(part: pd.DataFrame, largest: bool, name: str) -> pd.DataFrame:
+        rows = part.loc[part.groupby(keys)["rate"].idxmax() if largest else
+                        part.groupby(keys)["rate"].idxmin()]
+        return rows.set_index(keys)[["rate", "rate_ci_low", "rate_ci_high"]].rename(
+            columns=lambda c: c.replace("rate", name))
+
+    same = extreme(grid[grid["shift"] == "none"], True, "false_alarm_max")
+    shifted = grid[grid["shift"] != "none"]
+    mean = shifted.groupby(keys)["rate"].mean().rename("detection_mean")
+    return pd.concat([same, mean, extreme(shifted, False, "detection_min")],
+                     axis=1).reset_index()
 
 
 def plot_tradeoff(summary: pd.DataFrame, chosen: drift.DriftSettings | None = None):
     """False-alarm rate (worst unshifted condition) and detection rate (mean and worst shift)
-    against the numeric threshold; one panel per drift share, one line style per top-class
-    (Jensen-Shannon) threshold; the chosen setting dashed."""
+    against the numeric threshold, with the Wilson bands of the worst ones when `summary` has
+    them; one panel per drift share, one line style per top-class (Jensen-Shannon) threshold;
+    the chosen setting dashed."""
     import matplotlib.pyplot as plt
     shares = sorted(summary["drift_share"].unique())
     styles = dict(zip(sorted(summary["cat_threshold"].unique()), ("-", "--", ":", "-."),
@@ -182,12 +207,16 @@ def plot_tradeoff(summary: pd.DataFrame, chosen: drift.DriftSettings | None = No
             for column, label, colour, marker in metrics:
                 ax.plot(part["num_threshold"], part[column], marker=marker, color=colour,
                         linestyle=styles.get(cat, "-"), label=f"{label}, JS {cat:g}")
+                if f"{column}_ci_low" in part:
+                    ax.fill_between(part["num_threshold"], part[f"{column}_ci_low"],
+                                    part[f"{column}_ci_high"], color=colour, alpha=0.12)
         if chosen is not None and share == chosen.drift_share:
             ax.axvline(chosen.num_threshold, color="grey", linestyle="--", linewidth=1)
         ax.set_xticks(sorted(summary["num_threshold"].unique()))
         ax.set_xlabel("numeric threshold (normed Wasserstein)")
         ax.set_title(f"a window drifts at drift share >= {share:g}", fontsize=9)
     axes[0][0].set_ylabel("share of windows flagged")
+    figure.suptitle("False alarms against detection, per threshold setting", fontsize=10)
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=7,
                   bbox_to_anchor=(0.5, -0.02 - 0.05 * len(styles)))
@@ -195,15 +224,19 @@ def plot_tradeoff(summary: pd.DataFrame, chosen: drift.DriftSettings | None = No
     return figure
 
 
-def plot_scores(scores: pd.DataFrame, settings: drift.DriftSettings, title: str = ""):
-    """Each column's score per condition (box per shift), with its threshold."""
+def plot_scores(scores: pd.DataFrame, settings: drift.DriftSettings, title: str = "",
+                columns_per_row: int = 4):
+    """Each column's score per condition (box per shift), with its threshold dashed; at most
+    `columns_per_row` panels a row."""
     import matplotlib.pyplot as plt
     columns = list(dict.fromkeys(scores["column"]))
-    figure, axes = plt.subplots(1, len(columns), figsize=(2.1 * len(columns), 3.2),
-                                squeeze=False)
+    rows = -(-len(columns) // columns_per_row)
+    figure, axes = plt.subplots(rows, columns_per_row,
+                                figsize=(2.3 * columns_per_row, 2.5 * rows + 0.5),
+                                squeeze=False, sharey=True)
     labels = [f"{s} {lv:g}" if s != "none" else "same" for s, lv in
               scores[["shift", "level"]].drop_duplicates().itertuples(index=False)]
-    for ax, column in zip(axes[0], columns, strict=True):
+    for ax, column in zip(axes.flat, columns, strict=False):
         part = scores[scores["column"] == column]
         groups = [g["score"].to_numpy() for _, g in part.groupby(["shift", "level"], sort=False)]
         ax.boxplot(groups, vert=True, widths=0.6)
@@ -212,7 +245,12 @@ def plot_scores(scores: pd.DataFrame, settings: drift.DriftSettings, title: str 
         ax.set_yscale("symlog", linthresh=0.05)
         ax.set_ylim(bottom=0)
         ax.set_title(column, fontsize=8)
-    figure.suptitle(title)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel("drift score", fontsize=8)
+    figure.suptitle(f"{title} (threshold dashed)" if title else "score per window (threshold "
+                    "dashed)", fontsize=10)
     figure.tight_layout()
     return figure
 
@@ -259,3 +297,73 @@ def distinct_frames(logs: dict[str, dict]) -> pd.DataFrame:
                           "frames": len(data.frames), "faces": len(data.faces)}
                          for source, conditions in logs.items()
                          for (shift, level), data in conditions.items()])
+
+
+# --------------------------------------------------------------------------------------------
+# Tables for a reader (notebook 10)
+
+QUALITY_COLUMNS = ("brightness", "contrast", "sharpness", "face_px")
+
+
+def settings_table(settings: drift.DriftSettings) -> pd.DataFrame:
+    """Drift settings as a small table (one row per setting; per-column overrides, if any,
+    one row each)."""
+    values = settings.to_dict()
+    overrides = values.pop("per_column") or {}
+    rows = [{"setting": key.replace("_", " "), "value": value} for key, value in values.items()]
+    rows += [{"setting": f"threshold of {column}", "value": value}
+             for column, value in overrides.items()]
+    return pd.DataFrame(rows).set_index("setting")
+
+
+def logged_face(data: LogData, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """One face as the runner logged it: the fields the drift tests read (default: the
+    monitored columns), one row each, for a report."""
+    from face_sentiment.monitoring.settings import MONITORED
+
+    face = data.faces.iloc[0]
+    fields = [c for c in (columns or MONITORED) if c in face.index]
+    return pd.DataFrame({"value": [face[c] for c in fields]},
+                        index=pd.Index(fields, name="logged field"))
+
+
+def quality_comparison(current: pd.DataFrame, reference: pd.DataFrame,
+                       columns: tuple[str, ...] = QUALITY_COLUMNS) -> pd.DataFrame:
+    """Median of each image-quality column in the current faces and in the reference, and
+    their ratio (current / reference): e.g. a sharpness ratio of 0.11 means the current crops'
+    variance of the Laplacian is a ninth of the reference's (blurrier)."""
+    rows = []
+    for column in columns:
+        if column in current and column in reference and reference[column].notna().any():
+            now, then = float(current[column].median()), float(reference[column].median())
+            rows.append({"column": column, "current_median": now, "reference_median": then,
+                         "ratio": now / then if then else np.nan})
+    return pd.DataFrame(rows).set_index("column")
+
+
+def outcome_table(outcomes: dict) -> pd.DataFrame:
+    """`monitor` results by title, one row each: the verdict and exit code, the current window's
+    faces and drifted columns (with scores), and how many tested windows drifted."""
+    rows = []
+    for title, result in outcomes.items():
+        current = result.current.get("result") or {}
+        drifted = [f"{c['column']} {c['score']:.2f}" for c in current.get("columns", [])
+                   if c.get("drifted")]
+        tested = result.timeline[result.timeline["status"] == "tested"]
+        rows.append({"check": title, "verdict": result.verdict, "exit": result.exit_code,
+                     "faces": int(result.current["info"].get("faces", 0)),
+                     "drifted columns (score)": ", ".join(drifted) or "none",
+                     "windows drifted": f"{int(tested['dataset_drift'].sum())} of {len(tested)}"})
+    return pd.DataFrame(rows).set_index("check")
+
+
+def highest_same_scores(scores: pd.DataFrame, settings: drift.DriftSettings) -> pd.DataFrame:
+    """Per source, the highest score of any unshifted window, its column and that column's
+    threshold: how much room the thresholds leave."""
+    same = scores[scores["shift"] == "none"]
+    rows = same.loc[same.groupby("source", sort=False)["score"].idxmax()]
+    return pd.DataFrame({"column": rows["column"].to_numpy(),
+                         "highest_score": rows["score"].to_numpy(),
+                         "threshold": [settings.threshold(c) for c in rows["column"]]},
+                        index=pd.Index(rows["source"].to_numpy(), name="source"))
+

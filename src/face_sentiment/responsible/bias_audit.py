@@ -410,12 +410,13 @@ def mitigate_by_grouped_refit(features: np.ndarray, labels: np.ndarray, groups: 
 
 
 def plot_by_group(table: pd.DataFrame, metric: str = "accuracy", title: str = ""):
-    """Bars of `metric` per group, one bar per model (from `by_group_models`)."""
+    """Bars of `metric` (in percent) per group, one bar per model (from `by_group_models`)."""
 
-    values = table.xs(metric, axis=1, level=1)
+    values = 100 * table.xs(metric, axis=1, level=1)
     ax = values.plot.bar(figsize=(max(4.0, 0.8 * len(values) + 2), 3.2), rot=30)
-    ax.set_ylabel(metric)
-    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"{metric.replace('_', '-')} (%)")
+    ax.set_xlabel(" x ".join(str(n) for n in values.index.names if n) or "group")
+    ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.figure.tight_layout()
@@ -597,3 +598,119 @@ def report(dataset: str, models: list[str], attributes: list[str] | None = None,
     inputs = fer2013_inputs(predictors) if dataset == "fer2013" else \
         folder_inputs(dataset, predictors, attributes, cluster)
     return audit_tables(inputs, resamples, permutations, seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables and findings for a reader (notebook 06): metrics in percent, gaps in points
+
+
+def _is_metric(name) -> bool:
+    """A score column shown in percent: accuracy, macro-F1, a class's recall."""
+    return isinstance(name, str) and (name in ("accuracy", "macro_f1")
+                                      or name.startswith("recall_"))
+
+
+def percent_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A per-group table (`by_group_models`, `by_group_table`) with accuracy, macro-F1 and
+    recalls in percent and named so ('accuracy (%)'); group sizes as they are."""
+    out = table.copy()
+    multi = isinstance(out.columns, pd.MultiIndex)
+    for column in out.columns:
+        if _is_metric(column[-1] if multi else column):
+            out[column] = 100 * out[column]
+    names = out.columns.get_level_values(-1) if multi else out.columns
+    return out.rename(columns={n: f"{n} (%)" for n in names if _is_metric(n)},
+                      level=-1 if multi else None)
+
+
+def _with_value(name, value) -> str:
+    return f"{name} ({100 * value:.1f}%)"
+
+
+def gap_report(gaps: pd.DataFrame) -> pd.DataFrame:
+    """`audit_models`' gap tests for a reader: the worst and best group with their value (in
+    percent), the largest difference in points with its interval, and the permutation p-value
+    raw and Holm-adjusted (the worst/best ratio stays in the full table)."""
+    out = pd.DataFrame(index=gaps.index)
+    out["worst"] = [_with_value(n, v) for n, v in zip(gaps.worst_group, gaps.worst,
+                                                      strict=True)]
+    out["best"] = [_with_value(n, v) for n, v in zip(gaps.best_group, gaps.best, strict=True)]
+    for column in ("difference", "difference_ci_low", "difference_ci_high"):
+        out[column.replace("difference", "gap_points")] = 100 * gaps[column]
+    out["p (raw / Holm)"] = [f"{p:.2g} / {h:.2g}" for p, h in
+                             zip(gaps.difference_p, gaps.difference_p_holm, strict=True)]
+    return out
+
+
+def tradeoff_report(tradeoff: pd.DataFrame) -> pd.DataFrame:
+    """A mitigation trade-off table (`mitigate_by_reweighting` and the like) for a reader:
+    accuracy and macro-F1 in percent, the worst and best group with their accuracy, the gap in
+    points with its interval and its permutation p-value."""
+    out = pd.DataFrame({"accuracy (%)": 100 * tradeoff.accuracy,
+                        "macro_f1 (%)": 100 * tradeoff.macro_f1}, index=tradeoff.index)
+    out["worst group"] = [_with_value(n, v) for n, v in
+                          zip(tradeoff.worst_group, tradeoff.worst_group_accuracy, strict=True)]
+    out["best group"] = [_with_value(n, v) for n, v in
+                         zip(tradeoff.best_group, tradeoff.best_group_accuracy, strict=True)]
+    for column in ("gap", "gap_ci_low", "gap_ci_high"):
+        out[column.replace("gap", "gap_points")] = 100 * tradeoff[column]
+    out["gap_p"] = tradeoff.gap_p
+    return out
+
+
+def largest_gaps(gaps: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Per model, its largest `metric` gap over the audited attributes (one row each, with
+    the attribute), from `audit_models`' table."""
+    part = gaps.xs(metric, level="metric").reset_index()
+    rows = part.loc[part.groupby("model", sort=False)["difference"].idxmax()]
+    return rows.set_index("model")
+
+
+def mitigation_effects(tradeoff: pd.DataFrame) -> pd.DataFrame:
+    """Each refit of a mitigation trade-off table (`mitigate_by_reweighting` and the like)
+    against the original model, in points: the change of overall accuracy, of macro-F1, of
+    the worst group's accuracy and of the gap (negative: narrower), and whether the refit
+    costs accuracy."""
+    original = tradeoff.iloc[0]
+    refits = tradeoff.iloc[1:]
+    out = pd.DataFrame({
+        "accuracy_change": 100 * (refits.accuracy - original.accuracy),
+        "macro_f1_change": 100 * (refits.macro_f1 - original.macro_f1),
+        "worst_group_change": 100 * (refits.worst_group_accuracy
+                                     - original.worst_group_accuracy),
+        "gap_change": 100 * (refits.gap - original.gap)}, index=refits.index)
+    out["costs_accuracy"] = out.accuracy_change < 0
+    return out
+
+
+def condition_bins_source(dataset) -> str:
+    """Where `condition_groups`' bins for this FER2013 cache come from: 'Training' when TF
+    Transform's processed data exists (its Training-quantile buckets), else 'own' (each
+    audited set's own tertiles)."""
+    from face_sentiment.data.processed import ProcessedDataError, current_processed
+
+    try:
+        current_processed(dataset, with_images=False)
+    except (ProcessedDataError, FileNotFoundError):
+        return "own"
+    return "Training"
+
+
+def demographic_report(demographics: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """`demographic_profile` for a reader: shares in percent, the label association with the
+    attribute as the index and its p-value written out (chi-square p-values of this size
+    underflow to 0)."""
+    tables = {}
+    for title, table in demographic_profile(demographics).items():
+        if title.startswith("predicted "):
+            table = table.copy()
+            table["share"] = 100 * table["share"]
+            table = table.rename(columns={"share": "share (%)"}, level=0)
+        elif title.startswith("label association"):
+            table = table.set_index("attribute")
+            table["p"] = [f"{p:.2g}" if p > 0 else "< 1e-300" for p in table["p"]]
+        else:
+            table = 100 * table
+            title = f"{title} (%)"
+        tables[title] = table
+    return tables

@@ -146,40 +146,152 @@ def region_shares(class_maps: np.ndarray, labels: np.ndarray,
                         index=pd.Index(list(names), name="class"))
 
 
-def _symmetric(ax, image: np.ndarray, title: str) -> None:
-    limit = np.nanmax(np.abs(image)) or 1.0
-    ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
-    ax.set_title(title, fontsize=7)
-    ax.axis("off")
+def region_share_intervals(maps: np.ndarray, labels: np.ndarray,
+                           names: list[str] | tuple[str, ...], resamples: int = 1000,
+                           seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """`region_shares`' lower-half share of each class-average map, computed from the per-face
+    maps (`maps`, one per face of class `labels`), with a percentile bootstrap interval that
+    resamples the class's faces: the region a class relies on is established only when the
+    interval is clear of one half (0.5). Classes without faces get NaN."""
+    rng = np.random.default_rng(seed)
+    half = maps.shape[1] // 2
+    tail = (1 - confidence) / 2 * 100
+
+    def lower_share(chosen: np.ndarray) -> float:
+        magnitude = np.abs(chosen.mean(0))
+        total = magnitude.sum()
+        return float(magnitude[half:].sum() / total) if total > 0 else np.nan
+
+    rows = []
+    for cls, name in enumerate(names):
+        members = maps[labels == cls]
+        if not len(members):
+            rows.append({"class": name, "faces": 0, "lower_half_share": np.nan,
+                         "lower_half_share_ci_low": np.nan, "lower_half_share_ci_high": np.nan})
+            continue
+        boot = [lower_share(members[rng.integers(0, len(members), len(members))])
+                for _ in range(resamples)]
+        rows.append({"class": name, "faces": len(members),
+                     "lower_half_share": lower_share(members),
+                     "lower_half_share_ci_low": float(np.nanpercentile(boot, tail)),
+                     "lower_half_share_ci_high": float(np.nanpercentile(boot, 100 - tail))})
+    return pd.DataFrame(rows).set_index("class")
+
+
+def sanity_check(similarity: dict[str, np.ndarray], repeatability: dict[str, np.ndarray | float],
+                 resamples: int = 2000, seed: int = 0, alpha: float = 0.05,
+                 confidence: float = 0.95) -> pd.DataFrame:
+    """The randomisation check's verdict per method, from per-face rank correlations.
+
+    `similarity`: method -> trained-vs-randomised correlation per face (`rank_similarity`);
+    `repeatability`: method -> how alike two maps of the *trained* model are at all (per face,
+    e.g. SHAP with two seeds), or a number for a deterministic method (Grad-CAM: 1). A face
+    whose map is flat (NaN, e.g. a randomised Grad-CAM that the ReLU zeroed) has no ranking to
+    compare: it is counted in `flat_maps` and left out of the statistics (such a map did not
+    survive randomisation). The method passes when trained-vs-randomised is below its
+    repeatability face by face: one-sided Wilcoxon signed-rank test, p < `alpha`. Medians come
+    with `confidence` percentile bootstrap intervals over faces."""
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(seed)
+    tail = (1 - confidence) / 2 * 100
+
+    def median_ci(values: np.ndarray) -> tuple[float, float, float]:
+        if not len(values):
+            return np.nan, np.nan, np.nan
+        boot = np.median(rng.choice(values, (resamples, len(values))), axis=1)
+        return (float(np.median(values)), float(np.percentile(boot, tail)),
+                float(np.percentile(boot, 100 - tail)))
+
+    rows = []
+    for method, values in similarity.items():
+        values = np.asarray(values, float)
+        reference = repeatability[method]
+        paired = np.broadcast_to(np.asarray(reference, float), values.shape)
+        kept = np.isfinite(values) & np.isfinite(paired)
+        differences = values[kept] - paired[kept]
+        p = (float(wilcoxon(differences, alternative="less").pvalue)
+             if len(differences) and np.any(differences != 0) else np.nan)
+        similar, low, high = median_ci(values[kept])
+        if np.ndim(reference):
+            repeat, repeat_low, repeat_high = median_ci(paired[kept])
+        else:
+            repeat = repeat_low = repeat_high = float(reference)
+        rows.append({"method": method, "faces": int(kept.sum()),
+                     "flat_maps": int((~np.isfinite(values)).sum()),
+                     "trained_vs_randomised": similar, "trained_vs_randomised_ci_low": low,
+                     "trained_vs_randomised_ci_high": high, "repeatability": repeat,
+                     "repeatability_ci_low": repeat_low, "repeatability_ci_high": repeat_high,
+                     "wilcoxon_p": p,
+                     "verdict": "passes" if p < alpha else "fails"})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def _bare(ax) -> None:
+    """A map panel: no ticks, but room for a row label."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 def plot_explanations(faces: np.ndarray, shap_maps: np.ndarray, cams: np.ndarray,
-                      titles: list[str]) -> Figure:
-    """Columns: faces; rows: the face, SHAP (red raises the class), Grad-CAM overlay."""
-    fig, axes = plt.subplots(3, len(faces), figsize=(1.5 * len(faces), 4.8), squeeze=False)
-    for i, face in enumerate(faces):
-        axes[0, i].imshow(face, cmap="gray")
-        axes[0, i].set_title(titles[i], fontsize=7)
-        _symmetric(axes[1, i], shap_maps[i], "SHAP")
-        axes[2, i].imshow(face, cmap="gray")
-        axes[2, i].imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-        axes[2, i].set_title("Grad-CAM", fontsize=7)
-        for ax in (axes[0, i], axes[2, i]):
-            ax.axis("off")
-    fig.tight_layout()
-    return fig
+                      titles: list[str], per_figure: int = 4, title: str = "") -> list[Figure]:
+    """Figures of at most `per_figure` faces (columns): the face, its SHAP map (red raises the
+    class, blue lowers it; one colour scale per figure, clipped at the 99th percentile of
+    |SHAP|) and its Grad-CAM over the face (0-1), each row with a colour bar."""
+    figures = []
+    for start in range(0, len(faces), per_figure):
+        chunk = range(start, min(start + per_figure, len(faces)))
+        fig, axes = plt.subplots(3, per_figure, figsize=(1.9 * per_figure + 1.4, 6.4),
+                                 squeeze=False, constrained_layout=True)
+        limit = float(np.nanpercentile(np.abs(shap_maps[list(chunk)]), 99)) or 1.0
+        shap_image = cam_image = None
+        for column, i in enumerate(chunk):
+            axes[0, column].imshow(faces[i], cmap="gray")
+            axes[0, column].set_title(titles[i], fontsize=8)
+            shap_image = axes[1, column].imshow(shap_maps[i], cmap="bwr", vmin=-limit,
+                                                vmax=limit)
+            axes[2, column].imshow(faces[i], cmap="gray")
+            cam_image = axes[2, column].imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        for column in range(per_figure):
+            for row in range(3):
+                _bare(axes[row, column])
+                if column >= len(chunk):
+                    axes[row, column].axis("off")
+        for row, label in enumerate(("face (true class,\ntop probability)", "SHAP",
+                                     "Grad-CAM")):
+            axes[row, 0].set_ylabel(label, fontsize=8)
+        fig.colorbar(shap_image, ax=axes[1, :], shrink=0.9, label="SHAP value")
+        fig.colorbar(cam_image, ax=axes[2, :], shrink=0.9, label="Grad-CAM (0-1)")
+        fig.suptitle(f"{title} (faces {chunk.start + 1}-{chunk.stop} of {len(faces)})"
+                     if title else f"faces {chunk.start + 1}-{chunk.stop} of {len(faces)}",
+                     fontsize=10)
+        figures.append(fig)
+    return figures
 
 
 def plot_class_maps(mean_face: np.ndarray, maps: np.ndarray, names: list[str],
-                    title: str) -> Figure:
-    """One panel per class: its mean map over the average face."""
-    fig, axes = plt.subplots(1, len(names), figsize=(1.6 * len(names), 2.0), squeeze=False)
-    for ax, cls_map, name in zip(axes[0], maps, names, strict=True):
+                    title: str, colorbar_label: str = "mean attribution",
+                    symmetric: bool = True, columns: int = 4) -> Figure:
+    """One panel per class (at most `columns` a row): its mean map over the average face, on
+    one colour scale for all classes (symmetric red/blue for signed maps, else 0 to the
+    largest value), with a colour bar."""
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns + 1.2, 2.1 * rows + 0.5),
+                             squeeze=False, constrained_layout=True)
+    finite = maps[np.isfinite(maps)]
+    largest = float(np.abs(finite).max()) if finite.size else 1.0
+    scale = (dict(cmap="bwr", vmin=-largest, vmax=largest) if symmetric
+             else dict(cmap="inferno", vmin=0, vmax=largest))
+    image = None
+    for ax, cls_map, name in zip(axes.flat, maps, names, strict=False):
         ax.imshow(mean_face, cmap="gray")
-        limit = np.nanmax(np.abs(cls_map)) if np.isfinite(cls_map).any() else 1.0
-        ax.imshow(cls_map, cmap="bwr", alpha=0.6, vmin=-limit, vmax=limit)
+        image = ax.imshow(cls_map, alpha=0.6, **scale)
         ax.set_title(name, fontsize=8)
+        _bare(ax)
+    for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.colorbar(image, ax=axes, shrink=0.8, label=colorbar_label)
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -15,7 +15,7 @@ from face_sentiment.evaluation.ab_testing import (
     compare,
     compare_pairs,
 )
-from face_sentiment.evaluation.stats import (
+from face_sentiment.stats import (
     accuracy_interval,
     bootstrap_difference,
     mcnemar_exact,

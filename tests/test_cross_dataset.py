@@ -120,7 +120,7 @@ def test_aggregate_per_sequence_averages_frames(tmp_path):
 
 def test_metrics_interval_resamples_subjects_when_clustered(tmp_path):
     """The interval is stats.accuracy_interval's, over images or over `cluster` values."""
-    from face_sentiment.evaluation.stats import accuracy_interval
+    from face_sentiment.stats import accuracy_interval
 
     result = cd.score(StubPredictor(), fd.load_folder_dataset(_write(tmp_path, ROWS)))
     result.probabilities[0] = np.eye(7)[FER2013_CLASSES.index("neutral")]  # one S1 frame wrong

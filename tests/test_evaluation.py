@@ -16,13 +16,16 @@ from sklearn.metrics import f1_score
 from face_sentiment.evaluation.metrics import (
     QUALITY_SLICES,
     Evaluation,
+    break_ties,
     comparison_table,
     eval_config,
     evaluate_all,
     evaluate_on_sets,
     evaluate_predictor,
     expected_calibration_error,
+    headline_table,
     per_class_metrics,
+    per_class_table,
     plot_confusion,
     plot_confusion_matrix,
     plot_reliability,
@@ -32,7 +35,9 @@ from face_sentiment.evaluation.metrics import (
     run_tfma,
     summary_metrics,
     tfma_metrics_table,
+    tfma_per_class,
     tfma_slice_accuracy,
+    worst_confusion,
 )
 
 matplotlib.use("Agg")
@@ -198,6 +203,16 @@ def test_predictions_frame_columns_and_values():
     for row, vector in enumerate(frame["prediction"]):
         assert vector.dtype == np.float32 and vector.shape == (3,)
         np.testing.assert_allclose(vector, PROBS4[row], rtol=1e-6)
+
+
+def test_ties_at_the_top_go_to_the_first_class_as_numpy_argmax_has_it():
+    tied = np.array([[0.25, 0.375, 0.375, 0.0], [0.5, 0.25, 0.25, 0.0]], np.float32)
+    broken = break_ties(tied)
+    assert broken.argmax(axis=1).tolist() == tied.argmax(axis=1).tolist() == [1, 0]
+    assert (broken[:, 1] > broken[:, 2])[0] and broken[0, 2] < 0.375  # the tie is gone
+    np.testing.assert_array_equal(broken[1], tied[1])  # a row without a tie is unchanged
+    np.testing.assert_array_equal(broken[0, [0, 3]], tied[0, [0, 3]])  # nor are untied entries
+    assert np.abs(broken - tied).max() <= 2e-6
 
 
 def test_predictions_frame_with_features_aligns_on_position():
@@ -380,7 +395,7 @@ def test_evaluate_on_sets_cuts_each_set_and_names_evaluations_after_it():
 
 def test_comparison_table_with_the_accuracy_interval():
     """The column is stats.accuracy_interval over images, in percent."""
-    from face_sentiment.evaluation.stats import accuracy_interval
+    from face_sentiment.stats import accuracy_interval
 
     labels, probabilities = confident_rows(0.9, 40, 30)
     evaluation = Evaluation("toy", labels, probabilities, CLASSES3)
@@ -392,6 +407,42 @@ def test_comparison_table_with_the_accuracy_interval():
     everything_right = Evaluation("right", *confident_rows(0.9, 10, 10), CLASSES3)
     assert comparison_table([everything_right], 200).loc["right", "accuracy 95% CI"] == \
         "100.00 to 100.00"
+
+
+def test_report_tables_are_in_percent_with_the_interval_columns():
+    from face_sentiment.stats import accuracy_interval
+
+    labels, probabilities = confident_rows(0.9, 40, 30)
+    evaluation = Evaluation("toy", labels, probabilities, CLASSES3)
+    _, low, high = accuracy_interval(evaluation.predicted == labels, 500, seed=1)
+    table = headline_table({"toy": evaluation}, resamples=500, seed=1)
+    assert table.loc["toy", "accuracy %"] == pytest.approx(75.0)
+    assert table.loc["toy", "accuracy %_ci_low"] == pytest.approx(100 * low)
+    assert table.loc["toy", "accuracy %_ci_high"] == pytest.approx(100 * high)
+    assert table.loc["toy", "top-2 accuracy %"] == pytest.approx(
+        100 * evaluation.summary()["top2_accuracy"])
+    assert "accuracy %_ci_low" not in headline_table([evaluation]).columns
+    other = Evaluation("other", LABELS4, PROBS4, CLASSES3)
+    per_class = per_class_table([other, Evaluation("same", LABELS4, PROBS4, CLASSES3)])
+    assert list(per_class.columns[:4]) == [("", "faces"), ("other", "precision %"),
+                                           ("other", "recall %"), ("other", "F1 %")]
+    assert per_class[("", "faces")].tolist() == [2, 1, 1]
+    assert per_class[("other", "recall %")].tolist() == pytest.approx([50.0, 100.0, 0.0])
+
+
+def test_worst_confusion_is_the_largest_row_share():
+    # class a: one right, one taken for c; class b right; class c taken for b
+    assert worst_confusion(Evaluation("x", LABELS4, PROBS4, CLASSES3)) == ("c", "b", 1.0)
+
+
+def test_tfma_per_class_reads_top1_sub_keys():
+    table = tfma_metrics_table(SimpleNamespace(slicing_metrics=[((), {"": {
+        "classId:1 topK:1": {"precision": {"doubleValue": 0.5}, "recall": {"doubleValue": 1.0}},
+        "classId:0 topK:1": {"precision": {"doubleValue": 1.0}, "recall": {"doubleValue": 0.5}},
+    }})]))
+    per_class = tfma_per_class(table, CLASSES3[:2])
+    assert list(per_class.index) == ["a", "b"]
+    assert per_class.loc["a", "recall"] == 0.5 and per_class.loc["b", "precision"] == 0.5
 
 
 # --- one real TFMA run -----------------------------------------------------------------------
@@ -420,6 +471,11 @@ def test_run_tfma_agrees_with_scikit_learn(tmp_path):
         row = slices.loc[f"true_class={name}"]
         assert row["n"] == 9
         assert row["accuracy"] == pytest.approx(correct[labels == index].mean(), abs=1e-6)
+    # per-class precision and recall of the top-1 prediction: scikit-learn's exactly
+    per_class = tfma_per_class(tfma_metrics_table(result), classes)
+    expected = evaluation.per_class()
+    np.testing.assert_allclose(per_class["recall"], expected["recall"], atol=1e-6)
+    np.testing.assert_allclose(per_class["precision"], expected["precision"], atol=1e-6)
     bins = frame["brightness_bin"].to_numpy()
     for tertile in ("low", "mid", "high"):
         row = slices.loc[f"brightness_bin={tertile}"]

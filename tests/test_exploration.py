@@ -126,11 +126,46 @@ def test_plot_class_balance(full_dataset):
 def test_sample_grid_shows_up_to_per_class_faces(full_dataset):
     fig = exploration.sample_grid(full_dataset, per_class=3, split="PublicTest", seed=5)
     assert isinstance(fig, Figure)
-    assert len(fig.axes) == 7 * 3
-    shown = [len(ax.images) for ax in fig.axes]
-    assert sum(shown) == 7 * 2  # two PublicTest images per class, third column empty
-    assert fig.axes[0].get_title(loc="left") == "angry"
+    assert len(fig.axes) == 7  # one panel per class, at most two side by side
+    assert all(len(ax.images) == 1 for ax in fig.axes)
+    tiled = fig.axes[0].images[0].get_array()
+    assert tiled.shape == (48, 3 * 48 + 2 * 2)  # three slots across, 2-pixel gaps
+    assert (np.asarray(tiled[:, 2 * 50:]) == 255).all()  # two PublicTest faces: third slot empty
+    assert fig.axes[0].get_title(loc="left") == "angry (2 in PublicTest)"
     assert "seed 5" in fig._suptitle.get_text()
+
+
+def test_montage_tiles_rows_of_faces():
+    faces = np.arange(5 * 2 * 3).reshape(5, 2, 3).astype(np.uint8)
+    tiled = exploration.montage(faces, per_row=2, gap=1)
+    assert tiled.shape == (3 * 2 + 2, 2 * 3 + 1)
+    np.testing.assert_array_equal(tiled[3:5, 4:7], faces[3])
+    assert (tiled[6:, 4:] == 255).all()  # the sixth slot is empty
+
+
+def test_majority_baseline_and_provenance(full_dataset):
+    table = exploration.majority_baseline(full_dataset)
+    assert list(table.index) == list(SPLITS)
+    assert table.loc["Training", "majority class"] == "angry"  # a tie: the first class
+    assert table.loc["PublicTest", "majority share %"] == pytest.approx(100 / 7)
+    assert table.loc["PrivateTest", "images"] == 14
+    facts = exploration.provenance(full_dataset)["value"]
+    assert facts["images"] == 42 and facts["sha256"] == full_dataset.data_hash
+
+
+def test_duplicate_summary_counts_leaked_test_faces(fer2013_csv):
+    dataset = load_dataset(fer2013_csv)
+    summary = exploration.duplicate_summary(dataset, exploration.duplicate_report(dataset))
+    counts = summary["count"]
+    # Rows 0 (Training) and 4 (PublicTest) are byte-identical.
+    assert counts["duplicate groups"] == 1 and counts["images in them"] == 2
+    assert counts["groups with conflicting labels"] == 1
+    assert counts["PublicTest images with a copy in Training"] == 1
+    assert counts["PrivateTest images with a copy in Training"] == 0
+    assert counts["pairs of copies within Training"] == 0
+    near_blank = exploration.near_blank_by_split(dataset)
+    assert list(near_blank.index) == list(SPLITS)
+    assert near_blank["images"].sum() == len(dataset.labels)
 
 
 def test_intensity_histograms_one_line_per_class(full_dataset):

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from face_sentiment.evaluation.stats import macro_f1, wilson_interval
 from face_sentiment.monitoring import drift
 from face_sentiment.monitoring.logs import LogError, load_logs
 from face_sentiment.monitoring.performance import join_labels, window_performance
 from face_sentiment.monitoring.settings import Window, parse_window
+from face_sentiment.stats import macro_f1, wilson_interval
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 T0 = 1_780_000_000.0

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from face_sentiment.evaluation.stats import wilson_interval
 from face_sentiment.monitoring import drift, experiments
+from face_sentiment.stats import wilson_interval
 
 
 def _scores() -> pd.DataFrame:

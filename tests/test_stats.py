@@ -1,4 +1,4 @@
-"""One definition of each statistic (face_sentiment.evaluation.stats), and every stage using it.
+"""One definition of each statistic (face_sentiment.stats), and every stage using it.
 
 The case that used to split the package: a class the test set does not contain, predicted
 once. Macro-F1 leaves that class out (its prediction is still a miss of the true class), and
@@ -13,14 +13,15 @@ import pytest
 
 from face_sentiment.evaluation.ab_testing import compare
 from face_sentiment.evaluation.metrics import summary_metrics
-from face_sentiment.evaluation.stats import (
+from face_sentiment.monitoring.performance import window_performance
+from face_sentiment.responsible import bias_audit
+from face_sentiment.stats import (
     bootstrap,
     cluster_units,
     macro_f1,
+    majority_class,
     resample,
 )
-from face_sentiment.monitoring.performance import window_performance
-from face_sentiment.responsible import bias_audit
 
 CLASSES = ("angry", "disgust", "fear")
 # class 2 (fear) is absent from the labels but predicted once
@@ -78,3 +79,10 @@ def test_bootstrap_can_go_on_drawing_from_one_generator():
     again = bootstrap(np.mean, values, resamples=50, seed=3)
     assert first == again
     assert all(np.isnan(bootstrap(np.mean, np.zeros(0), resamples=5)))
+
+
+def test_majority_class_is_the_accuracy_of_always_answering_it():
+    assert majority_class(np.array([3, 3, 1, 3])) == (3, 0.75)
+    assert majority_class(np.array([0, 1]), 7) == (0, 0.5)  # a tie: the first class
+    top, share = majority_class(np.array([], dtype=int))
+    assert top == 0 and np.isnan(share)

@@ -293,3 +293,85 @@ def test_photographs_join_distillation_with_their_labels_in_both_halves(monkeypa
     assert np.array_equal(targets[:2], pack_targets(hard, soft))  # FER2013: the teachers
     photos = np.eye(7, dtype=np.float32)[[5, 6]]
     assert np.array_equal(targets[2:], pack_targets(photos, photos))  # photographs: labels
+
+
+# --- notebook 04's and 03's tables -----------------------------------------------------------
+
+def test_screen_verdict_names_a_method_only_when_it_learnt_and_stands_clear():
+    import pandas as pd
+
+    from face_sentiment.model.training import screen_table, screen_verdict
+
+    def screen(rows):
+        return pd.DataFrame(rows, columns=["PublicTest accuracy", "PublicTest accuracy_ci_low",
+                                           "PublicTest accuracy_ci_high"],
+                            index=["standardize", "clahe"][:len(rows)]).assign(
+            **{"commonest answer": "happy", "commonest answer share": 0.5,
+               "train images": 256, "epochs": 1, "seconds": 1.0})
+
+    below = screen([[0.20, 0.19, 0.21], [0.249, 0.235, 0.263]])
+    assert screen_verdict(below, 0.249) == (None, "no run's accuracy is above the "
+                                                  "majority-class rate")
+    overlapping = screen([[0.40, 0.38, 0.42], [0.41, 0.39, 0.43]])
+    winner, reason = screen_verdict(overlapping, 0.249)
+    assert winner is None and "overlaps standardize" in reason
+    clear = screen([[0.40, 0.38, 0.42], [0.46, 0.44, 0.48]])
+    assert screen_verdict(clear, 0.249)[0] == "clahe"
+    assert screen_verdict(screen([[0.40, 0.38, 0.42]]), 0.249)[0] == "standardize"
+    table = screen_table(below, 0.249)
+    assert table.loc["clahe", "accuracy %"] == pytest.approx(24.9)
+    assert table.loc["clahe", "accuracy %_ci_low"] == pytest.approx(23.5)
+    assert table["above the majority rate (24.9%)"].tolist() == ["no", "no"]
+    assert table.loc["clahe", "its share %"] == pytest.approx(50.0)
+
+
+def test_history_summary_per_run_and_per_member():
+    import pandas as pd
+
+    from face_sentiment.model.training import history_summary
+
+    run = pd.DataFrame({"epoch": [0, 1, 2], "accuracy": [0.3, 0.4, 0.5],
+                        "val_accuracy": [0.30, 0.45, 0.40]})
+    table = history_summary(run)
+    assert list(table.index) == ["this run"]
+    assert table.loc["this run", "best epoch"] == 2
+    assert table.loc["this run", "last PublicTest %"] == pytest.approx(40.0)
+    members = pd.concat([run.assign(member=0), run.assign(member=1)])
+    assert list(history_summary(members).index) == ["member 0", "member 1"]
+
+
+def test_config_table_shows_what_differs_from_the_full_profile():
+    from face_sentiment.model.training import config_table
+
+    table = config_table(TrainingConfig(run_name="ci", epochs=1, max_train_images=512))
+    assert table.loc["epochs", "this profile"] == 1
+    assert table.loc["epochs", "full profile"] == 70
+    assert table.loc["label_set", "full profile"] == ""  # the same
+    assert table.loc["stage_filters", "this profile"] == "24, 48, 96, 192"
+    assert table.loc["max_train_images", "full profile"] == "none"
+    assert table.loc["preprocessing", "this profile"] == "standardize"
+    assert "teachers" not in table.index  # neither sets any
+
+
+def test_card_tables_read_the_card(tmp_path):
+    from face_sentiment.model.training import card_metrics_table, members_table
+
+    member = tmp_path / "models" / "teachers" / "a"
+    member.mkdir(parents=True)
+    (member / "model_card.json").write_text(json.dumps(
+        {"training": {"init_model": "models/teachers/base/face_sentiment.keras",
+                      "selection": "last"}}))
+    card = {"metrics": {"PrivateTest": {"n": 10, "accuracy": 0.6, "macro_f1": 0.5,
+                                        "top2_accuracy": 0.8, "accuracy_ci": [0.5, 0.7]}},
+            "members": {"members": [{"teacher": "models/teachers/a/face_sentiment.keras",
+                                     "run_name": "a", "epochs": 8,
+                                     "publictest_accuracy": 0.66,
+                                     "compute": {"wall_hours": 0.1,
+                                                 "process_cpu_hours": 0.2}}]}}
+    metrics = card_metrics_table(card)
+    assert metrics.loc["PrivateTest", "accuracy %"] == pytest.approx(60.0)
+    assert metrics.loc["PrivateTest", "accuracy %_ci_high"] == pytest.approx(70.0)
+    members = members_table(card, tmp_path)
+    assert members.loc["a", "fine-tuned from"] == "base"
+    assert members.loc["a", "epoch kept"] == "last"
+    assert members.loc["a", "PublicTest accuracy %"] == pytest.approx(66.0)

@@ -20,10 +20,12 @@ from face_sentiment.data.validation import (
     SCHEMA_PATH,
     ValidationResult,
     anomalies_table,
+    drift_skew_table,
     feature_table,
     infer_curated_schema,
     load_schema,
     save_schema,
+    schema_table,
     split_statistics,
     statistics_table,
     validate,
@@ -220,6 +222,34 @@ def test_splits_from_one_distribution_pass(statistics, schema):
                 assert measurement.value < measurement.threshold / 2, (check, info)
     # The committed contract accepts them as well.
     assert validate(official(statistics), load_schema()).ok
+
+
+@pytest.mark.slow
+def test_measurements_show_every_drift_and_skew_distance(statistics, schema):
+    passing = validate(official(statistics), schema).measurements()
+    # brightness, contrast, sharpness, clipped_fraction and the label, in each of the four
+    # drift/skew checks, and none over its threshold
+    assert set(passing.check) == {"drift:PublicTest", "drift:PrivateTest", "skew:PublicTest",
+                                  "skew:PrivateTest"}
+    assert set(passing.feature) == {*NUMERIC_FEATURES, "label"}
+    assert len(passing) == 4 * 5 and not passing.over.any()
+    label = passing[passing.feature == "label"]
+    assert (label.measure == "L-infinity").all()
+    assert np.allclose(label.threshold, LABEL_LINF_THRESHOLD)
+    altered = validate(official(statistics, PrivateTest="Altered"), schema).measurements()
+    over = altered[altered.over]
+    assert set(zip(over.check, over.feature, strict=True)) == {
+        ("drift:PrivateTest", "brightness"), ("skew:PrivateTest", "brightness")}
+    assert drift_skew_table({}).empty
+
+
+def test_schema_table_reads_the_committed_contract():
+    table = schema_table(load_schema())
+    assert set(table.index) == SCHEMA_FEATURES
+    assert table.loc["brightness", "allowed values"] == "0 to 255"
+    assert table.loc["label", "allowed values"] == ", ".join(FER2013_CLASSES)
+    assert table.loc["label", "drift threshold"] == str(LABEL_LINF_THRESHOLD)
+    assert (table.presence == "required").all()
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,13 @@ def format_number(value) -> str:
     return f"{value:.3g}"
 
 
+def _interval(low, high) -> str:
+    """'0.61-0.65', or '-6.3 to -3.7' when a bound is negative (a dash would read as minus)."""
+    joint = " to " if (isinstance(low, numbers.Number) and low < 0) or (
+        isinstance(high, numbers.Number) and high < 0) else "-"
+    return f"{format_number(low)}{joint}{format_number(high)}"
+
+
 def merge_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns `x`, `x_low`, `x_high` (or `x_ci_low`, `x_ci_high`) as one column of cells
     'x (low-high)'; other columns as they are."""
@@ -44,7 +51,7 @@ def merge_intervals(frame: pd.DataFrame) -> pd.DataFrame:
         for low_suffix, high_suffix in INTERVAL_SUFFIXES:
             low, high = f"{name}{low_suffix}", f"{name}{high_suffix}"
             if low in out.columns and high in out.columns and name in out.columns:
-                out[name] = [f"{format_number(v)} ({format_number(a)}-{format_number(b)})"
+                out[name] = [f"{format_number(v)} ({_interval(a, b)})"
                              if isinstance(v, numbers.Number) and not pd.isna(v) else
                              format_number(v)
                              for v, a, b in zip(out[name], out[low], out[high], strict=True)]

@@ -121,6 +121,7 @@ body.show-code .jp-CodeCell .jp-Cell-inputWrapper { display: flex; }
   .jp-RenderedHTMLCommon table { font-size: 10px; }
   pre { white-space: pre-wrap; word-break: break-word; }
   .jp-Cell { break-inside: avoid-page; }
+  h1, h2, h3 { break-after: avoid-page; }
 }
 </style>"""
 READER_SCRIPT = """<button id="show-code" type="button">show code</button>
@@ -184,6 +185,9 @@ def reader_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cells.append(cell)
     summary = [copy.deepcopy(cell) for cell in cells
                if SUMMARY_TAG in cell.metadata.get("tags", [])]
+    for number, cell in enumerate(summary):  # a copy needs its own id (nbformat 4.5)
+        if "id" in cell:
+            cell["id"] = f"summary-copy-{number}"
     if summary and cells and cells[0].cell_type == "markdown":
         heading = nbformat.v4.new_markdown_cell("## Summary\n\n(The findings, computed in "
                                                 "this run; repeated at the end.)")
@@ -322,6 +326,8 @@ def headline(executed: Path) -> str:
         if SUMMARY_TAG not in cell.metadata.get("tags", []):
             continue
         for out in cell.get("outputs", []):
+            if out.get("name") == "stderr":
+                continue
             text = out.get("data", {}).get("text/markdown") or out.get("text", "")
             for line in str(text).splitlines():
                 line = line.strip().lstrip("-*> ").replace("**", "").replace("`", "")

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.data.quality import QUALITY_COLUMNS
 from face_sentiment.labels import FER2013_CLASSES, SPLITS
+from face_sentiment.stats import majority_class
 
 
 def class_balance(dataset: Fer2013Dataset) -> pd.DataFrame:
@@ -23,6 +24,29 @@ def class_balance(dataset: Fer2013Dataset) -> pd.DataFrame:
                         margins=True, margins_name="total", dropna=False)
     table.index.name, table.columns.name = "split", "class"
     return table
+
+
+def provenance(dataset: Fer2013Dataset) -> pd.DataFrame:
+    """Where the data came from, for citing it: source file, format, sha256 and images."""
+    manifest = dataset.manifest
+    return pd.Series({
+        "source": manifest.get("source", ""), "format": manifest.get("source_format", ""),
+        "sha256": dataset.data_hash, "images": int(len(dataset.labels)),
+    }, name="value").rename_axis("FER2013").to_frame()
+
+
+def majority_baseline(dataset: Fer2013Dataset) -> pd.DataFrame:
+    """Per split: its most frequent class, the accuracy of always answering that class
+    (its share) and uniform chance over the classes, both in percent: the floor any model's
+    accuracy is read against."""
+    rows = {}
+    for index, split in enumerate(SPLITS):
+        labels = dataset.labels[dataset.splits == index]
+        top, share = majority_class(labels, len(FER2013_CLASSES))
+        rows[split] = {"images": int(len(labels)), "majority class": FER2013_CLASSES[top],
+                       "majority share %": 100 * share,
+                       "chance %": 100 / len(FER2013_CLASSES)}
+    return pd.DataFrame(rows).T.rename_axis("split")
 
 
 def plot_class_balance(dataset: Fer2013Dataset) -> Figure:
@@ -44,21 +68,44 @@ def plot_class_balance(dataset: Fer2013Dataset) -> Figure:
     return fig
 
 
+def montage(images: np.ndarray, per_row: int, gap: int = 2) -> np.ndarray:
+    """Equal-sized grey images tiled into one, `per_row` across, on a white ground (an empty
+    slot stays white)."""
+    images = np.asarray(images)
+    count, height, width = images.shape[:3]
+    rows = max(1, -(-count // per_row))
+    canvas = np.full((rows * (height + gap) - gap, per_row * (width + gap) - gap), 255,
+                     np.uint8)
+    for index, image in enumerate(images):
+        top, left = (index // per_row) * (height + gap), (index % per_row) * (width + gap)
+        canvas[top:top + height, left:left + width] = image
+    return canvas
+
+
 def sample_grid(dataset: Fer2013Dataset, per_class: int = 8, split: str = "Training",
-                seed: int = 0) -> Figure:
-    """A row of random example faces for every class."""
+                seed: int = 0, faces_per_row: int = 4, panels_per_row: int = 2) -> Figure:
+    """Random example faces of every class: one panel per class (its faces tiled, at most
+    `faces_per_row` across; a slot stays white when the class has fewer faces), at most
+    `panels_per_row` panels side by side so that the faces stay legible on a printed page."""
     rng = np.random.default_rng(seed)
     in_split = dataset.split_mask(split)
-    fig, axes = plt.subplots(len(FER2013_CLASSES), per_class,
-                             figsize=(per_class * 0.9, len(FER2013_CLASSES) * 0.95))
-    for row, name in enumerate(FER2013_CLASSES):
-        candidates = np.flatnonzero(in_split & (dataset.labels == row))
+    across = max(1, min(faces_per_row, per_class))
+    face_rows = -(-per_class // across)
+    panel_rows = -(-len(FER2013_CLASSES) // panels_per_row)
+    fig, axes = plt.subplots(panel_rows, panels_per_row, squeeze=False,
+                             figsize=(panels_per_row * across * 0.95,
+                                      panel_rows * (face_rows * 0.95 + 0.35) + 0.4))
+    size = dataset.images.shape[1:3]
+    for index, (ax, name) in enumerate(zip(axes.ravel(), FER2013_CLASSES, strict=False)):
+        candidates = np.flatnonzero(in_split & (dataset.labels == index))
         chosen = rng.choice(candidates, size=min(per_class, len(candidates)), replace=False)
-        for column, ax in enumerate(axes[row]):
-            ax.axis("off")
-            if column < len(chosen):
-                ax.imshow(dataset.images[chosen[column]], cmap="gray", vmin=0, vmax=255)
-        axes[row][0].set_title(name, fontsize=8, loc="left")
+        faces = np.full((per_class, *size), 255, np.uint8)
+        faces[:len(chosen)] = dataset.images[chosen]
+        ax.imshow(montage(faces, across), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{name} ({len(candidates)} in {split})", fontsize=9, loc="left")
+        ax.axis("off")
+    for ax in axes.ravel()[len(FER2013_CLASSES):]:
+        fig.delaxes(ax)
     fig.suptitle(f"Random {split} faces per class (seed {seed})", fontsize=10)
     fig.tight_layout()
     return fig
@@ -90,19 +137,25 @@ def quality_by_class(dataset: Fer2013Dataset, split: str = "Training") -> pd.Dat
     return summary.reindex(FER2013_CLASSES)
 
 
+QUALITY_UNITS = {"brightness": "mean grey level (0-255)",
+                 "contrast": "grey-level standard deviation",
+                 "sharpness": "variance of the Laplacian (log scale)",
+                 "clipped_fraction": "share of pixels at 0 or 255"}
+
+
 def plot_quality_by_class(dataset: Fer2013Dataset, split: str = "Training") -> Figure:
-    """Box plots of brightness, contrast, sharpness and clipping per class."""
+    """Box plots of brightness, contrast, sharpness and clipping per class (2 x 2 panels)."""
     mask = dataset.split_mask(split)
     features = dataset.features.loc[mask]
     labels = dataset.labels[mask]
-    names = ("brightness", "contrast", "sharpness", "clipped_fraction")
-    fig, axes = plt.subplots(1, len(names), figsize=(14, 3.4))
-    for ax, name in zip(axes, names, strict=True):
+    fig, axes = plt.subplots(2, 2, figsize=(8.5, 6.2))
+    for ax, (name, unit) in zip(axes.ravel(), QUALITY_UNITS.items(), strict=True):
         values = [features[name].to_numpy()[labels == i] for i in range(len(FER2013_CLASSES))]
         ax.boxplot(values, showfliers=False)
-        ax.set_xticks(range(1, len(FER2013_CLASSES) + 1), FER2013_CLASSES, rotation=60,
+        ax.set_xticks(range(1, len(FER2013_CLASSES) + 1), FER2013_CLASSES, rotation=45,
                       fontsize=8)
         ax.set_title(name)
+        ax.set_ylabel(unit, fontsize=8)
         if name == "sharpness":
             ax.set_yscale("log")
     fig.suptitle(f"Image quality per class ({split}; whiskers 1.5 IQR, outliers hidden)")
@@ -126,18 +179,55 @@ def duplicate_report(dataset: Fer2013Dataset) -> pd.DataFrame:
     return report.sort_values("images", ascending=False)
 
 
+def duplicate_summary(dataset: Fer2013Dataset, duplicates: pd.DataFrame) -> pd.DataFrame:
+    """The counts behind `duplicate_report` (its result is `duplicates`): groups, images in
+    them, groups spanning splits or carrying conflicting labels, pairs of copies within each
+    split, and the test images with a copy in Training (faces a model may have trained on)."""
+    groups = dataset.features["duplicate_group"].to_numpy()
+    in_groups = groups >= 0
+    training = SPLITS.index("Training")
+    training_groups = np.unique(groups[in_groups & (dataset.splits == training)])
+    rows = {"duplicate groups": len(duplicates),
+            "images in them": int(duplicates["images"].sum()),
+            "groups spanning splits": int(duplicates["cross_split"].sum()),
+            "groups with conflicting labels": int(duplicates["label_conflict"].sum())}
+    for index, split in enumerate(SPLITS):
+        sizes = np.bincount(groups[in_groups & (dataset.splits == index)]) if in_groups.any() \
+            else np.zeros(0, int)
+        rows[f"pairs of copies within {split}"] = int((sizes * (sizes - 1) // 2).sum())
+    for index, split in enumerate(SPLITS):
+        if index != training:
+            leaked = (dataset.splits == index) & in_groups & np.isin(groups, training_groups)
+            rows[f"{split} images with a copy in Training"] = int(leaked.sum())
+    return pd.Series(rows, name="count").to_frame()
+
+
+def near_blank_by_split(dataset: Fer2013Dataset) -> pd.DataFrame:
+    """Near-blank images (no face: pixel standard deviation under 2 grey levels) per split."""
+    near_blank = dataset.features["near_blank"].to_numpy(bool)
+    return pd.DataFrame({"near-blank images": [int((near_blank & (dataset.splits == i)).sum())
+                                               for i in range(len(SPLITS))],
+                         "images": [int((dataset.splits == i).sum())
+                                    for i in range(len(SPLITS))]},
+                        index=pd.Index(SPLITS, name="split"))
+
+
 def show_images(dataset: Fer2013Dataset, indices: np.ndarray, title: str,
-                max_images: int = 12) -> Figure:
-    """A strip of the given images with their split and label."""
+                max_images: int = 12, per_row: int = 4) -> Figure:
+    """The given images with their split and label, at most `per_row` side by side."""
     indices = np.asarray(indices)[:max_images]
-    fig, axes = plt.subplots(1, max(len(indices), 1), figsize=(max(len(indices), 1) * 1.1, 1.6),
+    columns = max(1, min(len(indices), per_row))
+    rows = max(1, -(-len(indices) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.35, rows * 1.55 + 0.35),
                              squeeze=False)
-    for ax, index in zip(axes[0], indices, strict=False):
+    for ax, index in zip(axes.ravel(), indices, strict=False):
         ax.imshow(dataset.images[index], cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"{SPLITS[dataset.splits[index]][:5]}\n{FER2013_CLASSES[dataset.labels[index]]}",
-                     fontsize=7)
-    for ax in axes[0]:
+                     fontsize=8)
+    for ax in axes.ravel():
         ax.axis("off")
+    for ax in axes.ravel()[max(len(indices), 1):]:
+        fig.delaxes(ax)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

@@ -190,7 +190,7 @@ def plot_buckets(processed: ProcessedData, split: str = "Training"):
     import matplotlib.pyplot as plt
 
     part = processed.table[processed.table["split"] == split]
-    fig, axes = plt.subplots(1, len(BUCKETED), figsize=(4 * len(BUCKETED), 3))
+    fig, axes = plt.subplots(1, len(BUCKETED), figsize=(3 * len(BUCKETED), 3))
     for ax, name in zip(axes, BUCKETED, strict=True):
         values = part[name].to_numpy()
         upper = np.quantile(values, 0.99)
@@ -198,8 +198,10 @@ def plot_buckets(processed: ProcessedData, split: str = "Training"):
         for bucket, label in enumerate(BUCKET_NAMES):
             ax.hist(values[part[f"{name}_bucket"].to_numpy() == bucket], bins=bins,
                     label=label, alpha=0.8)
-        ax.set_title(f"{name} ({split})", fontsize=9)
-        ax.set_xlabel(name)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(name, fontsize=8)
+        ax.set_ylabel("faces", fontsize=8)
     axes[0].legend(title="bucket", fontsize=8)
+    fig.suptitle(f"Quality buckets at Training's tertile boundaries ({split})", fontsize=9)
     fig.tight_layout()
     return fig

@@ -56,6 +56,9 @@ class ValidationResult:
     def table(self) -> pd.DataFrame:
         return anomalies_table(self.anomalies)
 
+    def measurements(self) -> pd.DataFrame:
+        return drift_skew_table(self.anomalies)
+
 
 def feature_table(dataset: Fer2013Dataset) -> pd.DataFrame:
     """One row per image: split, label and quality features, as TFDV sees them."""
@@ -119,6 +122,33 @@ def infer_curated_schema(training_stats: statistics_pb2.DatasetFeatureStatistics
     return schema
 
 
+def schema_table(schema: schema_pb2.Schema) -> pd.DataFrame:
+    """The contract for a reader: each feature's type, presence, allowed values and the
+    drift/skew threshold it is held to."""
+    kinds = {"BYTES": "string", "INT": "integer", "FLOAT": "float"}
+    rows = {}
+    for feature in schema.feature:
+        if feature.HasField("float_domain") or feature.HasField("int_domain"):
+            domain = feature.float_domain if feature.HasField("float_domain") \
+                else feature.int_domain
+            allowed = f"{domain.min:,.10g} to {domain.max:,.10g}"
+        elif feature.HasField("domain"):
+            allowed = ", ".join(tfdv.get_domain(schema, feature.name).value)
+        else:
+            allowed = "any"
+        comparator = feature.drift_comparator
+        threshold = (comparator.jensen_shannon_divergence.threshold
+                     if comparator.HasField("jensen_shannon_divergence") else
+                     comparator.infinity_norm.threshold
+                     if comparator.HasField("infinity_norm") else None)
+        rows[feature.name] = {
+            "type": kinds.get(schema_pb2.FeatureType.Name(feature.type), "other"),
+            "presence": "required" if feature.presence.min_fraction == 1.0 else "optional",
+            "allowed values": allowed,
+            "drift threshold": f"{threshold:g}" if threshold else "none"}
+    return pd.DataFrame(rows).T.rename_axis("feature")
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> schema_pb2.Schema:
     if not path.exists():
         raise FileNotFoundError(f"no data contract at {path}; run `face-sentiment validate "
@@ -160,6 +190,41 @@ def anomalies_table(anomalies: dict[str, anomalies_pb2.Anomalies]) -> pd.DataFra
     return pd.DataFrame(rows, columns=["check", "feature", "anomaly", "detail"])
 
 
+MEASURES = {anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "JS divergence",
+            anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity",
+            anomalies_pb2.DriftSkewInfo.Measurement.NORMALIZED_ABSOLUTE_DIFFERENCE:
+            "normalised absolute difference"}
+
+
+def drift_skew_table(anomalies: dict[str, anomalies_pb2.Anomalies]) -> pd.DataFrame:
+    """Every drift and skew distance TFDV measured (over its threshold or not), one row per
+    check and feature: the measure, its value, the threshold and whether the value is over
+    it. The evidence behind a pass, not only the failures."""
+    rows = []
+    for check, result in anomalies.items():
+        for info in result.drift_skew_info:
+            for measurement in (*info.drift_measurements, *info.skew_measurements):
+                rows.append({"check": check, "feature": ".".join(info.path.step),
+                             "measure": MEASURES.get(measurement.type, "other"),
+                             "value": measurement.value, "threshold": measurement.threshold,
+                             "over": measurement.value > measurement.threshold})
+    return pd.DataFrame(rows, columns=["check", "feature", "measure", "value", "threshold",
+                                       "over"])
+
+
+def measurements_by_check(measurements: pd.DataFrame) -> pd.DataFrame:
+    """`drift_skew_table` as one row per feature and measure, one column per check, and the
+    threshold (a compact view for a report)."""
+    if measurements.empty:
+        return pd.DataFrame()
+    table = measurements.pivot_table(index=["feature", "measure"], columns="check",
+                                     values="value", sort=False)
+    thresholds = measurements.groupby(["feature", "measure"], sort=False)["threshold"].first()
+    table["threshold"] = thresholds
+    table.columns.name = None
+    return table
+
+
 def statistics_table(statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList]
                      ) -> pd.DataFrame:
     """Count, mean, std, min, median and max of every numeric feature per split."""
@@ -188,17 +253,25 @@ def run_validation(dataset: Fer2013Dataset, beam_args: str | list[str] | None = 
     return validate(statistics, load_schema())
 
 
+FEATURE_UNITS = {"brightness": "mean grey level", "contrast": "grey-level standard deviation",
+                 "sharpness": "variance of the Laplacian",
+                 "clipped_fraction": "share of pixels at 0 or 255"}
+
+
 def plot_feature_distributions(table: pd.DataFrame, splits: tuple[str, ...] = SPLITS):
-    """Density histograms of each numeric feature per split: the input of the drift checks."""
+    """Density histograms of each numeric feature per split (2 x 2 panels): the input of the
+    drift checks."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(NUMERIC_FEATURES), figsize=(14, 3))
-    for ax, name in zip(axes, NUMERIC_FEATURES, strict=True):
+    fig, axes = plt.subplots(2, 2, figsize=(8.5, 5.8))
+    for ax, name in zip(axes.ravel(), NUMERIC_FEATURES, strict=True):
         for split in splits:
             ax.hist(table.loc[table.split == split, name], bins=40, density=True,
                     histtype="step", label=split)
         ax.set_title(name)
-    axes[0].legend(fontsize=8)
+        ax.set_xlabel(FEATURE_UNITS.get(name, name), fontsize=8)
+        ax.set_ylabel("density", fontsize=8)
+    axes[0][0].legend(fontsize=8)
     fig.suptitle("Feature distributions per split (the input to the drift checks)")
     fig.tight_layout()
     return fig

@@ -5,7 +5,8 @@
 - `ensemble`: averaged models (flip / multi-crop TTA), their scores, the one-graph export,
   and the teachers' cached soft targets for distillation.
 - `metrics`: FER2013 metrics with TFMA, calibration, slices, the confusion plot.
-- `ab_testing`: McNemar's exact test, paired bootstrap intervals, the promotion rule.
+- `ab_testing`: A/B comparison of two models and the promotion rule (its statistics, like
+  every stage's, come from the top-level `face_sentiment.stats`).
 - `cross_dataset`: scoring on labelled folder datasets through the Pi's detector and framing;
   held-out people and k-fold models of a photo split.
 - `prior_shift`: EM re-estimation of class priors under label shift (a measurement).
@@ -24,8 +25,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "summary_metrics": "metrics", "plot_confusion": "metrics",
     "plot_confusion_matrix": "metrics",
     "compare": "ab_testing", "compare_pairs": "ab_testing",
-    "bootstrap_difference": "ab_testing", "accuracy_interval": "ab_testing",
-    "balanced_accuracy_interval": "ab_testing",
+    "bootstrap_difference": "ab_testing",
     "CrossValidatedModel": "cross_dataset", "held_out_subset": "cross_dataset",
     "estimate_priors": "prior_shift",
     "export_run": "release", "evaluate_run": "release", "ship": "release",

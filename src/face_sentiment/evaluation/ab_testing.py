@@ -1,5 +1,5 @@
 """A/B comparison of two models on the same test images: McNemar's exact test, a bootstrap
-confidence interval of the accuracy difference and macro-F1 (all from `evaluation.stats`),
+confidence interval of the accuracy difference and macro-F1 (all from `stats`),
 plus the rule for promoting a challenger.
 
 Promotion rule (the champion is the shipped model): a challenger replaces it only when, on
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from face_sentiment.evaluation.stats import bootstrap_difference, macro_f1, mcnemar_exact
+from face_sentiment.stats import bootstrap_difference, macro_f1, mcnemar_exact
 
 ALPHA = 0.05
 MAX_MACRO_F1_DROP = 0.01
@@ -75,3 +75,21 @@ def compare_pairs(labels: np.ndarray, predicted: dict[str, np.ndarray],
     rows = {f"{a} -> {b}": compare(labels, predicted[a], predicted[b], a, b, resamples,
                                    seed).to_dict() for a, b in pairs}
     return pd.DataFrame(rows).T
+
+
+def readable_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """`compare_pairs`' table for a report: accuracies in percent, the difference B - A in
+    points with its 95% interval, the discordant counts, McNemar's p and the rule's verdict."""
+    table = pd.DataFrame({
+        "accuracy A %": 100 * pairs["accuracy_a"].astype(float),
+        "accuracy B %": 100 * pairs["accuracy_b"].astype(float),
+        "B - A (points)": 100 * pairs["difference"].astype(float),
+        "B - A (points)_ci_low": 100 * pairs["ci_low"].astype(float),
+        "B - A (points)_ci_high": 100 * pairs["ci_high"].astype(float),
+        "only A right": pairs["only_a_correct"].astype(int),
+        "only B right": pairs["only_b_correct"].astype(int),
+        "McNemar p": pairs["mcnemar_p"].astype(float),
+        "B promoted": ["yes" if promote else "no" for promote in pairs["promote_b"]],
+    }, index=pairs.index)
+    return table.rename_axis("A -> B")
+

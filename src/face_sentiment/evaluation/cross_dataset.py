@@ -35,7 +35,7 @@ from face_sentiment.data.folder_dataset import (
 )
 from face_sentiment.evaluation.metrics import per_class_metrics, plot_confusion_matrix
 from face_sentiment.evaluation.predictors import load_predictors
-from face_sentiment.evaluation.stats import (
+from face_sentiment.stats import (
     accuracy_interval,
     balanced_accuracy_interval,
     macro_f1,
@@ -495,7 +495,7 @@ def versus(results: dict[str, CrossResult], cluster: str | None = None,
     models' accuracy and balanced accuracy, and ours minus theirs in points with a paired
     bootstrap interval (whole `cluster`s resampled when given, e.g. people), plus the
     majority-class share and chance for scale."""
-    from face_sentiment.evaluation.stats import bootstrap, bootstrap_difference, majority_class
+    from face_sentiment.stats import bootstrap, bootstrap_difference, majority_class
 
     ours_name, ours = next(iter(results.items()))
     clusters = ours.table[cluster].to_numpy() if cluster else None

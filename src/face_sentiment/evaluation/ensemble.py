@@ -201,7 +201,7 @@ def score_ensemble(ensemble: Ensemble, faces: np.ndarray, labels: np.ndarray,
     import pandas as pd
 
     from face_sentiment.evaluation.ab_testing import compare
-    from face_sentiment.evaluation.stats import accuracy_interval, macro_f1
+    from face_sentiment.stats import accuracy_interval, macro_f1
 
     predictions = ensemble.member_predictions(faces)
     combined = ensemble.combine(predictions)

@@ -2,9 +2,11 @@
 
 TensorFlow Model Analysis computes the headline metrics and every slice (by true class and by
 brightness, contrast and sharpness tertiles) from a predictions table with
-`tfma.analyze_raw_data` (an Apache Beam pipeline). The same numbers are cross-checked with
-scikit-learn, which also gives macro-F1 and per-class precision/recall; calibration (expected
-calibration error and the reliability diagram) is computed here.
+`tfma.analyze_raw_data` (an Apache Beam pipeline). Its per-class precision and recall count a
+face as predicted for the class it ranks first (top-1, as the model answers), so they are the
+same quantities scikit-learn computes from the argmax; both are shown side by side as a
+cross-check. Calibration (expected calibration error and the reliability diagram) is computed
+here, and the report tables (`headline_table`, `per_class_table`) are in percent.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from face_sentiment.data.transform import BUCKET_NAMES
-from face_sentiment.evaluation.stats import accuracy_interval, macro_f1
+from face_sentiment.stats import accuracy_interval, macro_f1
 
 QUALITY_SLICES = ("brightness", "contrast", "sharpness")
 TERTILES = BUCKET_NAMES  # ("low", "mid", "high"): tft.bucketize ids 0, 1, 2
@@ -79,6 +81,18 @@ def per_class_metrics(labels: np.ndarray, predicted: np.ndarray,
                          "support": support}, index=pd.Index(classes, name="class"))
 
 
+def worst_confusion(evaluation: Evaluation) -> tuple[str, str, float]:
+    """The largest off-diagonal share of a row-normalised confusion matrix: (true class,
+    class it is taken for, share of the true class's faces)."""
+    classes = len(evaluation.classes)
+    matrix = confusion_matrix(evaluation.labels, evaluation.predicted,
+                              labels=np.arange(classes)).astype(float)
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    np.fill_diagonal(shares, -1.0)
+    true, predicted = np.unravel_index(int(shares.argmax()), shares.shape)
+    return evaluation.classes[true], evaluation.classes[predicted], float(shares[true, predicted])
+
+
 def reliability_table(labels: np.ndarray, probabilities: np.ndarray,
                       bins: int = 15) -> pd.DataFrame:
     """Top-class confidence bins: count, mean confidence and accuracy in each."""
@@ -118,12 +132,28 @@ def quality_bins(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(bins, index=features.index)
 
 
+def break_ties(probabilities: np.ndarray, step: float = 1e-6) -> np.ndarray:
+    """Float32 probabilities where no row's top value is shared: in a row whose highest
+    probability several classes tie (an int8 model's outputs are quantised), each tied class
+    loses `step` times its index, so every reader's top-1 (TFMA's, TensorFlow's) is the first
+    of them, as numpy's argmax and so `Evaluation.predicted` have it. Other rows and entries
+    are unchanged; `step` is far below an int8 output's resolution (1/256)."""
+    probabilities = np.array(probabilities, dtype=np.float32)
+    top = probabilities.max(axis=1, keepdims=True)
+    at_top = probabilities == top
+    tied = at_top.sum(axis=1) > 1
+    offsets = step * np.arange(probabilities.shape[1], dtype=np.float32)
+    probabilities[tied] -= at_top[tied] * offsets
+    return probabilities
+
+
 def predictions_frame(evaluation: Evaluation, features: pd.DataFrame | None = None
                       ) -> pd.DataFrame:
-    """The table TFMA reads: label, prediction (probability vector) and slice columns."""
+    """The table TFMA reads: label, prediction (probability vector, ties at the top broken as
+    `break_ties` does) and slice columns."""
     frame = pd.DataFrame({
         "label": evaluation.labels.astype(np.int64),
-        "prediction": list(evaluation.probabilities.astype(np.float32)),
+        "prediction": list(break_ties(evaluation.probabilities)),
         "true_class": np.asarray(evaluation.classes)[evaluation.labels],
     })
     if features is not None:
@@ -133,7 +163,9 @@ def predictions_frame(evaluation: Evaluation, features: pd.DataFrame | None = No
 
 
 def eval_config(num_classes: int, slice_columns: list[str]):
-    """TFMA EvalConfig: overall and per-slice accuracy, top-2, per-class precision/recall."""
+    """TFMA EvalConfig: overall and per-slice accuracy, top-2, and per-class precision and
+    recall of the top-1 prediction (a face counts as predicted for class c when c has the
+    highest probability; without top_k, TFMA would threshold each probability at 0.5)."""
     import tensorflow_model_analysis as tfma
 
     slices = "\n".join(f'slicing_specs {{ feature_keys: ["{c}"] }}' for c in slice_columns)
@@ -148,8 +180,8 @@ def eval_config(num_classes: int, slice_columns: list[str]):
         }}
         metrics_specs {{
           binarize {{ class_ids {{ values: [{class_ids}] }} }}
-          metrics {{ class_name: "Precision" }}
-          metrics {{ class_name: "Recall" }}
+          metrics {{ class_name: "Precision" config: '"top_k": 1' }}
+          metrics {{ class_name: "Recall" config: '"top_k": 1' }}
         }}
         slicing_specs {{}}
         {slices}
@@ -159,10 +191,12 @@ def eval_config(num_classes: int, slice_columns: list[str]):
 def run_tfma(frame: pd.DataFrame, num_classes: int, output_path: Path | None = None):
     """Run TFMA over a predictions frame; returns the EvalResult."""
     import tensorflow_model_analysis as tfma
+    from tensorflow.python.util import deprecation
 
     slice_columns = [c for c in frame.columns if c == "true_class" or c.endswith("_bin")]
-    return tfma.analyze_raw_data(frame, eval_config(num_classes, slice_columns),
-                                 output_path=str(output_path) if output_path else None)
+    with deprecation.silence():  # TFMA's writer calls a deprecated TF reader on every run
+        return tfma.analyze_raw_data(frame, eval_config(num_classes, slice_columns),
+                                     output_path=str(output_path) if output_path else None)
 
 
 def tfma_metrics_table(result) -> pd.DataFrame:
@@ -189,6 +223,15 @@ def tfma_slice_accuracy(table: pd.DataFrame) -> pd.DataFrame:
                                     "sparse_top_k_categorical_accuracy": "top2_accuracy",
                                     "example_count": "n"})
     return renamed[["n", "accuracy", "top2_accuracy"]].sort_index()
+
+
+def tfma_per_class(table: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFrame:
+    """TFMA's overall per-class precision and recall (top-1), one row per class, from
+    `tfma_metrics_table` (sub-keys 'classId:<i> topK:1')."""
+    rows = table[(table.slice == "overall") & table.sub_key.str.startswith("classId:")].copy()
+    rows["class"] = [classes[int(key.split()[0].split(":")[1])] for key in rows.sub_key]
+    pivot = rows.pivot_table(index="class", columns="metric", values="value")
+    return pivot[["precision", "recall"]].reindex(classes).rename_axis("class")
 
 
 def plot_confusion_matrix(counts: np.ndarray, rows: list[str] | tuple[str, ...],
@@ -292,3 +335,38 @@ def comparison_table(evaluations: list[Evaluation] | dict[str, Evaluation],
         table["accuracy 95% CI"] = [interval_text(*e.accuracy_interval(resamples, seed)[1:])
                                     for e in evaluations]
     return table
+
+
+def headline_table(evaluations: list[Evaluation] | dict[str, Evaluation],
+                   resamples: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """`comparison_table` for a report: accuracy (with its 95% bootstrap interval when
+    `resamples` is given), macro-F1, top-2 accuracy and ECE all in percent, NLL in nats; one
+    row per evaluation."""
+    evaluations = list(evaluations.values()) if isinstance(evaluations, dict) else evaluations
+    rows = {}
+    for evaluation in evaluations:
+        summary = evaluation.summary()
+        row = {"images": summary["n"], "accuracy %": 100 * summary["accuracy"]}
+        if resamples:
+            _, low, high = evaluation.accuracy_interval(resamples, seed)
+            row.update({"accuracy %_ci_low": 100 * low, "accuracy %_ci_high": 100 * high})
+        row.update({"macro-F1 %": 100 * summary["macro_f1"],
+                    "top-2 accuracy %": 100 * summary["top2_accuracy"],
+                    "ECE %": 100 * summary["ece"], "NLL (nats)": summary["nll"]})
+        rows[evaluation.name] = row
+    return pd.DataFrame(rows).T.rename_axis("model")
+
+
+def per_class_table(evaluations: list[Evaluation] | dict[str, Evaluation]) -> pd.DataFrame:
+    """Per-class precision, recall and F1 of several evaluations on the same faces, in
+    percent, side by side (columns: model, metric), with each class's number of faces."""
+    evaluations = list(evaluations.values()) if isinstance(evaluations, dict) else evaluations
+    first = evaluations[0].per_class()
+    parts = {("", "faces"): first["support"]}
+    for evaluation in evaluations:
+        table = evaluation.per_class()
+        for metric, label in (("precision", "precision %"), ("recall", "recall %"),
+                              ("f1", "F1 %")):
+            parts[(evaluation.name, label)] = 100 * table[metric]
+    return pd.DataFrame(parts)
+

@@ -27,7 +27,6 @@ from face_sentiment.evaluation.metrics import (
     summary_metrics,
 )
 from face_sentiment.evaluation.predictors import Predictor, TFLitePredictor, load_predictor
-from face_sentiment.evaluation.stats import accuracy_interval
 from face_sentiment.labels import class_names
 from face_sentiment.live.classifier import write_self_test
 from face_sentiment.live.interpreter import runtime_name
@@ -49,6 +48,7 @@ from face_sentiment.model_card import (
 )
 from face_sentiment.paths import copy_atomic, models_dir, runs_dir, write_atomic
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
+from face_sentiment.stats import accuracy_interval
 
 
 def run_config(run: str) -> dict:

@@ -91,6 +91,8 @@ def plot_degraded(faces: np.ndarray, variants: int = 6, rate: float = 0.5, seed:
             axes[row][column].imshow(image, cmap="gray", vmin=0, vmax=255)
             axes[row][column].axis("off")
     axes[0][0].set_title("input", fontsize=8)
+    for column in range(1, variants + 1):
+        axes[0][column].set_title(f"degraded {column}", fontsize=8)
     fig.suptitle(f"Camera augmentation at rate {rate} (resolution, blur, gamma, noise, JPEG)",
                  fontsize=9)
     fig.tight_layout()

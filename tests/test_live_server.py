@@ -751,8 +751,10 @@ def test_the_runner_started_elsewhere_finds_its_model_and_says_things_once(tmp_p
         return subprocess.run([sys.executable, str(ROOT / "pi" / "run.py"), "--source", "demo",
                                "--benchmark", "3", "--warmup", "0", "--serve", "127.0.0.1:0",
                                *extra], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=120, env={**os.environ, **(env or {})})
+                              timeout=120, env={**base, **(env or {})})
 
+    # an in-process CLI test may have set the quiet flag in this process: not for these runs
+    base = {k: v for k, v in os.environ.items() if k != "FACE_SENTIMENT_QUIET"}
     loud = run("--out", str(tmp_path / "loud"))
     assert loud.returncode == 0, loud.stderr[-2000:]
     summary = json.loads((tmp_path / "loud" / "benchmark.json").read_text())

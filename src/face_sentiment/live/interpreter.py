@@ -186,9 +186,10 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = 1,
     return interpreter
 
 
-def latency_ms(model_path: str | Path, sample: np.ndarray, threads: int = 1, runs: int = 300,
-               warmup: int = 30, backend: str | None = None) -> dict[str, float]:
-    """Per-input latency of a TFLite model, batch 1: p50 and p95 of `runs` timed invokes after
+def latency_samples(model_path: str | Path, sample: np.ndarray, threads: int = 1,
+                    runs: int = 300, warmup: int = 30, backend: str | None = None
+                    ) -> np.ndarray:
+    """Per-invoke latencies (ms) of a TFLite model, batch 1: `runs` timed invokes after
     `warmup` untimed ones. `sample` is a preprocessed float input; integer models get it
     quantised with their own input parameters."""
     import time
@@ -205,5 +206,12 @@ def latency_ms(model_path: str | Path, sample: np.ndarray, threads: int = 1, run
         interpreter.invoke()
         if run >= warmup:
             timings.append((time.perf_counter() - started) * 1000)
-    p50, p95 = np.percentile(timings, [50, 95])
+    return np.asarray(timings)
+
+
+def latency_ms(model_path: str | Path, sample: np.ndarray, threads: int = 1, runs: int = 300,
+               warmup: int = 30, backend: str | None = None) -> dict[str, float]:
+    """p50 and p95 of `latency_samples`: the one latency figure of a model file."""
+    p50, p95 = np.percentile(latency_samples(model_path, sample, threads, runs, warmup, backend),
+                             [50, 95])
     return {"p50_ms": float(p50), "p95_ms": float(p95)}

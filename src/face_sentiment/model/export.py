@@ -20,7 +20,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from face_sentiment.live.interpreter import available_backends, latency_ms, runtime_name
+from face_sentiment.live.interpreter import (
+    available_backends,
+    latency_ms,
+    latency_samples,
+    runtime_name,
+)
 from face_sentiment.paths import write_atomic
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
 
@@ -79,29 +84,6 @@ def export_variants(model: keras.Model, out_dir: Path, calibration_inputs: np.nd
     return {variant: write_atomic(out_dir / f"{stem}_{variant}.tflite",
                                       convert(model, variant, calibration))
             for variant in variants}
-
-
-def latency_samples(model_path: str | Path, sample: np.ndarray, threads: int = 1,
-                    runs: int = 300, warmup: int = 30, backend: str | None = None
-                    ) -> np.ndarray:
-    """The per-invoke latencies (ms) that `latency_ms` summarises: `runs` timed invokes of one
-    input (batch 1) after `warmup` untimed ones, for intervals on the percentiles."""
-    import time
-
-    from face_sentiment.live.classifier import quantize
-    from face_sentiment.live.interpreter import load_interpreter
-
-    interpreter = load_interpreter(model_path, num_threads=threads, backend=backend)
-    detail = interpreter.get_input_details()[0]
-    batch = quantize(np.asarray(sample[:1], np.float32), detail)
-    timings = []
-    for run in range(warmup + runs):
-        started = time.perf_counter()
-        interpreter.set_tensor(detail["index"], batch)
-        interpreter.invoke()
-        if run >= warmup:
-            timings.append((time.perf_counter() - started) * 1000)
-    return np.asarray(timings)
 
 
 def _bootstrap_medians(samples: np.ndarray, resamples: int, rng: np.random.Generator

@@ -9,9 +9,9 @@
 // timeline follow the pushed records, and the token leaves the address bar. On a phone-sized
 // page fed a canned record (a long source name, a face marked held) nothing overflows the
 // screen and the held face is marked.
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 function option(name, fallback) {
   const index = process.argv.indexOf(`--${name}`);
@@ -33,21 +33,7 @@ function check(name, ok, detail) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let browser;
 try {
-  if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}`);
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ], // playwright's launch() gives Chromium a fresh, temporary --user-data-dir itself
-  });
+  browser = await launchChromium(executablePath);
 
   // 1. The token is enforced: API and stream refuse requests without it, the page asks for it.
   const anonymous = await browser.newContext();

@@ -4,9 +4,8 @@
 // right edge passes it, and any markdown cell (the report's prose) that does not show. Used by face_sentiment.reports (make reports) and its tests.
 //
 //   node tests/print-layout.mjs REPORT.html [...]   -> JSON {"file": [offenders...]} on stdout
-import { existsSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 // A4 is 210 mm wide; the reports print with 12 mm margins (reports.READER_STYLE): 186 mm.
 const PAGE_WIDTH_PX = Math.floor((186 / 25.4) * 96);
@@ -19,13 +18,7 @@ if (!files.length) {
 }
 let browser;
 try {
-  if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}`);
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium(executablePath);
   const page = await browser.newPage({ viewport: { width: PAGE_WIDTH_PX, height: 1100 } });
   await page.emulateMedia({ media: "print" });
   const found = {};

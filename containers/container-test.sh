@@ -5,8 +5,10 @@
 #   1. face-sentiment-pi: its HEALTHCHECK, user (not root) and commit (label and environment);
 #      the demo clip with --serve 0.0.0.0:8080 --token, published on a free 127.0.0.1 port: the
 #      page, one MJPEG frame, 401 without the token, the health check healthy, SIGTERM -> 130;
-#      `--benchmark` into its default folder (reports/pi-bench under /app); `predict` on a
-#      mounted folder with one photo (skimage's astronaut, taken from the image itself);
+#      `--benchmark` into its default folder (reports/pi-bench under /app), on the model of
+#      record of a mounted registry (its current version, not models/); `predict` on a
+#      mounted folder with one photo (skimage's astronaut, taken from the image itself). The
+#      image has no model: models/ is mounted read-only at /app/models;
 #   2. face-sentiment-workbench: its user (not root) writes the reports' index to a bind
 #      mount: the files are that user's on the host and name the image's commit; then
 #      `face-sentiment --help` and `make test-fast` inside.
@@ -67,6 +69,9 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# The image carries no model: the committed models/ is the model of record unless a registry
+# with a current version is mounted at /registry.
+models=(-v "$root/models:/app/models:ro")
 
 step "runner image: health check, user, commit"
 health="$(podman image inspect --format '{{json .Config.Healthcheck}}' "$runner")"
@@ -77,7 +82,7 @@ uid="$(podman run --rm --no-healthcheck --entrypoint id "$runner" -u)"
 echo "runner: uid $uid, commit $(image_commit "$runner")"
 
 step "runner image: demo clip, live page on 127.0.0.1:$port"
-quiet podman run -d --name "$name" -p "127.0.0.1:$port:8080" "$runner" \
+quiet podman run -d --name "$name" "${models[@]}" -p "127.0.0.1:$port:8080" "$runner" \
   --source demo --serve 0.0.0.0:8080 --token="$token" >/dev/null
 
 python3 - "$port" "$token" <<'EOF'
@@ -151,8 +156,16 @@ code="$(podman inspect "$name" --format '{{.State.ExitCode}}')"
 [[ "$code" == 130 ]] || { podman logs "$name" | tail -20; fail "runner exit $code, not 130"; }
 step "runner image: live page passed (healthy; SIGTERM -> exit 130 with its summary)"
 
-step "runner image: --benchmark 20 on the demo clip into its default folder"
-podman run --name "$bench" --no-healthcheck "$runner" --source demo --benchmark 20 --warmup 2 \
+step "runner image: --benchmark 20 on the demo clip, the model of record from a registry"
+# A registry whose current version is another model (the previous shipped one): the runner's
+# default must be that version, read through the mount, not models/.
+mkdir -p "$tmp/registry/versions/v0002"
+cp "$root/models/teachers/ensemble-v1/face_sentiment_int8.tflite" \
+  "$root/models/teachers/ensemble-v1/model_card.json" "$tmp/registry/versions/v0002/"
+echo '{"version": "v0002", "stack": ["v0001", "v0002"]}' >"$tmp/registry/current.json"
+chmod -R a+rX "$tmp/registry"
+podman run --name "$bench" --no-healthcheck "${models[@]}" -v "$tmp/registry:/registry:ro" \
+  "$runner" --source demo --benchmark 20 --warmup 2 \
   >"$tmp/bench.log" 2>&1 || { tail -20 "$tmp/bench.log"; fail "the benchmark failed"; }
 podman cp "$bench:/app/reports/pi-bench" "$tmp/" \
   || fail "no /app/reports/pi-bench in the benchmark's container"
@@ -166,8 +179,9 @@ summary = json.loads((folder / "benchmark.json").read_text())
 assert summary["frames"] == 20, summary["frames"]
 rows = (folder / "benchmark_frames.csv").read_text().splitlines()
 assert len(rows) == 21, len(rows)  # a header, then one row per timed frame
-print(f"benchmark: {summary['frames']} frames, {summary['fps_end_to_end']} FPS -> "
-      "/app/reports/pi-bench/benchmark.json and benchmark_frames.csv")
+assert summary["model"] == "/registry/versions/v0002/face_sentiment_int8.tflite", summary["model"]
+print(f"benchmark: {summary['frames']} frames, {summary['fps_end_to_end']} FPS on "
+      f"{summary['model']} -> /app/reports/pi-bench/benchmark.json and benchmark_frames.csv")
 PY
 
 step "runner image: predict on a mounted folder"
@@ -175,7 +189,8 @@ mkdir "$tmp/photos"
 podman run --rm --no-healthcheck --entrypoint sh "$runner" \
   -c 'cat /opt/venv/lib/python3*/site-packages/skimage/data/astronaut.png' \
   >"$tmp/photos/astronaut.png"
-podman run --rm --no-healthcheck -v "$tmp/photos:/photos:ro" "$runner" predict /photos \
+podman run --rm --no-healthcheck "${models[@]}" -v "$tmp/photos:/photos:ro" "$runner" \
+  predict /photos \
   >"$tmp/predict.json" 2>"$tmp/predict.err" || { cat "$tmp/predict.err"; fail "predict failed"; }
 python3 - "$tmp/predict.json" <<'PY'
 import json

@@ -8,8 +8,12 @@ checkout, to read (never write) its profiles. The real data's paths, the optiona
 and the tiny stand-in models are in helpers.py.
 """
 
+import ast
 import gzip
+import itertools
+import re
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,6 +28,51 @@ from synthetic import (
 
 from face_sentiment.labels import FERPLUS_VOTE_COLUMNS, SPLITS
 
+# --- collection: a module that -m deselects whole is not imported ----------------------------
+
+def _module_marks(path: Path) -> set[str]:
+    """The marks a test module's `pytestmark` gives every test in it, read from its source
+    (importing it is what this saves)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == "pytestmark"
+                                                for target in node.targets):
+            return {mark.attr for mark in ast.walk(node.value) if isinstance(mark, ast.Attribute)
+                    and getattr(mark.value, "attr", None) == "mark"}
+    return set()
+
+
+def _never_selected(marks: set[str], markexpr: str) -> bool:
+    """Whether `markexpr` (-m) deselects every test that carries `marks`, whatever other marks
+    a test adds: tried with each combination of the other names the expression uses."""
+    others = sorted(set(re.findall(r"[A-Za-z_]\w*", markexpr)) - {"and", "or", "not"} - marks)
+    if not marks or not markexpr or len(others) > 10:
+        return False
+    try:
+        from _pytest.mark.expression import Expression  # the parser -m itself uses
+        expression = Expression.compile(markexpr)
+    except Exception:  # another pytest's internals or a bad expression: collect as usual
+        return False
+    for chosen in itertools.product((False, True), repeat=len(others)):
+        present = marks | {name for name, on in zip(others, chosen, strict=True) if on}
+        if expression.evaluate(_matcher(present)):
+            return False
+    return True
+
+
+def _matcher(present: set[str]):
+    """-m's matcher for a test with these marks (keyword arguments of a mark are not read)."""
+    return lambda name, /, **kwargs: name in present
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Skip a test module whose module-level marks already deselect all of it: `make test-fast`
+    (-m "not ... tensorflow") then does not import TensorFlow, seconds on a busy machine, only
+    to deselect a module of TensorFlow tests. None: pytest decides as usual."""
+    if (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
+            and _never_selected(_module_marks(collection_path),
+                                config.getoption("markexpr", "") or "")):
+        return True
+    return None
 
 @pytest.fixture(autouse=True)
 def project_root(tmp_path, monkeypatch):
@@ -36,6 +85,8 @@ def project_root(tmp_path, monkeypatch):
     # The container images set the commit they were built from (reports.git_commit); tests of
     # git_commit make their own checkouts.
     monkeypatch.delenv("FACE_SENTIMENT_COMMIT", raising=False)
+    # The model of record is the temporary tree's registry (none) unless a test makes one.
+    monkeypatch.delenv("FACE_SENTIMENT_REGISTRY", raising=False)
     # No energy metering unless a test asks for it (codecarbon takes seconds to start).
     monkeypatch.setenv("FACE_SENTIMENT_ENERGY", "off")
     return root

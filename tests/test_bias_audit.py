@@ -374,3 +374,16 @@ def test_demographic_report_writes_shares_in_percent_and_p_values_out():
     assert association.index.name == "attribute"
     assert all(isinstance(p, str) for p in association["p"])
     assert "label shares within each predicted gender (%)" in tables
+
+
+def test_every_name_is_still_imported_from_bias_audit_and_the_statistics_are_the_stats_modules():
+    """The audit is split by concern (groups, gaps, inputs, demographics, mitigation,
+    presentation); notebooks and the CLI still import every name from bias_audit, and the
+    metric and resampling are face_sentiment.stats' own."""
+    from face_sentiment import responsible, stats
+    from face_sentiment.responsible import gaps, groups, mitigation
+
+    assert [name for name in ba.__all__ if not hasattr(ba, name)] == []
+    assert ba.macro_f1 is groups.macro_f1 is mitigation.macro_f1 is stats.macro_f1
+    assert gaps.resample is stats.resample and gaps.cluster_units is stats.cluster_units
+    assert responsible.audit is ba.audit and responsible.report is ba.report

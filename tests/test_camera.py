@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.tensorflow
+# Camera augmentation is a TensorFlow input map: its tests are marked; the robustness command's
+# argument check is not.
 
 
 def _faces(count=6, seed=0):
@@ -24,6 +25,7 @@ def _batch(apply, faces):
     return np.asarray(apply(tf.constant(faces), tf.constant(np.zeros(len(faces))))[0])
 
 
+@pytest.mark.tensorflow
 def test_rate_zero_gives_exactly_the_preprocessed_faces():
     from face_sentiment.model.camera import training_map
     from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
@@ -35,6 +37,7 @@ def test_rate_zero_gives_exactly_the_preprocessed_faces():
                                    preprocess_faces(faces, spec), atol=1e-5)
 
 
+@pytest.mark.tensorflow
 def test_degradations_are_the_robustness_curves_own_and_repeat_with_the_seed():
     from face_sentiment.degradations import blur, jpeg
     from face_sentiment.evaluation import robustness
@@ -52,6 +55,7 @@ def test_degradations_are_the_robustness_curves_own_and_repeat_with_the_seed():
     assert not np.array_equal(only_blur, faces) and only_blur.dtype == np.uint8
 
 
+@pytest.mark.tensorflow
 def test_degraded_faces_change_and_are_normalised_for_the_model():
     from face_sentiment.model.camera import degraded_examples, training_map
     from face_sentiment.preprocessing import PreprocessingSpec
@@ -71,6 +75,7 @@ def test_degraded_faces_change_and_are_normalised_for_the_model():
     np.testing.assert_allclose(inputs.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
 
 
+@pytest.mark.tensorflow
 def test_camera_augmentation_is_checked(fer2013_csv, ferplus_csv):
     from face_sentiment.data.cache import load_dataset
     from face_sentiment.model.training import TrainingConfig, train
@@ -86,6 +91,7 @@ def test_camera_augmentation_is_checked(fer2013_csv, ferplus_csv):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow
 def test_a_run_trains_with_camera_augmentation(fer2013_csv, ferplus_csv, project_root):
     from face_sentiment.data.cache import load_dataset
     from face_sentiment.model.export import load_trained
@@ -102,6 +108,7 @@ def test_a_run_trains_with_camera_augmentation(fer2013_csv, ferplus_csv, project
     assert len(history) == 1 and np.isfinite(history["loss"]).all()
 
 
+@pytest.mark.tensorflow
 def test_robustness_command_prints_each_level_and_names_an_unknown_perturbation(
         capsys, fer2013_csv, monkeypatch, int8_model):
     from face_sentiment.cli import main
@@ -112,3 +119,20 @@ def test_robustness_command_prints_each_level_and_names_an_unknown_perturbation(
     assert out.startswith("PublicTest") and "jpeg" in out and "100.0" in out and "5.0" in out
     assert main(["robustness", str(int8_model), "--perturbation", "fog"]) == 2
     assert "unknown perturbation(s) fog" in capsys.readouterr().err
+
+
+def test_the_robustness_command_names_an_unknown_perturbation_before_loading_anything(
+        capsys, monkeypatch):
+    from face_sentiment.cli import main
+    from face_sentiment.data import cache
+    from face_sentiment.evaluation.robustness import PERTURBATIONS
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("data loaded before the perturbations were checked")
+
+    monkeypatch.setattr(cache, "load_dataset", no_loading)
+    assert main(["robustness", "shipped", "--perturbation", "jpeg", "--perturbation", "fog",
+                 "--perturbation", "rain"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"error: unknown perturbation(s) fog, rain; use "
+                                 f"{', '.join(PERTURBATIONS)}\n")

@@ -12,6 +12,7 @@ from helpers import CKPLUS, REAL_MODELS
 
 from face_sentiment.data import folder_dataset as fd
 from face_sentiment.evaluation import cross_dataset as cd
+from face_sentiment.evaluation import plots
 from face_sentiment.labels import FER2013_CLASSES
 
 
@@ -143,7 +144,7 @@ def test_accuracy_by_subject_and_its_histogram(tmp_path):
     result.probabilities[0] = np.eye(7)[FER2013_CLASSES.index("neutral")]  # S1: one of two
     by_subject = cd.accuracy_by(result, "subject")
     assert by_subject.to_dict() == {"S1": 0.5, "S2": 1.0, "S3": 1.0}
-    figure = cd.plot_accuracy_by({"stub": result, "again": result}, "subject")
+    figure = plots.plot_accuracy_by({"stub": result, "again": result}, "subject")
     assert figure.axes[0].get_ylabel() == "subjects"
     assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["stub", "again"]
     plt.close("all")
@@ -154,7 +155,7 @@ def test_plot_confusions_draws_one_shared_matrix_per_model(tmp_path):
     import matplotlib.pyplot as plt
 
     result = cd.score(StubPredictor(), fd.load_folder_dataset(_write(tmp_path, ROWS)))
-    figure = cd.plot_confusions({"stub": result, "again": result})
+    figure = plots.plot_confusions({"stub": result, "again": result})
     matrices = [ax for ax in figure.axes if ax.get_title()]
     assert len(matrices) == 2
     ax = matrices[0]

@@ -12,9 +12,10 @@ import pytest
 from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.labels import SPLITS
 
-pytestmark = pytest.mark.tensorflow
+# The loss, its metric and training import TensorFlow (marked); the FER+ vote mix does not.
 
 
+@pytest.mark.tensorflow
 def test_distillation_loss_matches_a_hand_computed_case():
     from face_sentiment.model.distillation import DistillationLoss, pack_targets
 
@@ -32,6 +33,7 @@ def test_distillation_loss_matches_a_hand_computed_case():
     assert got == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.tensorflow
 def test_distillation_loss_is_plain_cross_entropy_at_alpha_one_and_zero_kl_when_equal():
     from face_sentiment.model.distillation import DistillationLoss, pack_targets
 
@@ -43,6 +45,7 @@ def test_distillation_loss_is_plain_cross_entropy_at_alpha_one_and_zero_kl_when_
         pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.tensorflow
 def test_label_smoothing_applies_to_the_hard_half_only():
     from face_sentiment.model.distillation import DistillationLoss, pack_targets
 
@@ -53,6 +56,7 @@ def test_label_smoothing_applies_to_the_hard_half_only():
         pytest.approx(math.log(2), rel=1e-5)
 
 
+@pytest.mark.tensorflow
 def test_pack_targets_rejects_mismatched_shapes():
     from face_sentiment.model.distillation import pack_targets
 
@@ -60,6 +64,7 @@ def test_pack_targets_rejects_mismatched_shapes():
         pack_targets(np.zeros((3, 7)), np.zeros((3, 8)))
 
 
+@pytest.mark.tensorflow
 def test_hard_label_accuracy_reads_the_hard_half():
     from face_sentiment.model.distillation import hard_label_accuracy
 
@@ -97,6 +102,7 @@ def test_vote_mix_uses_training_rows_only():
     np.testing.assert_array_equal(votes, again)
 
 
+@pytest.mark.tensorflow
 def test_votes_weight_mixes_the_label_with_the_training_votes():
     from face_sentiment.model.training import TrainingConfig, training_targets
 
@@ -109,6 +115,7 @@ def test_votes_weight_mixes_the_label_with_the_training_votes():
         training_targets(dataset, TrainingConfig(votes_weight=0.5, label_set="ferplus"))
 
 
+@pytest.mark.tensorflow
 def test_training_targets_pack_teacher_targets_in_row_order():
     from face_sentiment.model.training import TrainingConfig, training_targets
 
@@ -123,6 +130,7 @@ def test_training_targets_pack_teacher_targets_in_row_order():
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow
 def test_a_distilled_run_trains_and_checkpoints(tmp_path):
     from face_sentiment.model.training import TrainingConfig, train
 

@@ -10,6 +10,7 @@ import itertools
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -99,17 +100,77 @@ def test_rapl_counts_package_and_dram_and_survives_a_wrap(tmp_path):
     assert "core" not in result["scope"]  # inside the package figure already
 
 
-def test_auto_falls_back_and_says_why(monkeypatch, tmp_path):
-    monkeypatch.setattr(energy, "_codecarbon_available", lambda: False)
+def test_auto_falls_back_to_the_cpu_time_estimate_and_says_why(monkeypatch, tmp_path):
     monkeypatch.setattr(energy, "board_model", lambda: "")
     result = EnergyMeter("x", method="auto", rapl_root=tmp_path / "none").start().stop()
-    assert result["kind"] == "unavailable" and result["joules"] is None
-    assert "rapl: no RAPL domains" in result["reason"]
-    assert "codecarbon: codecarbon is not installed" in result["reason"]
+    assert result["method"] == "cpu-time" and result["kind"] == "estimate"
+    assert result["label"] == "estimate from CPU time" and result["joules"] is not None
+    assert "rapl: no RAPL domains" in result["methods_not_available"][0]
+    assert "estimate from CPU time (cpu-time)" in energy.describe(result)
     off = EnergyMeter("x", method="off").start().stop()
     assert off["kind"] == "unavailable" and "FACE_SENTIMENT_ENERGY=off" in off["reason"]
     with pytest.raises(ValueError, match="energy method 'watts'"):
-        EnergyMeter("x", method="watts")
+        EnergyMeter("x", method="watts")  # from code: a bug, not a setting
+
+
+def test_an_unknown_method_in_the_environment_falls_back_with_one_warning(monkeypatch,
+                                                                           caplog):
+    monkeypatch.setenv("FACE_SENTIMENT_ENERGY", "bogus")
+    monkeypatch.setattr(energy, "_warned", set())
+    with caplog.at_level("WARNING", logger="face_sentiment.energy"):
+        first = EnergyMeter("bench").start().stop()
+        second = EnergyMeter("fer bench").start().stop()
+    assert first["method"] == second["method"] == "cpu-time"
+    assert first["label"] == "estimate from CPU time" and first["joules"] is not None
+    (warning,) = caplog.records  # one warning, not one per meter
+    message = warning.getMessage()
+    assert "$FACE_SENTIMENT_ENERGY='bogus'" in message
+    for name in ("auto", "off", "pi5-pmic", "rapl", "codecarbon", "pi4-estimate", "cpu-time"):
+        assert name in message
+    assert "'bogus' is not an energy method" in first["methods_not_available"][0]
+
+
+def _busy(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_the_cpu_time_estimate_follows_the_work_not_the_wall_time(monkeypatch):
+    """A CPU-bound block and a sleeping one of about the same wall time: the estimate is CPU
+    seconds x the power per core, so the busy one costs far more and the sleeping one next to
+    nothing (the wall-time figure would charge both alike)."""
+    monkeypatch.delenv("FACE_SENTIMENT_CORE_W", raising=False)
+    with EnergyMeter("busy", method="cpu-time") as busy:
+        _busy(0.3)
+    with EnergyMeter("sleep", method="cpu-time") as sleeping:
+        time.sleep(0.3)
+    busy, sleeping = busy.result, sleeping.result
+    assert busy["kind"] == sleeping["kind"] == "estimate"
+    assert busy["joules"] == pytest.approx(busy["process_cpu_s"] * energy.DEFAULT_CORE_W,
+                                           abs=0.01)
+    assert busy["joules"] >= 0.25 * energy.DEFAULT_CORE_W
+    assert sleeping["joules"] < busy["joules"] / 10
+    assert f"{energy.DEFAULT_CORE_W:g} W per busy core" in busy["assumptions"][0]
+    monkeypatch.setenv("FACE_SENTIMENT_CORE_W", "1.5")
+    cpu = itertools.count(0.0, 2.0)  # 2 CPU seconds per reading
+    with EnergyMeter("arm", method="cpu-time", cpu_seconds=lambda: next(cpu)) as arm:
+        pass
+    assert arm.result["joules"] == pytest.approx(3.0) and arm.result["core_w"] == 1.5
+
+
+def test_per_unit_of_a_cpu_time_estimate_uses_the_timed_cpu_seconds():
+    run = {"task": "pi", "method": "cpu-time", "kind": "estimate",
+           "label": "estimate from CPU time", "joules": 8.0, "kwh": 8 / 3.6e6, "core_w": 4.0,
+           "duration_s": 10.0, "mean_power_w": 0.8, "assumptions": []}
+    # a busy machine stretches the wall time; the CPU seconds of the timed frames do not change
+    for wall in (2.0, 20.0):
+        frame = per_unit(run, 100, "frame", seconds=wall, cpu_seconds=1.5)
+        assert frame["joules_per_frame"] == pytest.approx(1.5 * 4.0 / 100)
+        assert "1.500 CPU s x 4 W per core" in frame["per_unit_method"]["frame"]
+    assert per_unit(run, 100, "frame")["joules_per_frame"] == pytest.approx(0.08)
+    both = combine([run, run], "training")
+    assert both["label"] == "estimate from CPU time" and both["kind"] == "estimate"
 
 
 def test_pi4_estimate_from_cpu_time(monkeypatch):

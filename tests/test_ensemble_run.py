@@ -70,7 +70,8 @@ def test_an_ensemble_run_saves_one_graph_that_averages_its_members(ensemble_run)
 
 
 def test_an_ensemble_run_records_its_members_hashes_cards_and_curves(ensemble_run):
-    from face_sentiment.model.training import plot_history, read_history
+    from face_sentiment.model.plots import plot_history
+    from face_sentiment.model.training import read_history
     from face_sentiment.paths import file_sha256
 
     best, members, _ = ensemble_run
@@ -119,13 +120,23 @@ def test_fine_tuning_an_ensemble_champion_tunes_each_member_and_keeps_the_views(
         return member_config.init_model
 
     monkeypatch.setattr("face_sentiment.model.training.train", fake_train)
-    champion = SimpleNamespace(keras_file=best)
-    graph = stages.fine_tune_members(SimpleNamespace(data_hash="abc"), config, champion)
-    assert [c.run_name for c in calls] == ["ensemble-test-member0", "ensemble-test-member1"]
-    assert [c.dropout for c in calls] == [0.4, 0.2] and all(not c.members for c in calls)
-    assert [(c.family, c.blocks_per_stage) for c in calls] == [("vgg", 2), ("resnet", 1)]
-    assert views_per_member(graph) == 2 and member_weights(graph) == pytest.approx([0.5, 0.5])
-    assert [architecture_of(m)["dropout"] for m in member_networks(graph)] == [0.4, 0.2]
+    from face_sentiment.model.architecture import architecture_spec
+    from face_sentiment.model.io import load_keras_model
+
+    spec = architecture_spec(load_keras_model(best))
+    # Each member's shape from the champion card's architecture_spec, and from its layer
+    # names for an older card without one: the same fine-tunes either way.
+    for card_spec in (spec, None):
+        calls.clear()
+        champion = SimpleNamespace(keras_file=best,
+                                   card=SimpleNamespace(architecture_spec=card_spec))
+        graph = stages.fine_tune_members(SimpleNamespace(data_hash="abc"), config, champion)
+        assert [c.run_name for c in calls] == ["ensemble-test-member0", "ensemble-test-member1"]
+        assert [c.dropout for c in calls] == [0.4, 0.2] and all(not c.members for c in calls)
+        assert [(c.family, c.blocks_per_stage) for c in calls] == [("vgg", 2), ("resnet", 1)]
+        assert views_per_member(graph) == 2
+        assert member_weights(graph) == pytest.approx([0.5, 0.5])
+        assert [architecture_of(m)["dropout"] for m in member_networks(graph)] == [0.4, 0.2]
 
 
 def test_grad_cam_of_an_ensemble_is_its_members_maps_averaged(ensemble_run):

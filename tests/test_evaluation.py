@@ -26,9 +26,6 @@ from face_sentiment.evaluation.metrics import (
     headline_table,
     per_class_metrics,
     per_class_table,
-    plot_confusion,
-    plot_confusion_matrix,
-    plot_reliability,
     predictions_frame,
     quality_bins,
     reliability_table,
@@ -38,6 +35,11 @@ from face_sentiment.evaluation.metrics import (
     tfma_per_class,
     tfma_slice_accuracy,
     worst_confusion,
+)
+from face_sentiment.evaluation.plots import (
+    plot_confusion,
+    plot_confusion_matrix,
+    plot_reliability,
 )
 
 matplotlib.use("Agg")
@@ -486,6 +488,7 @@ def test_run_tfma_agrees_with_scikit_learn(tmp_path):
 
 # --- which sets a run is scored on (release.evaluation_sets) ----------------------------------
 
+@pytest.mark.tensorflow  # evaluation.release imports model.export (Keras)
 def test_fer2013_run_shares_every_set_with_fer(fer2013_csv, ferplus_csv):
     from face_sentiment.data.cache import load_dataset
     from face_sentiment.evaluation.release import evaluation_sets
@@ -501,6 +504,7 @@ def test_fer2013_run_shares_every_set_with_fer(fer2013_csv, ferplus_csv):
     assert list(without_ferplus) == ["PublicTest", "PrivateTest"]
 
 
+@pytest.mark.tensorflow  # evaluation.release imports model.export (Keras)
 def test_ferplus_run_keeps_contempt_to_itself(fer2013_csv, ferplus_csv):
     from face_sentiment.data.cache import load_dataset
     from face_sentiment.evaluation.release import evaluation_sets
@@ -515,6 +519,7 @@ def test_ferplus_run_keeps_contempt_to_itself(fer2013_csv, ferplus_csv):
     assert shared["FER+ PrivateTest (majority)"][1].tolist() == [2]
 
 
+@pytest.mark.tensorflow  # evaluation.release imports model.export (Keras)
 def test_reference_rule_set_drops_rows_without_a_strict_majority(fer2013_csv, ferplus_table,
                                                                  write_ferplus):
     from face_sentiment.data.cache import load_dataset
@@ -527,6 +532,7 @@ def test_reference_rule_set_drops_rows_without_a_strict_majority(fer2013_csv, fe
     assert own["PrivateTest (FER+ reference rule)"][1].tolist() == [7]
 
 
+@pytest.mark.tensorflow  # evaluation.release imports model.export (Keras)
 def test_score_variant_scores_the_ferplus_sets_with_intervals(fer2013_csv, ferplus_csv):
     """The FER+ variant's two PrivateTest sets (majority labels with contempt; FER+'s reference
     rule), one table row each with its interval, and their evaluations."""

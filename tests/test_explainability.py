@@ -7,6 +7,7 @@ import pytest
 
 from face_sentiment.model.architecture import build_model
 from face_sentiment.responsible import explainability as ex
+from face_sentiment.responsible import plots
 
 pytestmark = pytest.mark.tensorflow
 
@@ -116,13 +117,13 @@ def test_plots_keep_at_most_four_panels_a_row_with_colour_bars():
 
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 255, (7, 48, 48)).astype(np.uint8)
-    figures = ex.plot_explanations(faces, rng.normal(size=(7, 48, 48)),
+    figures = plots.plot_explanations(faces, rng.normal(size=(7, 48, 48)),
                                    rng.uniform(size=(7, 48, 48)), [str(i) for i in range(7)])
     assert len(figures) == 2  # 4 + 3 faces
     for figure in figures:
         bars = [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
         assert len(bars) == 2 and len(figure.axes) == 3 * 4 + 2
-    figure = ex.plot_class_maps(faces.mean(0), rng.normal(size=(7, 48, 48)), list("abcdefg"),
+    figure = plots.plot_class_maps(faces.mean(0), rng.normal(size=(7, 48, 48)), list("abcdefg"),
                                 "title")
     assert sum(ax.get_label() == "<colorbar>" for ax in figure.axes) == 1
     assert len(figure.axes) == 2 * 4 + 1

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from face_sentiment.data import exploration
+from face_sentiment.data import exploration, plots
 from face_sentiment.data.cache import Fer2013Dataset, load_dataset
 from face_sentiment.data.quality import duplicate_groups, quality_features
 from face_sentiment.labels import FER2013_CLASSES, SPLITS
@@ -114,7 +114,7 @@ def test_duplicate_report_without_duplicates_is_empty(full_dataset):
 # --- figures ---------------------------------------------------------------------------------
 
 def test_plot_class_balance(full_dataset):
-    fig = exploration.plot_class_balance(full_dataset)
+    fig = plots.plot_class_balance(full_dataset)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == list(FER2013_CLASSES)
@@ -124,7 +124,7 @@ def test_plot_class_balance(full_dataset):
 
 
 def test_sample_grid_shows_up_to_per_class_faces(full_dataset):
-    fig = exploration.sample_grid(full_dataset, per_class=3, split="PublicTest", seed=5)
+    fig = plots.sample_grid(full_dataset, per_class=3, split="PublicTest", seed=5)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 7  # one panel per class, at most two side by side
     assert all(len(ax.images) == 1 for ax in fig.axes)
@@ -169,33 +169,33 @@ def test_duplicate_summary_counts_leaked_test_faces(fer2013_csv):
 
 
 def test_intensity_histograms_one_line_per_class(full_dataset):
-    fig = exploration.intensity_histograms(full_dataset, split="PrivateTest")
+    fig = plots.intensity_histograms(full_dataset, split="PrivateTest")
     lines = fig.axes[0].get_lines()
     assert [line.get_label() for line in lines] == list(FER2013_CLASSES)
     assert all(np.isfinite(line.get_ydata()).all() for line in lines)
 
 
 def test_plot_quality_by_class_four_panels(full_dataset):
-    fig = exploration.plot_quality_by_class(full_dataset)
+    fig = plots.plot_quality_by_class(full_dataset)
     assert [ax.get_title() for ax in fig.axes] == [
         "brightness", "contrast", "sharpness", "clipped_fraction"]
     assert fig.axes[2].get_yscale() == "log"
 
 
 def test_show_images_strip(full_dataset):
-    fig = exploration.show_images(full_dataset, np.arange(20), "first faces", max_images=5)
+    fig = plots.show_images(full_dataset, np.arange(20), "first faces", max_images=5)
     assert len(fig.axes) == 5 and all(len(ax.images) == 1 for ax in fig.axes)
     assert fig.axes[0].get_title() == "Train\nangry"
-    empty = exploration.show_images(full_dataset, np.array([], dtype=int), "none")
+    empty = plots.show_images(full_dataset, np.array([], dtype=int), "none")
     assert isinstance(empty, Figure) and len(empty.axes) == 1 and not empty.axes[0].images
 
 
 def test_figures_render(full_dataset, tmp_path):
     """Every plot draws completely (savefig runs the full Agg render)."""
-    figures = [exploration.plot_class_balance(full_dataset),
-               exploration.sample_grid(full_dataset, per_class=2),
-               exploration.intensity_histograms(full_dataset),
-               exploration.plot_quality_by_class(full_dataset)]
+    figures = [plots.plot_class_balance(full_dataset),
+               plots.sample_grid(full_dataset, per_class=2),
+               plots.intensity_histograms(full_dataset),
+               plots.plot_quality_by_class(full_dataset)]
     for number, fig in enumerate(figures):
         path = tmp_path / f"{number}.png"
         fig.savefig(path, dpi=40)

@@ -26,12 +26,17 @@ from face_sentiment.live.interpreter import (
     load_interpreter,
     runtime_name,
 )
-from face_sentiment.model import export
+from face_sentiment.model import architecture, export, plots
 from face_sentiment.model.architecture import (
     architecture_of,
+    architecture_spec,
     build_model,
+    create_model,
+    families,
     inference_copy,
     multiply_adds,
+    register_family,
+    spec_arguments,
 )
 from face_sentiment.model.export import (
     VARIANTS,
@@ -41,7 +46,8 @@ from face_sentiment.model.export import (
     load_trained,
     representative_dataset,
 )
-from face_sentiment.model_card import ModelCard
+from face_sentiment.model.io import card_architecture
+from face_sentiment.model_card import ModelCard, ModelFileError
 from face_sentiment.preprocessing import preprocess_faces
 
 pytestmark = pytest.mark.tensorflow
@@ -264,13 +270,13 @@ def test_plot_benchmark_and_runtimes_draw_every_row():
     import matplotlib.pyplot as plt
 
     table = _benchmark_table()
-    size, accuracy, latency = export.plot_benchmark(table, ["float32", "int8"]).axes
+    size, accuracy, latency = plots.plot_benchmark(table, ["float32", "int8"]).axes
     assert len(size.patches) == 3 and len(accuracy.patches) == 2  # fer has no accuracy bar
     assert [p.get_height() for p in accuracy.patches] == pytest.approx([66.0, 65.0])
     assert len(latency.patches) == 6  # 1 and 2 threads for each row
     runtimes = pd.DataFrame([{"runtime": "litert", "p50_ms": 0.3, "fer_p50_ms": 1.0},
                              {"runtime": "tflite-runtime", "p50_ms": 0.6, "fer_p50_ms": 1.2}])
-    ax = export.plot_runtimes(runtimes, target_ms=0.5).axes[0]
+    ax = plots.plot_runtimes(runtimes, target_ms=0.5).axes[0]
     assert [p.get_height() for p in ax.patches] == pytest.approx([0.3, 0.6, 1.0, 1.2])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["litert", "tflite-runtime"]
     assert ax.lines[0].get_ydata()[0] == 0.5
@@ -636,6 +642,109 @@ def test_build_model_rejects_other_stem_strides(strides):
         build_model(stem_strides=strides)
 
 
+# --- the architecture registry and the card's architecture_spec -------------------------------
+
+RESNET_SHAPE = {"stem_strides": 2, "stage_filters": (8, 8, 12, 12), "dropout": 0.2,
+                "family": "resnet", "blocks_per_stage": 1}
+
+
+def test_registered_families_build_what_build_model_builds():
+    assert {"vgg", "resnet"} <= set(families())
+    keras.utils.set_random_seed(0)
+    direct = build_model(augment=False, **RESNET_SHAPE)
+    keras.utils.set_random_seed(0)
+    shape = {k: v for k, v in RESNET_SHAPE.items() if k != "family"}
+    created = create_model("resnet", augment=False, **shape)
+    assert architecture_of(created) == architecture_of(direct)
+    for a, b in zip(created.get_weights(), direct.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # same layers in the same order: same seeded init
+
+
+def test_a_registered_family_is_created_by_name(monkeypatch):
+    monkeypatch.setattr(architecture, "_FAMILIES", dict(architecture._FAMILIES))
+
+    @register_family("toy")
+    def toy(num_classes: int = 3, augment: bool = True) -> keras.Model:
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, layers.Dense(num_classes)(inputs), name="toy")
+
+    assert "toy" in families()
+    assert create_model("toy", num_classes=5).output_shape == (None, 5)
+    assert register_family("toy")(toy) is toy  # registering the same builder again is harmless
+    with pytest.raises(ValueError, match="'toy' is already registered"):
+        register_family("toy")(lambda: None)
+
+
+def test_an_unknown_family_is_an_error_naming_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown architecture family 'vit'; use one of .*vgg"):
+        create_model("vit")
+
+
+@pytest.mark.parametrize("shape", [
+    {"stem_strides": 2, "stage_filters": (8, 8, 8, 8), "dropout": 0.3},
+    RESNET_SHAPE,
+], ids=["vgg", "resnet"])
+def test_architecture_spec_round_trips_through_a_model_card(shape, tmp_path):
+    model = build_model(augment=False, **shape)
+    spec = architecture_spec(model)
+    card = ModelCard.from_dict({"classes": list(FER2013_CLASSES), "model_file": "m.keras",
+                                "preprocessing": {"method": "standardize", "size": 48},
+                                "architecture": "a line for people"})
+    card.with_architecture(spec).write(tmp_path)
+    read = ModelCard.load(tmp_path).architecture_spec
+    assert read == spec and read["family"] == shape.get("family", "vgg")
+    assert list(ModelCard.load(tmp_path).values).index("architecture_spec") == \
+        list(card.values).index("architecture") + 1  # beside the line people read
+    arguments = spec_arguments(read)
+    rebuilt = create_model(arguments.pop("family"), augment=False, **arguments)
+    assert architecture_spec(rebuilt) == spec
+    assert rebuilt.count_params() == model.count_params()
+
+
+def test_an_ensemble_graphs_spec_lists_its_members_and_views():
+    from face_sentiment.model.ensemble_graph import averaged_model
+
+    members = [build_model(augment=False, stage_filters=(8, 8, 8, 8)),
+               build_model(augment=False, **RESNET_SHAPE)]
+    spec = architecture_spec(averaged_model(members, flip=True))
+    assert spec["views"] == 2
+    assert [member["family"] for member in spec["members"]] == ["vgg", "resnet"]
+    with pytest.raises(ValueError, match="no single family"):
+        spec_arguments(spec)
+
+
+def test_a_bad_card_entry_is_an_error():
+    card = ModelCard.from_dict({"classes": ["a", "b"], "preprocessing": {"method": "scale"},
+                                "architecture_spec": {"family": "vgg"}})
+    with pytest.raises(ModelFileError, match="bad 'architecture_spec' entry"):
+        _ = card.architecture_spec
+    with pytest.raises(ModelFileError, match="bad 'architecture_spec' entry"):
+        card.with_architecture({"members": [], "views": 2})
+
+
+def test_load_trained_reads_the_architecture_from_the_card_beside_the_file(tmp_path, inputs,
+                                                                          monkeypatch):
+    keras.utils.set_random_seed(0)
+    model = randomise(build_model(augment=True, **RESNET_SHAPE))
+    model.save(tmp_path / "face_sentiment.keras")
+    card = ModelCard.from_dict({"classes": list(FER2013_CLASSES),
+                                "preprocessing": {"method": "standardize", "size": 48},
+                                "model_file": "face_sentiment.keras"})
+    card.with_architecture(architecture_spec(inference_copy(model))).write(tmp_path)
+    assert card_architecture(tmp_path / "face_sentiment.keras")["family"] == "resnet"
+
+    def no_layer_names(model):
+        raise AssertionError("read the architecture from the layers, not the card")
+
+    monkeypatch.setattr(architecture, "architecture_of", no_layer_names)
+    loaded = load_trained(tmp_path / "face_sentiment.keras")
+    np.testing.assert_allclose(loaded.predict(inputs[:3], verbose=0),
+                               model(inputs[:3], training=False).numpy(), rtol=1e-5, atol=1e-6)
+    # A card that names another file says nothing about this one: the layers are read.
+    (tmp_path / "face_sentiment.keras").rename(tmp_path / "best.keras")
+    assert card_architecture(tmp_path / "best.keras") is None
+
+
 # --- TFLite runtimes ---------------------------------------------------------------------------
 
 def test_both_runtimes_are_installed_and_named():
@@ -768,8 +877,16 @@ def test_reader_table_and_energy_table():
     assert rows.index.tolist() == ["run"]
     row = rows.loc["run"]
     assert row.mJ_per_face == pytest.approx(10.0) and row.ms_per_face == pytest.approx(2.0)
-    assert row.ram_share == pytest.approx(0.75)
     assert row.mean_power_W * row.ms_per_face == pytest.approx(row.mJ_per_face)
+    assert row.method == "codecarbon (estimate)"
+    # A CPU-time estimate is taken apart as CPU time per face x the power per busy core.
+    cpu = {"joules": 8.0, "duration_s": 5.0, "process_cpu_s": 2.0, "faces": 1000,
+           "core_w": 4.0, "method": "cpu-time", "kind": "estimate",
+           "label": "estimate from CPU time"}
+    row = export.energy_table({"cpu": cpu}).loc["cpu"]
+    assert row.cpu_ms_per_face == pytest.approx(2.0) and row.ms_per_face == pytest.approx(5.0)
+    assert row.cpu_ms_per_face * row.core_W == pytest.approx(row.mJ_per_face)
+    assert row.method == "estimate from CPU time"
     assert isinstance(export.energy_table({}), pd.DataFrame)
 
 
@@ -783,7 +900,7 @@ def test_plot_runtimes_marks_the_ratio_target_and_intervals():
     runtimes = pd.DataFrame([{"runtime": "litert", "p50_ms": 0.5, "p50_ms_ci_low": 0.45,
                               "p50_ms_ci_high": 0.55, "fer_p50_ms": 0.4,
                               "fer_p50_ms_ci_low": 0.38, "fer_p50_ms_ci_high": 0.42}])
-    ax = export.plot_runtimes(runtimes, target_ms=None, target_ratio=1.5).axes[0]
+    ax = plots.plot_runtimes(runtimes, target_ms=None, target_ratio=1.5).axes[0]
     targets = [c for c in ax.collections if c.get_label().startswith("target")]
     assert len(targets) == 1
     assert targets[0].get_segments()[0][0][1] == pytest.approx(0.6)  # 1.5 x fer's 0.4

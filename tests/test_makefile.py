@@ -102,4 +102,6 @@ def test_test_fast_deselects_slow_real_data_and_tensorflow_tests():
 def test_pi_bench_writes_the_log_that_monitor_reads():
     bench, monitor = dry_run("pi-bench"), dry_run("monitor")
     assert "--log reports/pi-bench/results.jsonl" in bench
-    assert "face_sentiment monitor reports/pi-bench/results.jsonl --reference fer2013" in monitor
+    # the room's own reference by default (FER2013 is the monitor's labelled fallback)
+    assert "face_sentiment monitor reports/pi-bench/results.jsonl --window 50frames" in monitor
+    assert "--reference" not in monitor

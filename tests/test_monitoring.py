@@ -8,6 +8,7 @@ are marked slow; reading, windows and labels are fast.
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FACE_VIDEO, REAL_MODELS, needs_blazeface, needs_face_video
 
 from face_sentiment.monitoring import drift
 from face_sentiment.monitoring.logs import LogError, load_logs
@@ -22,6 +24,7 @@ from face_sentiment.monitoring.performance import join_labels, window_performanc
 from face_sentiment.monitoring.settings import Window, parse_window
 from face_sentiment.stats import macro_f1, wilson_interval
 
+SHIPPED_INT8 = REAL_MODELS / "face_sentiment_int8.tflite"
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 T0 = 1_780_000_000.0
 
@@ -140,6 +143,86 @@ def test_reading_never_modifies_the_log(tmp_path):
     before = (path.read_bytes(), os.stat(path).st_mtime_ns)
     load_logs(path)
     assert (path.read_bytes(), os.stat(path).st_mtime_ns) == before
+
+
+def test_text_in_a_numeric_field_is_an_error_naming_file_line_face_and_field(tmp_path):
+    from face_sentiment.monitoring.validation import LogValueError, validated
+    recs = records(10)
+    recs[4]["faces"][1]["brightness"] = "dark"
+    recs[7]["faces"][0]["probabilities"]["happy"] = "n/a"
+    recs[8]["faces"][0]["sharpness"] = "310.5"  # a number in a string reads as the number
+    recs[9]["faces"][1]["eye_angle"] = None  # null: no keypoints
+    path = write_log(tmp_path / "pi.jsonl", recs)
+    with pytest.raises(LogValueError) as caught:
+        validated(load_logs(path))
+    message = str(caught.value)
+    assert f"{path}: line 5, face 1: field 'brightness' is \"dark\", not a number" in message
+    assert f"{path}: line 8, face 0: field 'probabilities.happy' is \"n/a\"" in message
+    assert "line 9" not in message and "line 10" not in message
+    assert isinstance(caught.value, LogError)  # the CLI's one-line error, exit 2
+    del recs[4]["faces"][1]["brightness"], recs[7]["faces"][0]["probabilities"]["happy"]
+    data = validated(load_logs(write_log(tmp_path / "fixed.jsonl", recs)))
+    assert data.faces.loc[data.faces.line == 9, "sharpness"].iloc[0] == 310.5
+
+
+def _without_monitoring_fields(recs):
+    for record in recs:
+        for f in record["faces"]:
+            for key in ("brightness", "contrast", "sharpness", "clipped_fraction", "face_px",
+                        "eye_angle", "top", "top_confidence", "entropy"):
+                f.pop(key)
+    return recs
+
+
+def test_a_log_without_the_monitoring_fields_is_an_error_naming_them(tmp_path):
+    from face_sentiment.monitoring.validation import LogFieldsError, validated
+    old = write_log(tmp_path / "old.jsonl", _without_monitoring_fields(records(30)))
+    new = write_log(tmp_path / "new.jsonl", records(30, seed=1, t0=T0 + 10))
+    with pytest.raises(LogFieldsError) as caught:
+        validated(load_logs([new, old]))
+    message = str(caught.value)
+    assert f"{old}: none of its 60 faces (lines 1-30) has the fields 'brightness', " \
+           "'contrast', 'sharpness', 'clipped_fraction', 'top_confidence', 'entropy'" in message
+    assert str(new) not in message
+    validated(load_logs(new))  # a complete log passes
+
+
+STALE_REPORT = "<html>Dataset Drift is detected. Dataset drift detection threshold is 0.1</html>"
+
+
+def _stale_outputs(out):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "drift_report.html").write_text(STALE_REPORT)
+    (out / "monitor.json").write_text(json.dumps({"verdict": "drift", "exit_code": 1}))
+    (out / "timeline.png").write_bytes(b"\x89PNG old")
+    (out / "timeline.csv").write_text("window\n0\n")
+
+
+@pytest.mark.parametrize("case", ["text", "no fields", "missing log"])
+def test_a_bad_log_exits_2_naming_it_and_leaves_no_earlier_verdict(tmp_path, capsys, case):
+    from face_sentiment.cli import main
+    recs = records(40)
+    if case == "text":
+        recs[12]["faces"][0]["contrast"] = "high"
+    elif case == "no fields":
+        recs = _without_monitoring_fields(recs)
+    path = write_log(tmp_path / "pi.jsonl", recs) if case != "missing log" else \
+        tmp_path / "gone.jsonl"
+    reference = write_log(tmp_path / "reference.jsonl", records(40, seed=5))
+    out = tmp_path / "out"
+    _stale_outputs(out)
+    code = main(["monitor", str(path), "--reference", str(reference), "--out", str(out)])
+    error = capsys.readouterr().err
+    assert code == 2
+    expected = {"text": f"{path}: line 13, face 0: field 'contrast' is \"high\"",
+                "no fields": f"{path}: none of its 80 faces", "missing log": "gone.jsonl"}[case]
+    assert error.startswith("error: ") and expected in error
+    page = html.unescape((out / "drift_report.html").read_text())
+    assert "NO VERDICT" in page and "Drift is detected" not in page and expected in page
+    payload = json.loads((out / "monitor.json").read_text())
+    assert payload["verdict"] == "no verdict" and payload["exit_code"] == 2
+    assert not (out / "timeline.png").exists() and not (out / "timeline.csv").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["drift_report.html", "monitor.json"]
 
 
 def test_rotated_and_gzipped_logs_read_together(tmp_path):
@@ -307,6 +390,153 @@ def test_monitor_with_a_damaged_log_and_an_empty_current_window(synthetic, tmp_p
     assert "pi.jsonl lines 271-300): no faces, not tested" in captured.err
     payload = json.loads((tmp_path / "out" / "monitor.json").read_text())
     assert sum(w["status"] == "tested" for w in payload["timeline"]) >= 8  # the rest is used
+
+
+@pytest.mark.slow
+def test_a_no_verdict_run_replaces_an_earlier_drift_report(synthetic, tmp_path, capsys):
+    from face_sentiment.cli import main
+    out = tmp_path / "out"
+    args = ["--reference", str(synthetic["reference"]), "--out", str(out)]
+    assert main(["monitor", str(synthetic["dark"]), "--window", "100faces", *args]) == 1
+    assert "Dataset Drift is detected" in (out / "drift_report.html").read_text()
+    recs = [json.loads(line) for line in synthetic["same"].read_text().splitlines()]
+    for record in recs[-30:]:
+        record["faces"] = []
+    quiet = write_log(tmp_path / "quiet.jsonl", recs)
+    capsys.readouterr()
+    assert main(["monitor", str(quiet), "--window", "3s", *args]) == 2
+    assert capsys.readouterr().out.startswith("NO VERDICT")
+    page = (out / "drift_report.html").read_text()
+    assert "NO VERDICT" in page and "Drift is detected" not in page and "no faces" in page
+    assert json.loads((out / "monitor.json").read_text())["verdict"] == "no verdict"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files
+
+
+def _fake_fer2013(monkeypatch, **shift):
+    """FER2013 stood in for by synthetic faces (the tests have no FER2013): a reference
+    unlike the room's, as FER2013 is."""
+    from face_sentiment.monitoring import reference as reference_module
+    faces = records(300, seed=11, **shift)
+
+    def fake(dataset=None, split="Training", model="shipped-int8", limit=None, seed=0):
+        table = pd.DataFrame([f for r in faces for f in r["faces"]])
+        return reference_module.Reference(
+            table[list(reference_module.REFERENCE_COLUMNS)], f"fer2013 {split}",
+            "synthetic stand-in", "0448cddeb427", kind="fer2013")
+    monkeypatch.setattr(reference_module, "fer2013_reference", fake)
+
+
+@pytest.mark.slow
+def test_the_rooms_first_faces_become_its_reference_and_then_the_default(
+        tmp_path, capsys, monkeypatch):
+    """No reference given: the first 200 faces the model logged are recorded as the room's
+    reference (they come before the current window), used, and kept as the default; a
+    darkened room then drifts against it. Without enough faces for one, FER2013 is the
+    fallback, labelled, with its own thresholds."""
+    from face_sentiment.cli import main
+    from face_sentiment.monitoring.settings import FER2013_FALLBACK
+    _fake_fer2013(monkeypatch, darken=0.85)  # the room brighter than "FER2013", by ~1.2 SD
+    out = tmp_path / "out"
+    first = write_log(tmp_path / "first.jsonl", records(150, seed=1))
+    assert main(["monitor", str(first), "--window", "100faces", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    saved = out / "reference" / "0448cddeb427.jsonl"
+    assert "recorded the room's reference: the first 200 faces" in captured.err
+    assert str(saved) in captured.err and "vs room reference (200 faces" in captured.out
+    assert len(saved.read_text().splitlines()) == 100  # whole frames: 100 x 2 faces
+    meta = json.loads(saved.with_suffix(".json").read_text())
+    assert meta["faces"] == 200 and meta["from"] == [{"file": str(first), "lines": [1, 100]}]
+    dark = write_log(tmp_path / "dark.jsonl", records(100, seed=3, t0=T0 + 60, darken=0.5))
+    assert main(["monitor", str(dark), "--window", "100faces", "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert printed.startswith("DRIFT") and "vs room reference" in printed
+    assert "brightness" in printed
+    payload = json.loads((out / "monitor.json").read_text())
+    assert payload["reference"]["kind"] == "room" and payload["settings"]["num_threshold"] == 1.0
+
+    # A newly deployed model has no room reference, nor faces enough before its current window
+    recs = records(60, seed=4, t0=T0 + 200)
+    for record in recs:
+        record["model"] = "newmodel0001"
+    new = write_log(tmp_path / "new.jsonl", recs)
+    assert main(["monitor", str(new), "--window", "100faces", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "no room reference for model newmodel0001 yet" in captured.err
+    assert "vs fer2013 Training (fallback: no room reference for model newmodel0001; " \
+           "thresholds 2/0.7)" in captured.out
+    payload = json.loads((out / "monitor.json").read_text())
+    assert payload["reference"]["kind"] == "fallback"
+    assert payload["settings"]["num_threshold"] == FER2013_FALLBACK.num_threshold
+    scores = {c["column"]: c["score"] for c in payload["current_window"]["result"]["columns"]}
+    assert 1.0 < scores["brightness"] < FER2013_FALLBACK.num_threshold  # drift at the defaults
+    assert not (out / "reference" / "newmodel0001.jsonl").exists()
+    # --reference fer2013 is FER2013 with its own thresholds too; --threshold still overrides
+    assert main(["monitor", str(dark), "--reference", "fer2013", "--window", "100faces",
+                 "--out", str(out), "--threshold", "1.0"]) == 1
+    assert "thresholds 2/0.7" in capsys.readouterr().out
+    assert json.loads((out / "monitor.json").read_text())["settings"]["num_threshold"] == 1.0
+
+
+@pytest.mark.slow
+def test_a_named_log_recorded_as_the_rooms_reference(tmp_path, capsys):
+    from face_sentiment.cli import main
+    from face_sentiment.monitoring import reference
+    out = tmp_path / "out"
+    setup = write_log(tmp_path / "setup.jsonl", records(100, seed=1))
+    assert reference.main([str(setup), "--out", str(out), "--faces", "150"]) == 0
+    assert "room reference for model 0448cddeb427: 150 faces in 75 frames" in \
+        capsys.readouterr().out
+    assert len(reference.saved_room_reference(out, "0448cddeb427").faces) == 150
+    bad = write_log(tmp_path / "bad.jsonl", _without_monitoring_fields(records(40)))
+    assert reference.main([str(bad), "--out", str(out)]) == 2
+    assert "none of its 80 faces" in capsys.readouterr().err
+    same = write_log(tmp_path / "same.jsonl", records(100, seed=2, t0=T0 + 60))
+    assert main(["monitor", str(same), "--window", "100faces", "--out", str(out)]) == 0
+    assert "vs room reference (150 faces" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@needs_face_video
+@needs_blazeface
+def test_make_monitor_against_the_rooms_own_reference_on_the_shared_video(tmp_path, capsys):
+    """The issue's target, on the shared video through the Pi runner (as `make pi-bench`
+    logs it: looped, 150 frames): the room's reference is its first half; the second half
+    shows no drift, exit 0, and the darkened second half drifts in brightness, exit 1. Both
+    ways of recording the reference: from a named log, and automatically from the first
+    faces the model logged."""
+    from face_sentiment.cli import main
+    from face_sentiment.live.frame_sources import read_video_frames
+    from face_sentiment.monitoring import reference, shifts
+    from face_sentiment.monitoring.experiments import run_runner
+    frames = read_video_frames(FACE_VIDEO)
+    half = len(frames) // 2
+    clips = {"first": frames[:half], "second": frames[half:],
+             "dark": shifts.shift_frames(frames[half:], "darken", 0.5)}
+    logs = {}
+    for name, clip in clips.items():
+        video = shifts.write_video(clip, tmp_path / f"{name}.avi")
+        bench = () if name == "first" else ("--loop", "--benchmark", "150",
+                                             "--out", str(tmp_path / f"bench_{name}"))
+        run_runner(video, tmp_path / f"{name}.jsonl", str(SHIPPED_INT8), extra=bench)
+        logs[name] = tmp_path / f"{name}.jsonl"
+    out = tmp_path / "monitoring"
+    assert reference.main([str(logs["first"]), "--out", str(out)]) == 0
+    capsys.readouterr()
+    command = ["monitor", "--window", "50frames", "--out", str(out)]  # make monitor's
+    assert main([*command, str(logs["second"])]) == 0, capsys.readouterr()
+    assert capsys.readouterr().out.startswith("no drift: current window")
+    assert main([*command, str(logs["dark"])]) == 1
+    printed = capsys.readouterr().out
+    assert printed.startswith("DRIFT") and "brightness" in printed.split("columns drifted")[1]
+    assert "vs room reference" in printed
+
+    auto = tmp_path / "auto"  # no saved reference: the first 200 faces logged become it
+    assert main(["monitor", "--window", "50frames", "--out", str(auto), str(logs["first"]),
+                 str(logs["second"])]) == 0
+    assert "recorded the room's reference: the first 200 faces" in capsys.readouterr().err
+    assert main(["monitor", "--window", "50frames", "--out", str(auto), str(logs["dark"])]) == 1
+    assert "brightness" in capsys.readouterr().out
 
 
 # --- shifted frames, a labelled lab dataset -------------------------------------------------

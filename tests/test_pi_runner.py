@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,6 +38,7 @@ from face_sentiment.live import runner as live
 from face_sentiment.live.benchmark import STAGES, latency_stats
 from face_sentiment.live.classifier import ExpressionClassifier
 from face_sentiment.live.frame_sources import (
+    ArraySource,
     CameraSource,
     ImageFolderSource,
     PiCameraSource,
@@ -44,6 +47,12 @@ from face_sentiment.live.frame_sources import (
     open_source,
 )
 from face_sentiment.live.interpreter import ModelFileError
+from face_sentiment.live.loop import (
+    MAX_FAILED_FRAMES_IN_ROW,
+    RunnerLoop,
+    RunnerOptions,
+    RunnerStatus,
+)
 from face_sentiment.live.observations import FACE_FIELDS
 from face_sentiment.live.tracking import FaceTracker
 from face_sentiment.model_card import ModelCard
@@ -524,6 +533,88 @@ def test_ctrl_c_still_writes_the_summary(int8_model, clip, tmp_path, started_ign
     assert summary["interrupted"] is True and summary["frames"] >= 1
     assert (out / "benchmark_frames.csv").is_file()
     assert "FPS end to end" in stdout
+
+
+# ------------------------------------------------------------------------------------------
+# The run loop (live.loop): its options, its status, failing frames
+
+
+class _FlakyPipeline:
+    """No model: no face on any frame, and frame i fails when `fails(i)` (loop-level tests)."""
+
+    classes = ("a", "b")
+    can_skip_detection = False
+
+    def __init__(self, fails=lambda index: False) -> None:
+        self.fails, self.calls = fails, 0
+
+    def process(self, image, bench, detect=True):
+        self.calls += 1
+        if self.fails(self.calls):
+            raise RuntimeError(f"frame {self.calls} broke")
+        return []
+
+
+def _frames(count: int = 5, loop: bool = False) -> ArraySource:
+    return ArraySource([np.full((48, 64, 3), 10 * i, np.uint8) for i in range(count)],
+                       "frames", loop=loop)
+
+
+@pytest.mark.parametrize("field,value,says", [
+    ("max_frames", -1, "max_frames must be a whole number of frames, 0 or more, or None"),
+    ("max_frames", 2.5, "max_frames must be a whole number"),
+    ("warmup", -3, "warmup must be a whole number of frames, 0 or more; got -3"),
+    ("warmup", None, "warmup must be a whole number"),
+    ("fps_limit", 0, "fps_limit must be a positive number, or None"),
+    ("fps_limit", float("nan"), "fps_limit must be a positive number"),
+    ("duration_s", -1.0, "duration_s must be a positive number"),
+    ("log_stream", 3, "log_stream must be a ResultsLog or a text stream"),
+])
+def test_run_options_are_checked_and_name_the_option(field, value, says):
+    with pytest.raises(ValueError, match=f"^RunnerOptions: {re.escape(says)}"):
+        RunnerOptions(**{field: value})
+    with pytest.raises(ValueError, match=re.escape(says)):  # the keyword form checks the same
+        live.run_loop(_FlakyPipeline(), _frames(), **{field: value})
+
+
+def test_every_problem_is_named_at_once_and_good_options_pass():
+    with pytest.raises(ValueError) as error:
+        RunnerOptions(max_frames=-1, fps_limit=-5)
+    assert "max_frames" in str(error.value) and "fps_limit" in str(error.value)
+    RunnerOptions(max_frames=0, warmup=0, fps_limit=float("inf"), duration_s=0.5,
+                  log_stream=io.StringIO())
+    with pytest.raises(TypeError):
+        live.run_loop(_FlakyPipeline(), _frames(), max_frame=3)  # a misspelt option
+    with pytest.raises(TypeError, match="not both"):
+        live.run_loop(_FlakyPipeline(), _frames(), RunnerOptions(), max_frames=3)
+
+
+def test_the_loop_reports_its_status_in_the_summarys_order():
+    stream = io.StringIO()
+    bench, status = RunnerLoop(_FlakyPipeline(), _frames(count=6),
+                               RunnerOptions(warmup=2, log_stream=stream)).run()
+    assert isinstance(status, RunnerStatus) and status.ended_by == "end of source"
+    assert len(bench.rows) == 4 and len(stream.getvalue().splitlines()) == 4  # 2 warm-up
+    fields = status.as_dict()
+    assert list(fields) == ["interrupted", "error", "stopped_by_user", "stop_signal",
+                            "ended_by", "frame_errors", "frames_late", "model_reloads",
+                            "corrupt_frames_skipped", "reconnects", "source"]
+    status.models_refused = 0  # with a model watcher (--watch-model) it is reported
+    assert list(status.as_dict())[-1] == "models_refused"
+    bench, fields = live.run_loop(_FlakyPipeline(), _frames(count=6, loop=True), max_frames=3)
+    assert fields["ended_by"] == "frames" and len(bench.rows) == 3
+
+
+def test_failing_frames_are_skipped_until_too_many_fail_in_a_row(caplog):
+    bench, status = live.run_loop(_FlakyPipeline(lambda i: i % 2 == 0), _frames(count=9))
+    assert status["frame_errors"] == 4 and status["error"] is None
+    assert status["ended_by"] == "end of source" and len(bench.rows) == 5
+    pipeline = _FlakyPipeline(lambda i: i > 3)  # three good frames, then only failures
+    bench, status = live.run_loop(pipeline, _frames(loop=True))
+    assert status["frame_errors"] == MAX_FAILED_FRAMES_IN_ROW == pipeline.calls - 3
+    assert status["ended_by"] == "error" and len(bench.rows) == 3
+    assert status["error"].startswith(f"{MAX_FAILED_FRAMES_IN_ROW} frames in a row failed; "
+                                      "last: RuntimeError: frame ")
 
 
 # ------------------------------------------------------------------------------------------

@@ -550,12 +550,12 @@ def test_a_bug_keeps_its_traceback(monkeypatch, photos):
 def test_workbench_commands_without_the_workbench_say_so(capsys, monkeypatch, photos):
     """A missing workbench package (an installed wheel has no pandas) is one line, exit 2;
     in predict, which the wheel runs, it stays a traceback."""
-    import face_sentiment.cli as cli
 
     def needs_pandas(args):
         raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
 
-    monkeypatch.setattr(cli, "_train", needs_pandas)
+    from face_sentiment.cli import train as train_command
+    monkeypatch.setattr(train_command, "run", needs_pandas)
     assert main(["train"]) == 2
     assert capsys.readouterr().err == ("error: train needs the workbench (pandas is not "
                                        "installed): clone the repository and run make setup\n")

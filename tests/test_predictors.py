@@ -4,13 +4,14 @@ flip test-time augmentation and `load_predictor`'s references and errors.
 The Keras checkpoint is the project's network (with its augmentation layers, as training saves
 it) at random weights; the TFLite model is dev_model's tiny int8 stand-in (conftest's
 `int8_model`, built once per machine and cached in the temp folder: helpers.tiny_model_files).
+Both need TensorFlow (those tests are marked); the TTA bookkeeping and `load_predictor`'s
+errors do not.
 """
 
 import json
 import shutil
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from helpers import tiny_keras_model
@@ -25,10 +26,7 @@ from face_sentiment.evaluation.predictors import (
 from face_sentiment.labels import FER2013_CLASSES
 from face_sentiment.live.classifier import ExpressionClassifier
 from face_sentiment.live.interpreter import ModelFileError
-from face_sentiment.model.architecture import build_model
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
-
-pytestmark = pytest.mark.tensorflow
 
 SCALE = PreprocessingSpec(method="scale")
 
@@ -37,6 +35,10 @@ SCALE = PreprocessingSpec(method="scale")
 def checkpoint(tmp_path_factory) -> Path:
     """A training-style checkpoint (augmentation included) with a config.json beside it that
     names a non-default preprocessing."""
+    import keras
+
+    from face_sentiment.model.architecture import build_model
+
     folder = tmp_path_factory.mktemp("run")
     keras.utils.set_random_seed(0)
     build_model(augment=True).save(folder / "best.keras")
@@ -52,6 +54,7 @@ def keras_predictor(checkpoint) -> KerasPredictor:
 
 # --- Keras -----------------------------------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_keras_predictor_returns_probabilities(keras_predictor):
     probabilities = keras_predictor.predict(random_faces(5))
     assert probabilities.shape == (5, 7)
@@ -61,8 +64,11 @@ def test_keras_predictor_returns_probabilities(keras_predictor):
     assert keras_predictor.name == f"keras:{keras_predictor.path.parent.name}/best.keras"
 
 
+@pytest.mark.tensorflow
 def test_keras_predictor_drops_augmentation_and_applies_the_runs_preprocessing(
         keras_predictor, checkpoint):
+    import keras
+
     assert keras_predictor.spec == SCALE
     assert "augmentation" not in [layer.name for layer in keras_predictor.model.layers]
     original = keras.models.load_model(checkpoint, compile=False)
@@ -74,6 +80,7 @@ def test_keras_predictor_drops_augmentation_and_applies_the_runs_preprocessing(
     assert not np.allclose(standardized, expected, atol=1e-4)
 
 
+@pytest.mark.tensorflow
 def test_keras_predictor_explicit_spec_and_missing_config(checkpoint, tmp_path):
     lone = tmp_path / "lone.keras"
     shutil.copyfile(checkpoint, lone)
@@ -87,16 +94,19 @@ def test_keras_predictor_explicit_spec_and_missing_config(checkpoint, tmp_path):
     assert KerasPredictor(checkpoint, spec=clahe, batch_size=2).spec == clahe
 
 
+@pytest.mark.tensorflow
 def test_keras_predictor_on_no_faces(keras_predictor):
     assert keras_predictor.predict(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
 
 
+@pytest.mark.tensorflow
 def test_keras_predictor_loads_a_tiny_checkpoint(tmp_path):
     tiny_keras_model(augment=True).save(tmp_path / "tiny.keras")
     (tmp_path / "config.json").write_text(json.dumps({"preprocessing": {"method": "standardize"}}))
     assert KerasPredictor(tmp_path / "tiny.keras").predict(random_faces(2)).shape == (2, 7)
 
 
+@pytest.mark.tensorflow
 def test_keras_predictor_takes_its_classes_from_the_run(tmp_path):
     from face_sentiment.labels import FERPLUS_CLASSES
 
@@ -115,6 +125,7 @@ def test_keras_predictor_takes_its_classes_from_the_run(tmp_path):
 
 # --- flip test-time augmentation -------------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_flip_averaged_is_the_mean_of_face_and_mirror(keras_predictor):
     batch = random_faces(6, seed=2)
     direct = keras_predictor.predict(batch)
@@ -155,6 +166,7 @@ def test_flip_averaged_mirrors_left_and_right():
 
 # --- TFLite ----------------------------------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_tflite_predictor_with_its_model_card(int8_model):
     predictor = TFLitePredictor(int8_model)
     card = json.loads((int8_model.parent / "model_card.json").read_text())
@@ -169,6 +181,7 @@ def test_tflite_predictor_with_its_model_card(int8_model):
     np.testing.assert_array_equal(probabilities, reference)
 
 
+@pytest.mark.tensorflow
 def test_tflite_predictor_chunks_large_batches_consistently(int8_model):
     predictor = TFLitePredictor(int8_model)
     batch = random_faces(530, seed=4)  # 512 + 18
@@ -178,11 +191,32 @@ def test_tflite_predictor_chunks_large_batches_consistently(int8_model):
     np.testing.assert_allclose(together[:3], predictor.predict(batch[:3]), atol=1e-6)
 
 
+@pytest.mark.tensorflow
 def test_tflite_predictor_on_no_faces(int8_model):
     empty = TFLitePredictor(int8_model).predict(np.zeros((0, 48, 48), np.uint8))
     assert empty.shape == (0, 7) and empty.dtype == np.float32
 
 
+@pytest.mark.tensorflow
+def test_invoke_per_face_is_the_classifiers_per_face_path(int8_model):
+    """The one per-face invoke loop (fer's pipeline and the fer-tflite predictor use it) gives
+    the model's raw outputs, one invoke per face, and (0, classes) for no faces."""
+    from face_sentiment.live.classifier import quantize
+    from face_sentiment.live.interpreter import invoke_per_face, load_interpreter
+
+    classifier = ExpressionClassifier(int8_model, verify=False)
+    inputs = classifier.preprocess(random_faces(4, seed=5))
+    interpreter = load_interpreter(int8_model)
+    detail_in = interpreter.get_input_details()[0]
+    scale, zero = interpreter.get_output_details()[0]["quantization"]
+    raw = invoke_per_face(interpreter, quantize(inputs, detail_in))
+    assert raw.shape == (4, 7) and raw.dtype == np.float32
+    expected = np.concatenate([classifier.predict_inputs(inputs[i:i + 1]) for i in range(4)])
+    np.testing.assert_allclose((raw - zero) * scale, expected, atol=1e-6)
+    assert invoke_per_face(interpreter, quantize(inputs[:0], detail_in)).shape == (0, 7)
+
+
+@pytest.mark.tensorflow
 def test_tflite_predictor_needs_the_model_card(int8_model, tmp_path):
     lone = tmp_path / "lone.tflite"
     shutil.copyfile(int8_model, lone)
@@ -205,6 +239,7 @@ def test_load_predictor_wrong_suffix(tmp_path, name):
         load_predictor(str(path))
 
 
+@pytest.mark.tensorflow
 def test_load_predictor_dispatches_on_suffix_and_wraps_for_tta(checkpoint, int8_model):
     keras_one = load_predictor(str(checkpoint))
     assert isinstance(keras_one, KerasPredictor) and keras_one.spec == SCALE

@@ -4,7 +4,13 @@ to. TensorFlow-free: the TrainingConfig side is in test_training_units.py."""
 import pytest
 import yaml
 
-from face_sentiment.profiles import load_profile, merge_profiles, run_folder
+from face_sentiment.profiles import (
+    apply_overrides,
+    load_profile,
+    merge_profiles,
+    parse_override,
+    run_folder,
+)
 
 BASE = {
     "training": {"run_name": "base", "epochs": 70, "ema_momentum": 0.999,
@@ -121,6 +127,77 @@ def test_run_folder_needs_a_run_name(profiles):
     with pytest.raises(ValueError, match="no training.run_name"):
         run_folder("bare")
 
+
+
+# --- overrides (--set KEY=VALUE) --------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("training.epochs=3", ("training.epochs", 3)),
+    ("training.learning_rate=1e-3", ("training.learning_rate", 0.001)),  # YAML 1.2 reads
+    ("training.deterministic=true", ("training.deterministic", True)),
+    ("training.ema_momentum=null", ("training.ema_momentum", None)),
+    ("training.ema_momentum=", ("training.ema_momentum", None)),  # as `key:` in YAML
+    ("training.run_name=a=b", ("training.run_name", "a=b")),  # the first = splits
+    ("training.run_name='007'", ("training.run_name", "007")),  # quoted: stays text
+    ("training.stage_filters=[8, 16]", ("training.stage_filters", [8, 16])),
+])
+def test_an_override_is_a_dotted_key_and_a_yaml_value(text, expected):
+    assert parse_override(text) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("training.epochs", "KEY=VALUE"), ("=3", "KEY=VALUE"), ("training..epochs=3", "KEY=VALUE"),
+    ("training.preprocessing={method: clahe}", "one setting at a time"),
+    ("training.run_name=[a", "not a YAML value"),
+])
+def test_a_malformed_override_says_what_is_expected(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_override(text)
+
+
+def test_overrides_apply_after_the_bases_in_order_without_modifying_the_profile(profiles):
+    profiles(base=BASE, child={"base": "base", "training": {"run_name": "child"}})
+    resolved = load_profile("child", ["training.epochs=3", "training.preprocessing.size=64",
+                                      "notebooks.01-a.n=2", "training.epochs=4"])
+    assert resolved["training"]["epochs"] == 4 and resolved["training"]["run_name"] == "child"
+    assert resolved["training"]["preprocessing"] == {"method": "clahe", "size": 64}
+    assert resolved["notebooks"]["01-a"] == {"n": 2, "seed": 0}
+    assert load_profile("child")["training"]["epochs"] == 70  # the files are untouched
+    profile = load_profile("base")
+    apply_overrides(profile, ["training.epochs=1", "notebooks.01-a.n=0"])
+    assert profile == BASE
+    assert run_folder("child", ["training.run_name=other"]) == "runs/other"
+
+
+def test_an_unknown_override_key_is_an_error_naming_it(profiles):
+    folder = profiles(base=BASE)
+    for key, unknown in (("training.epoch", "'training.epoch'"), ("trainin.epochs", "'trainin'"),
+                         ("training.preprocessing.methd", "'training.preprocessing.methd'"),
+                         ("notebooks.09-x.n", "'notebooks.09-x'")):
+        with pytest.raises(ValueError) as error:
+            load_profile("base", [f"{key}=1"])
+        message = str(error.value)
+        assert message.startswith(f"--set {key}: ") and unknown in message
+        assert str(folder.resolve() / "base.yaml") in message
+    with pytest.raises(ValueError, match="training.epochs is a setting, not a section"):
+        load_profile("base", ["training.epochs.x=1"])
+    with pytest.raises(ValueError, match="training is a section"):
+        load_profile("base", ["training=3"])
+
+
+def test_declared_settings_and_sections_may_be_set_where_the_profile_leaves_them_out(profiles):
+    profiles(bare={"training": {"run_name": "bare"}})
+    known = {"training": ("epochs", "preprocessing"), "training.preprocessing": ("method",),
+             "retrain": ("epochs",)}
+    resolved = load_profile("bare", ["training.epochs=2", "training.preprocessing.method=histeq",
+                                     "ship_to=models/bare", "retrain.epochs=1"], known)
+    assert resolved == {"training": {"run_name": "bare", "epochs": 2,
+                                     "preprocessing": {"method": "histeq"}},
+                        "ship_to": "models/bare", "retrain": {"epochs": 1}}
+    with pytest.raises(ValueError, match="'training.seed'"):
+        load_profile("bare", ["training.seed=1"], known)  # not declared, not in the profile
+    with pytest.raises(ValueError, match="'retrain.epochs'"):
+        load_profile("bare", ["retrain.epochs=1"])  # a section's keys need declaring too
 
 # --- the real profiles -----------------------------------------------------------------------
 

@@ -117,6 +117,7 @@ def test_prepare_notebooks_injects_without_executing(in_report_project, tmp_path
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in original.cells)
 
 
+@pytest.mark.slow  # `built`: a kernel runs the notebook, then HTML and PDF are made
 def test_build_report_writes_executed_notebook_and_html(built):
     out_dir, files = built
     assert files[:2] == [out_dir / "01-a.ipynb", out_dir / "01-a.html"]
@@ -131,6 +132,7 @@ def test_build_report_writes_executed_notebook_and_html(built):
     assert not [p.name for p in out_dir.iterdir() if p.name.startswith(".") or ".tmp" in p.name]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_CHROMIUM, reason="headless Chromium is not installed")
 def test_build_report_prints_a_pdf(built):
     out_dir, files = built
@@ -139,6 +141,7 @@ def test_build_report_prints_a_pdf(built):
     assert data.startswith(b"%PDF") and len(data) > 1000
 
 
+@pytest.mark.slow  # a kernel runs the notebook
 def test_failing_notebook_raises_with_the_cell_and_keeps_the_failed_copy(
         in_report_project, tmp_path):
     out_dir = tmp_path / "reports"
@@ -158,6 +161,7 @@ def test_failing_notebook_raises_with_the_cell_and_keeps_the_failed_copy(
     assert errors and errors[0].ename == "ValueError"
 
 
+@pytest.mark.slow  # a kernel starts and dies
 def test_dead_kernel_is_a_report_error_too(in_report_project, tmp_path):
     dead = write_notebook(tmp_path / "03-dead.ipynb", [new_code_cell("import os\nos._exit(1)")])
     out_dir = tmp_path / "reports"
@@ -166,6 +170,7 @@ def test_dead_kernel_is_a_report_error_too(in_report_project, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == ["03-dead.failed.ipynb"]
 
 
+@pytest.mark.slow  # `built`
 def test_write_index_lists_rendered_notebooks_with_commit_and_data_hash(
         built, in_report_project):
     out_dir, _ = built

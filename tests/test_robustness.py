@@ -4,6 +4,7 @@ mouth occluder's position, and the accuracy-curve table on a stub predictor (no 
 import numpy as np
 import pytest
 
+from face_sentiment.evaluation import plots
 from face_sentiment.evaluation import robustness as rb
 
 
@@ -65,7 +66,7 @@ def test_accuracy_curves_and_summary():
     assert darkest.accuracy == 0.5  # light faces become dark
     summary = rb.summary_table(curves)
     assert summary.loc[("brightness", "threshold"), "drop"] == pytest.approx(0.5)
-    assert rb.plot_curves(curves) is not None
+    assert plots.plot_curves(curves) is not None
 
 
 def test_sample_split_is_seeded():

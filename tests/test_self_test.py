@@ -24,7 +24,7 @@ from face_sentiment.live.self_test import (
 )
 from face_sentiment.model_card import ModelCard, ModelFileError
 
-pytestmark = pytest.mark.tensorflow  # the tiny test model is built with TensorFlow
+# The tests on int8_model are marked tensorflow: the tiny test model is built with it.
 
 
 def test_reference_faces_are_fixed_patterns():
@@ -68,6 +68,7 @@ def scramble(monkeypatch, kernels: set[str]) -> None:
     monkeypatch.setattr(classifier_module, "load_interpreter", load)
 
 
+@pytest.mark.tensorflow
 def test_the_dev_models_card_carries_reference_outputs(int8_model):
     entry = ModelCard.beside(int8_model)["self_test"]
     assert len(entry["outputs"]) == entry["count"] == REFERENCE_COUNT
@@ -77,6 +78,7 @@ def test_the_dev_models_card_carries_reference_outputs(int8_model):
     assert classifier.self_test.status == "passed" and classifier.kernels == "default"
 
 
+@pytest.mark.tensorflow
 def test_a_miscomputing_delegate_falls_back_to_the_builtin_kernels(int8_model, monkeypatch,
                                                                     caplog):
     faces = reference_faces(48, count=5, seed=7)
@@ -90,12 +92,14 @@ def test_a_miscomputing_delegate_falls_back_to_the_builtin_kernels(int8_model, m
     np.testing.assert_allclose(classifier.predict(faces), expected, atol=0.05)
 
 
+@pytest.mark.tensorflow
 def test_a_machine_where_both_kernels_miscompute_is_refused(int8_model, monkeypatch):
     scramble(monkeypatch, {"default", "builtin"})
     with pytest.raises(ModelFileError, match="self-test failed.*computes the model wrongly"):
         ExpressionClassifier(int8_model)
 
 
+@pytest.mark.tensorflow
 def test_cards_without_matching_reference_outputs_skip_the_test(int8_model, tmp_path):
     card = json.loads(int8_model.with_name("model_card.json").read_text())
     folder = tmp_path / "old"
@@ -113,6 +117,7 @@ def test_cards_without_matching_reference_outputs_skip_the_test(int8_model, tmp_
     assert ExpressionClassifier(folder / int8_model.name).self_test.status == "passed"
 
 
+@pytest.mark.real_data  # the shipped model
 def test_the_shipped_model_passes_its_self_test_here():
     model = ROOT / "models" / "face_sentiment_int8.tflite"
     classifier = ExpressionClassifier(model, verify=False)

@@ -219,6 +219,14 @@ def test_card_parameters_and_cost_match_the_keras_model(card, keras_model):
     assert card["multiply_adds"] == multiply_adds(keras_model)
 
 
+def test_card_architecture_entry_is_the_keras_models(card, keras_model):
+    """The card's family and arguments (what `load_trained` rebuilds a network from) are
+    those of the shipped file."""
+    from face_sentiment.model.architecture import architecture_spec
+
+    assert card["architecture_spec"] == architecture_spec(keras_model)
+
+
 def test_tflite_model_interface_matches_the_card(card, tflite_path):
     from face_sentiment.live.interpreter import load_interpreter
 

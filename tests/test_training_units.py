@@ -1,4 +1,8 @@
-"""Training building blocks without training: class weights, config round trip, run profiles."""
+"""Training building blocks without training: class weights, config round trip, run profiles.
+
+TrainingConfig and the profiles are TensorFlow-free (face_sentiment.model.config); the tests of
+face_sentiment.model.training's helpers import TensorFlow with it and are marked so.
+"""
 
 import ast
 import json
@@ -9,13 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from face_sentiment.model.training import TrainingConfig, class_weights, training_targets
+from face_sentiment.model.config import TrainingConfig
 from face_sentiment.preprocessing import PreprocessingSpec
 from face_sentiment.profiles import load_profile, profile_path
 
 REAL_PROFILES = ("ci", "full", "ferplus")
-
-pytestmark = pytest.mark.tensorflow  # face_sentiment.model.training imports TensorFlow
 
 # Counts 6, 3, 1 over ten training labels.
 LABELS = np.array([0] * 6 + [1] * 3 + [2], dtype=np.int64)
@@ -28,11 +30,17 @@ def weighted_mean(weights: dict[int, float], labels: np.ndarray) -> float:
 
 # --- class weights ---------------------------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_no_weighting_is_none():
+    from face_sentiment.model.training import class_weights
+
     assert class_weights(LABELS, 3, "none") is None
 
 
+@pytest.mark.tensorflow
 def test_balanced_weights_are_inverse_frequency():
+    from face_sentiment.model.training import class_weights
+
     weights = class_weights(LABELS, 3, "balanced")
     assert list(weights) == [0, 1, 2]
     assert all(isinstance(w, float) for w in weights.values())
@@ -43,7 +51,10 @@ def test_balanced_weights_are_inverse_frequency():
     assert [weights[i] * COUNTS[i] for i in range(3)] == pytest.approx([10 / 3] * 3)
 
 
+@pytest.mark.tensorflow
 def test_sqrt_weights_soften_inverse_frequency():
+    from face_sentiment.model.training import class_weights
+
     weights = class_weights(LABELS, 3, "sqrt")
     assert weighted_mean(weights, LABELS) == pytest.approx(1.0)
     assert weights[0] < weights[1] < weights[2]  # rarer class, larger weight
@@ -55,13 +66,19 @@ def test_sqrt_weights_soften_inverse_frequency():
 
 
 @pytest.mark.parametrize("scheme", ["balanced", "sqrt"])
+@pytest.mark.tensorflow
 def test_balanced_data_gets_unit_weights(scheme):
+    from face_sentiment.model.training import class_weights
+
     weights = class_weights(np.repeat(np.arange(7), 5), 7, scheme)
     assert list(weights.values()) == pytest.approx([1.0] * 7)
 
 
 @pytest.mark.parametrize("scheme", ["balanced", "sqrt"])
+@pytest.mark.tensorflow
 def test_a_class_absent_from_training_keeps_the_mean_at_one(scheme):
+    from face_sentiment.model.training import class_weights
+
     weights = class_weights(LABELS, 4, scheme)
     assert list(weights) == [0, 1, 2, 3]
     assert weighted_mean(weights, LABELS) == pytest.approx(1.0)
@@ -72,15 +89,20 @@ def test_a_class_absent_from_training_keeps_the_mean_at_one(scheme):
         [class_weights(LABELS, 3, scheme)[i] for i in range(3)])
 
 
+@pytest.mark.tensorflow
 def test_unknown_weighting_scheme_is_rejected():
+    from face_sentiment.model.training import class_weights
+
     with pytest.raises(ValueError):
         class_weights(LABELS, 3, "sqrtt")
 
 
 # --- training targets ------------------------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_label_targets_are_one_hot(fer2013_csv, ferplus_csv):
     from face_sentiment.data.cache import load_dataset
+    from face_sentiment.model.training import training_targets
 
     dataset = load_dataset(fer2013_csv, ferplus_csv)
     for label_set, classes in (("fer2013", 7), ("ferplus", 8)):
@@ -90,8 +112,10 @@ def test_label_targets_are_one_hot(fer2013_csv, ferplus_csv):
         np.testing.assert_array_equal(labels, dataset.select("Training", label_set)[1])
 
 
+@pytest.mark.tensorflow
 def test_vote_targets_are_ferplus_distributions(fer2013_csv, ferplus_csv):
     from face_sentiment.data.cache import load_dataset
+    from face_sentiment.model.training import training_targets
 
     dataset = load_dataset(fer2013_csv, ferplus_csv)
     config = TrainingConfig(label_set="ferplus", targets="votes")
@@ -105,8 +129,10 @@ def test_vote_targets_are_ferplus_distributions(fer2013_csv, ferplus_csv):
     assert targets[0].argmax() == labels[0]
 
 
+@pytest.mark.tensorflow
 def test_bad_targets_are_rejected(fer2013_csv, ferplus_csv):
     from face_sentiment.data.cache import load_dataset
+    from face_sentiment.model.training import training_targets
 
     dataset = load_dataset(fer2013_csv, ferplus_csv)
     with pytest.raises(ValueError, match="targets: votes needs label_set: ferplus"):
@@ -241,6 +267,7 @@ def test_missing_profile_lists_the_available_ones(project_root):
     assert load_profile("empty") == {}
 
 
+@pytest.mark.tensorflow
 def test_class_weight_table_follows_the_label_set():
     from face_sentiment.model.training import TrainingConfig, class_weight_table
 
@@ -252,6 +279,7 @@ def test_class_weight_table_follows_the_label_set():
     assert (table["weight"] * table["images"]).sum() == pytest.approx(len(labels))
 
 
+@pytest.mark.tensorflow
 def test_photographs_join_training_at_their_share_with_their_own_class_weights(monkeypatch):
     from face_sentiment.model import training as training_module
 
@@ -277,6 +305,7 @@ def test_photographs_join_training_at_their_share_with_their_own_class_weights(m
                                         TrainingConfig(photo_sets=("x",), photo_share=1.0))
 
 
+@pytest.mark.tensorflow
 def test_photographs_join_distillation_with_their_labels_in_both_halves(monkeypatch):
     from face_sentiment.model import training as training_module
     from face_sentiment.model.distillation import pack_targets
@@ -297,6 +326,7 @@ def test_photographs_join_distillation_with_their_labels_in_both_halves(monkeypa
 
 # --- notebook 04's and 03's tables -----------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_screen_verdict_names_a_method_only_when_it_learnt_and_stands_clear():
     import pandas as pd
 
@@ -325,6 +355,7 @@ def test_screen_verdict_names_a_method_only_when_it_learnt_and_stands_clear():
     assert table.loc["clahe", "its share %"] == pytest.approx(50.0)
 
 
+@pytest.mark.tensorflow
 def test_history_summary_per_run_and_per_member():
     import pandas as pd
 
@@ -340,6 +371,7 @@ def test_history_summary_per_run_and_per_member():
     assert list(history_summary(members).index) == ["member 0", "member 1"]
 
 
+@pytest.mark.tensorflow
 def test_config_table_shows_what_differs_from_the_full_profile():
     from face_sentiment.model.training import config_table
 
@@ -353,6 +385,7 @@ def test_config_table_shows_what_differs_from_the_full_profile():
     assert "teachers" not in table.index  # neither sets any
 
 
+@pytest.mark.tensorflow
 def test_card_tables_read_the_card(tmp_path):
     from face_sentiment.model.training import card_metrics_table, members_table
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from helpers import CKPLUS, FER2013, FER2013_ENV, ROOT, subprocess_env
 
-pytestmark = [pytest.mark.tensorflow]
+# TF Transform imports TensorFlow: the tests that build or run its graph are marked so; the
+# table, chunking and staging-folder logic is TensorFlow-free.
 
 PARITY_TOLERANCE = 1e-5
 TRAINING_ROWS = 2000
@@ -48,6 +49,7 @@ def test_a_subset_never_passes_for_the_whole_table():
     assert list(first.rows) == [0, 2] and list(first.source_ids) == ["w", "y"]
 
 
+@pytest.mark.tensorflow
 def test_equalising_methods_are_refused():
     from face_sentiment.data.transform import make_preprocessing_fn
     from face_sentiment.preprocessing import PreprocessingSpec
@@ -85,6 +87,7 @@ def processed(real_dataset, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.tensorflow
 def test_transform_graph_equals_preprocess_faces_on_every_private_test_face(
         real_dataset, processed):
     import tensorflow_transform as tft
@@ -113,6 +116,7 @@ def test_transform_graph_equals_preprocess_faces_on_every_private_test_face(
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.tensorflow
 def test_records_hold_the_preprocessed_faces_labels_and_analyzer_outputs(
         real_dataset, processed):
     from face_sentiment.data.processed import load_processed
@@ -141,6 +145,7 @@ def test_records_hold_the_preprocessed_faces_labels_and_analyzer_outputs(
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.tensorflow
 def test_unchanged_input_reruns_nothing_and_stale_or_corrupt_data_is_named(
         real_dataset, processed, tmp_path):
     from face_sentiment.data.processed import ProcessedDataError, current_processed, load_processed
@@ -169,6 +174,7 @@ def test_unchanged_input_reruns_nothing_and_stale_or_corrupt_data_is_named(
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.tensorflow
 def test_training_inputs_and_slices_from_processed_data(real_dataset, processed, monkeypatch):
     import face_sentiment.data.processed as processed_module
     from face_sentiment.evaluation.metrics import quality_bins
@@ -198,6 +204,7 @@ def test_training_inputs_and_slices_from_processed_data(real_dataset, processed,
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.tensorflow
 @pytest.mark.skipif(not CKPLUS, reason="CK+ not found (set CKPLUS_PATH)")
 def test_cli_transforms_a_folder_dataset_with_vocabularies(tmp_path):
     out = tmp_path / "ckplus"
@@ -211,3 +218,138 @@ def test_cli_transforms_a_folder_dataset_with_vocabularies(tmp_path):
     assert "subject" in manifest["categorical"]
     vocabulary = (out / "transform_fn" / "assets" / "subject").read_text().split()
     assert len(vocabulary) == len(set(vocabulary)) > 10
+
+
+# --- the staging folder: removed on SIGTERM/SIGINT, stale ones at the next start ---------------
+
+
+def _plant(folder, owner=None, age_s=0.0):
+    import os
+    import time
+
+    folder.mkdir(parents=True)
+    (folder / "inputs").mkdir()
+    (folder / "inputs" / "image.npy").write_bytes(b"\0" * 1024)
+    if owner is not None:
+        (folder / ".owner.json").write_text(json.dumps(owner))
+    if age_s:
+        old = time.time() - age_s
+        os.utime(folder, (old, old))
+    return folder
+
+
+def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path):
+    import os
+    import socket
+
+    from face_sentiment.data.transform import remove_stale_staging
+
+    host = socket.gethostname()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)  # that process has exited
+    target = tmp_path / "processed" / "fer2013"
+    parent = target.parent
+    killed = _plant(parent / ".fer2013-killed1", {"pid": dead_pid, "host": host, "started": 0})
+    live = _plant(parent / ".fer2013-running", {"pid": os.getpid(), "host": host,
+                                                "started": 0})
+    unowned_old = _plant(parent / ".fer2013-old00001", age_s=3600)
+    just_made = _plant(parent / ".fer2013-new00001")  # a run about to claim it
+    retired = _plant(parent / ".fer2013-retired", age_s=3600)
+    other = _plant(parent / ".ckplus-killed1", {"pid": dead_pid, "host": host, "started": 0})
+    removed = remove_stale_staging(target)
+    assert sorted(removed) == sorted([killed, unowned_old, retired])
+    assert not killed.exists() and not unowned_old.exists() and not retired.exists()
+    assert live.exists() and just_made.exists() and other.exists()
+    assert remove_stale_staging(tmp_path / "nowhere" / "fer2013") == []
+
+
+def _tiny_table(rows: int = 64):
+    from face_sentiment.data.transform import FaceTable
+
+    rng = np.random.default_rng(0)
+    splits = np.array(["Training"] * (rows // 2) + ["PublicTest"] * (rows - rows // 2))
+    return FaceTable(
+        name="tiny", images=rng.integers(0, 256, (rows, 48, 48), dtype=np.uint8),
+        labels=rng.integers(0, 7, rows), classes=("angry", "disgust", "fear", "happy", "sad",
+                                                  "surprise", "neutral"),
+        splits=splits, source_ids=np.array([f"s{i}" for i in range(rows)]),
+        rows=np.arange(rows), analyze=splits == "Training", data_hash="tiny")
+
+
+@pytest.mark.parametrize("signum,raised,code", [("SIGTERM", "Terminated", 143),
+                                                ("SIGINT", "KeyboardInterrupt", None)])
+def test_a_signal_during_the_staging_step_removes_the_staging_folder(
+        tmp_path, monkeypatch, signum, raised, code):
+    """The pipeline stands in for Beam: it fills the staging folder, then its process gets
+    the signal. The run unwinds, leaves no staging folder and no output, and the signal
+    handlers are the previous ones again."""
+    import os
+    import signal
+
+    from face_sentiment.data import transform
+
+    seen = {}
+
+    def pipeline(table, spec, staging, beam_args):
+        transform._write_inputs(table, staging / "inputs")
+        seen["staging"] = staging
+        seen["owner"] = json.loads((staging / transform.OWNER_FILE).read_text())
+        os.kill(os.getpid(), getattr(signal, signum))
+        raise AssertionError("the signal did not interrupt the run")
+
+    monkeypatch.setattr(transform, "_run_pipeline", pipeline)
+    monkeypatch.setattr(transform, "transform_key", lambda table, spec: json.dumps({"tft": "x"}))
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    target = tmp_path / "processed" / "tiny"
+    expected = transform.Terminated if raised == "Terminated" else KeyboardInterrupt
+    with pytest.raises(expected) as caught:
+        transform.run_transform(_tiny_table(), out=target, verbose=False)
+    if code is not None:
+        assert caught.value.code == code
+    assert seen["owner"]["pid"] == os.getpid()
+    assert not seen["staging"].exists() and not target.exists()
+    assert transform.staging_folders(target) == []
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+# A child that runs the real Beam pipeline on a tiny table (TF Transform's imports dominate).
+_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_transform import _tiny_table
+from face_sentiment.data.transform import run_transform
+run_transform(_tiny_table(), out={out!r}, verbose=False)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_sigterm_to_a_real_transform_leaves_no_staging_folder(tmp_path):
+    """`face-sentiment transform` killed with SIGTERM (a supervisor, `docker stop`) while Beam
+    runs in its staging folder: the process exits 143 and the folder is gone."""
+    import signal
+    import time
+
+    target = tmp_path / "processed" / "tiny"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD.format(tests=str(ROOT / "tests"), out=str(target))],
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            staged = list(target.parent.glob(".tiny-*/inputs/image.npy"))
+            if staged:
+                break
+            time.sleep(0.2)
+        assert child.poll() is None, f"the child ended first: {child.communicate()[1][-2000:]}"
+        assert staged, "no staging folder appeared within 300 s"
+        time.sleep(1.0)  # into Beam's work
+        child.send_signal(signal.SIGTERM)
+        _, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 143, stderr[-2000:]
+    assert not list(target.parent.glob(".tiny-*")) and not target.exists()

@@ -5,7 +5,8 @@ calls the project's CLI with the project's venv, and the notebooks run on the pr
 (`make airflow-setup` registers it in this venv's prefix as KERNEL). Settings come from the
 environment (`make airflow-test` and `make airflow-standalone` set them):
 FACE_SENTIMENT_PROJECT (default: the checkout holding this folder), FACE_SENTIMENT_PROFILE
-(default: ci), FACE_SENTIMENT_INCOMING (default: data/raw/incoming), FACE_SENTIMENT_REGISTRY
+(the reports DAG's profile, default ci; the continual-training DAG's default profile is the
+champion's own), FACE_SENTIMENT_INCOMING (default: data/raw/incoming), FACE_SENTIMENT_REGISTRY
 and FACE_SENTIMENT_DEPLOY_CONFIG (the CLI's defaults: deploy/registry, deploy/targets.yaml),
 FACE_SENTIMENT_MONITOR_LOG (a runner log the drift check monitors; unset: no monitoring task
 output, the last monitor.json is read if present).

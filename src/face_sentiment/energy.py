@@ -12,20 +12,26 @@ covers and what was assumed. Methods, in the order `auto` tries them:
 - `rapl` (measured): Intel/AMD RAPL energy counters (/sys/class/powercap/intel-rapl:*),
   read at the start and end (and sampled, for counter wrap-around). Covers the CPU packages
   (and DRAM when the platform exposes that domain), for every process on the machine.
-- `codecarbon` (estimate): codecarbon's `OfflineEmissionsTracker` (never the online one: it
-  calls geolocation services and silently falls back to Canada). Without RAPL it estimates
-  CPU power as the CPU's TDP (from its table, or 4 W per thread when the model is unknown)
-  times this process's CPU load, and RAM power from a per-DIMM constant (at least 10 W on
-  x86), both stated in `assumptions`. Imported lazily: the Pi does not have it.
 - `pi4-estimate` (estimate): a Raspberry Pi 4 has no power telemetry. The board's power is
   taken as 2.7 W idle plus (6.4 - 2.7) / 4 W per busy core, the busy cores being this
   process's CPU seconds per second (RasPi.TV's measurements of a Pi 4 B at 5 V: 540 mA idle,
   1280 mA under `stress --cpu 4`, no peripherals).
+- `cpu-time` (estimate, labelled "estimate from CPU time"): where there is no power meter,
+  this process's CPU time over the metered block (`time.process_time`, every thread) times a
+  stated power per busy core (`DEFAULT_CORE_W`, or $FACE_SENTIMENT_CORE_W). It follows the
+  work done, not the wall time: a loop that waits for a busy machine costs no more, one that
+  sleeps costs nothing. It leaves out idle power, RAM and the rest of the machine.
+- `codecarbon` (estimate without RAPL), only when asked for by name: its
+  `OfflineEmissionsTracker` (never the online one: it calls geolocation services and silently
+  falls back to Canada). Without RAPL it charges the CPU's TDP times this process's CPU load
+  plus a constant RAM power for the whole wall time, so per inference it is mean power / FPS:
+  it tracks how long a shared machine took, not the model. Its CO2 figure is what it adds.
+  Imported lazily: the Pi does not have it.
 
-$FACE_SENTIMENT_ENERGY picks a method (`off` disables metering; default `auto`); the carbon
-intensity of codecarbon's CO2 figure uses $FACE_SENTIMENT_COUNTRY (ISO 3166 alpha-3, default
-USA), which changes the emissions, never the joules. Standard library only, so the Pi runner
-imports it.
+$FACE_SENTIMENT_ENERGY picks a method (`off` disables metering; default `auto`; a name it does
+not know falls back to `cpu-time` with one warning); the carbon intensity of codecarbon's CO2
+figure uses $FACE_SENTIMENT_COUNTRY (ISO 3166 alpha-3, default USA), which changes the
+emissions, never the joules. Standard library only, so the Pi runner imports it.
 """
 
 from __future__ import annotations
@@ -44,9 +50,16 @@ log = logging.getLogger("face_sentiment.energy")
 
 ENV = "FACE_SENTIMENT_ENERGY"
 COUNTRY_ENV = "FACE_SENTIMENT_COUNTRY"
+CORE_W_ENV = "FACE_SENTIMENT_CORE_W"
 DEFAULT_COUNTRY = "USA"
 JOULES_PER_KWH = 3.6e6
-METHODS = ("pi5-pmic", "rapl", "codecarbon", "pi4-estimate")
+METHODS = ("pi5-pmic", "rapl", "codecarbon", "pi4-estimate", "cpu-time")
+CPU_TIME_LABEL = "estimate from CPU time"
+# Watts per busy core (logical CPU) for `cpu-time`: a server CPU's TDP per core, e.g. AMD EPYC
+# 9654 360 W / 96 cores = 3.75 W, Intel Xeon Platinum 8480+ 350 W / 56 = 6.25 W; codecarbon
+# charges 4 W per thread for a CPU model it does not know. 4 W, overridable (an ARM board's
+# core draws nearer 1 W: the Pi 4's is 0.93 W below).
+DEFAULT_CORE_W = 4.0
 POWERCAP = Path("/sys/class/powercap")
 BOARD_MODEL = Path("/proc/device-tree/model")
 # Raspberry Pi 4 B at 5 V (RasPi.TV, 2019): idle 540 mA, `stress --cpu 4` 1280 mA.
@@ -154,12 +167,42 @@ def _codecarbon_available() -> bool:
 # The meter
 
 
+_warned: set[str] = set()  # environment values already warned about (once per process)
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message)
+
+
+def core_watts(value: float | None = None) -> float:
+    """The power per busy core of `cpu-time`: `value`, else $FACE_SENTIMENT_CORE_W, else
+    DEFAULT_CORE_W (a value that is not a positive number: the default, with a warning)."""
+    if value is not None:
+        return float(value)
+    text = os.environ.get(CORE_W_ENV, "").strip()
+    if not text:
+        return DEFAULT_CORE_W
+    try:
+        watts = float(text)
+    except ValueError:
+        watts = -1.0
+    if not 0 < watts < 1000:
+        _warn_once(f"{CORE_W_ENV}={text}", f"${CORE_W_ENV}={text!r} is not a power in watts per "
+                   f"core: using {DEFAULT_CORE_W:g} W")
+        return DEFAULT_CORE_W
+    return watts
+
+
 class EnergyMeter:
     """`with EnergyMeter("training") as meter: ...` then `meter.result` (a dict).
 
     `method`: one of METHODS, `auto` (the first that works here) or `off`; default
     $FACE_SENTIMENT_ENERGY or `auto`. A method that fails to start gives a result with
-    `kind: unavailable` and the reason: metering never stops the work it measures.
+    `kind: unavailable` and the reason: metering never stops the work it measures. So does
+    a name $FACE_SENTIMENT_ENERGY gives that is not a method: `cpu-time`, with one warning
+    (a `method` argument that is not one is a bug: ValueError).
     """
 
     def __init__(self, task: str, method: str | None = None, interval_s: float = 0.5,
@@ -167,12 +210,26 @@ class EnergyMeter:
                  clock: Callable[[], float] = time.monotonic,
                  pmic_reader: Callable[[], dict] | None = None,
                  rapl_root: Path | None = None,
-                 cpu_seconds: Callable[[], float] = time.process_time) -> None:
+                 cpu_seconds: Callable[[], float] = time.process_time,
+                 core_w: float | None = None) -> None:
         self.task = task
-        self.requested = (method or os.environ.get(ENV) or "auto").strip().lower()
-        if self.requested not in ("auto", "off", *METHODS):
-            raise ValueError(f"energy method {self.requested!r}: use auto, off or one of "
-                             f"{', '.join(METHODS)} (${ENV})")
+        self._notes: list[str] = []  # why methods were not used, for the result
+        valid = ("auto", "off", *METHODS)
+        if method is not None:
+            self.requested = method.strip().lower()
+            if self.requested not in valid:
+                raise ValueError(f"energy method {self.requested!r}: use auto, off or one of "
+                                 f"{', '.join(METHODS)} (${ENV})")
+        else:
+            text = os.environ.get(ENV) or "auto"
+            self.requested = text.strip().lower()
+            if self.requested not in valid:
+                # a typo in the environment must not abort a training run or a benchmark
+                _warn_once(f"{ENV}={text}", f"${ENV}={text!r} is not an energy method (valid: "
+                           f"{', '.join(valid)}): using cpu-time, the {CPU_TIME_LABEL}")
+                self.requested = "cpu-time"
+                self._notes.append(f"${ENV}={text!r} is not an energy method")
+        self.core_w = core_watts(core_w)
         self.interval_s, self.codecarbon_interval_s = interval_s, codecarbon_interval_s
         self.country = (country_iso_code or os.environ.get(COUNTRY_ENV)
                         or DEFAULT_COUNTRY).upper()
@@ -181,7 +238,6 @@ class EnergyMeter:
         self.rapl_root = rapl_root or POWERCAP
         self.method: str | None = None
         self.result: dict | None = None
-        self._notes: list[str] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._samples: list[tuple[float, float]] = []
@@ -197,9 +253,10 @@ class EnergyMeter:
         board = board_model()
         candidates = ["pi5-pmic"] if "Raspberry Pi 5" in board else []
         candidates.append("rapl")
-        candidates.append("codecarbon")
         if "Raspberry Pi 4" in board:
             candidates.append("pi4-estimate")
+        # Not codecarbon: without RAPL its estimate is wall time x a constant power.
+        candidates.append("cpu-time")
         return tuple(candidates)
 
     def start(self) -> EnergyMeter:
@@ -250,6 +307,9 @@ class EnergyMeter:
     def _start_pi4_estimate(self) -> None:
         if "Raspberry Pi 4" not in board_model() and self.requested != "pi4-estimate":
             raise RuntimeError("not a Raspberry Pi 4")
+
+    def _start_cpu_time(self) -> None:
+        pass  # nothing to start: the CPU clock is read at start and stop
 
     def _start_sampler(self, sample: Callable[[], object]) -> None:
         self._stop.clear()
@@ -360,6 +420,17 @@ class EnergyMeter:
                                 f"second ({busy:.2f}); figures: RasPi.TV's Pi 4 B "
                                 "measurements (540 mA idle, 1280 mA with stress --cpu 4, 5 V)"]}
 
+    def _stop_cpu_time(self, duration: float, cpu: float) -> dict:
+        return {"kind": "estimate", "label": CPU_TIME_LABEL, "joules": cpu * self.core_w,
+                "core_w": self.core_w,
+                "scope": "this process's CPU time (every thread) x a fixed power per busy "
+                         "core: the cores' work only, without idle power, RAM or the rest of "
+                         "the machine",
+                "assumptions": [f"{self.core_w:g} W per busy core (${CORE_W_ENV}; default "
+                                f"{DEFAULT_CORE_W:g} W, a server CPU's TDP per core) x "
+                                f"{cpu:.3f} CPU s of this process; no power meter (RAPL, "
+                                "PMIC) here"]}
+
     # --- context manager ----------------------------------------------------------------------
 
     def __enter__(self) -> EnergyMeter:
@@ -370,36 +441,49 @@ class EnergyMeter:
 
 
 def per_unit(energy: dict | None, count: int | float, unit: str,
-             seconds: float | None = None) -> dict | None:
-    """`energy` plus `joules_per_<unit>`: the run's joules / `count`, or, with `seconds` (the
-    timed part of a longer metered run, e.g. a benchmark without its warm-up), mean power x
-    `seconds` / `count`."""
+             seconds: float | None = None, cpu_seconds: float | None = None) -> dict | None:
+    """`energy` plus `joules_per_<unit>`: the run's joules / `count`, or, for the timed part
+    of a longer metered run (e.g. a benchmark without its warm-up): with a CPU-time estimate
+    and that part's `cpu_seconds`, those CPU seconds x the power per core / `count`;
+    otherwise mean power x its wall `seconds` / `count`."""
     if energy is None:
         return None
     out = dict(energy)
     joules, power = energy.get("joules"), energy.get("mean_power_w")
-    value = None
+    cpu_estimate = energy.get("method") == "cpu-time" and energy.get("core_w") is not None
+    value, how = None, None
     if count and joules is not None:
-        if seconds is not None and power is not None:
+        if cpu_estimate and cpu_seconds is not None:
+            value = energy["core_w"] * cpu_seconds / count
+            how = (f"the timed part's {cpu_seconds:.3f} CPU s x {energy['core_w']:g} W per "
+                   f"core / {count} {unit}s")
+        elif seconds is not None and power is not None:
             value = power * seconds / count
+            how = f"mean power over the metered run x the {seconds:.3f} s timed / {count} {unit}s"
         else:
             value = joules / count
     out[f"joules_per_{unit}"] = None if value is None else float(f"{value:.6g}")
-    if seconds is not None:
-        out.setdefault("per_unit_method", {})[unit] = (
-            f"mean power over the metered run x the {seconds:.3f} s timed / {count} {unit}s")
+    if how is not None:
+        out.setdefault("per_unit_method", {})[unit] = how
     return out
 
 
+def label(energy: dict) -> str:
+    """How a figure was obtained, for a reader: 'measured', 'estimate', 'estimate from CPU
+    time'."""
+    return str(energy.get("label") or energy.get("kind"))
+
+
 def describe(energy: dict | None) -> str:
-    """One line: '12.3 J (3.4e-06 kWh), estimate (codecarbon), 0.52 mJ per face'."""
+    """One line: '12.3 J (3.4e-06 kWh), estimate from CPU time (cpu-time), 0.52 mJ per
+    face'."""
     if not energy:
         return "energy: not recorded"
     if energy.get("joules") is None:
         return f"energy: unavailable ({energy.get('reason')})"
     per = [f"{1000 * v:.3g} mJ per {k.removeprefix('joules_per_')}"
            for k, v in energy.items() if k.startswith("joules_per_") and v is not None]
-    return (f"energy: {energy['joules']:.4g} J ({energy['kwh']:.3g} kWh), {energy['kind']} "
+    return (f"energy: {energy['joules']:.4g} J ({energy['kwh']:.3g} kWh), {label(energy)} "
             f"({energy['method']})" + (f", {', '.join(per)}" if per else ""))
 
 
@@ -413,8 +497,10 @@ def combine(results: list[dict], task: str) -> dict:
     duration = sum(r.get("duration_s") or 0.0 for r in usable)
     kinds = {r["kind"] for r in usable}
     methods = sorted({r["method"] for r in usable})
+    labels = {label(r) for r in usable}
     return {"task": task, "method": "+".join(methods),
             "kind": "measured" if kinds == {"measured"} else "estimate",
+            **({"label": CPU_TIME_LABEL} if labels == {CPU_TIME_LABEL} else {}),
             "joules": round(joules, 3), "kwh": joules / JOULES_PER_KWH,
             "duration_s": round(duration, 3),
             "mean_power_w": round(joules / duration, 3) if duration > 0 else None,

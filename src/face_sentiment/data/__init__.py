@@ -9,7 +9,12 @@
   expressions, lab data).
 - `photos`: photo sets beside FER2013: the person split, their faces (cached) for training.
 - `validation`: TFDV statistics, the data contract, drift and skew (imports TFDV and Beam).
-- `exploration`: tables and plots for notebook 01.
+- `exploration`: tables for notebook 01.
+- `transform`: the TF Transform preprocessing of the cache into TFRecords (`make processed`;
+  staging cleaned on a signal and at the next start).
+- `processed`: reading those records back, with their Training-quantile slices.
+- `plots`: the stage's figures (notebooks 01-03): class balance, sample faces, quality per
+  class, the validated features per split, the lighting normalisations, the quality buckets.
 Imports nothing from later stages (model, evaluation, responsible).
 """
 

@@ -182,26 +182,3 @@ def analyzer_summary(processed: ProcessedData) -> pd.DataFrame:
                 row[(name, label)] = shares.get(bucket, 0.0)
         rows[split] = row
     return pd.DataFrame(rows).T.round(3)
-
-
-def plot_buckets(processed: ProcessedData, split: str = "Training"):
-    """Histogram of each bucketed quality feature on `split`, coloured by bucket: where the
-    transform's Training-quantile boundaries fall."""
-    import matplotlib.pyplot as plt
-
-    part = processed.table[processed.table["split"] == split]
-    fig, axes = plt.subplots(1, len(BUCKETED), figsize=(3 * len(BUCKETED), 3))
-    for ax, name in zip(axes, BUCKETED, strict=True):
-        values = part[name].to_numpy()
-        upper = np.quantile(values, 0.99)
-        bins = np.linspace(values.min(), upper, 50)
-        for bucket, label in enumerate(BUCKET_NAMES):
-            ax.hist(values[part[f"{name}_bucket"].to_numpy() == bucket], bins=bins,
-                    label=label, alpha=0.8)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel(name, fontsize=8)
-        ax.set_ylabel("faces", fontsize=8)
-    axes[0].legend(title="bucket", fontsize=8)
-    fig.suptitle(f"Quality buckets at Training's tertile boundaries ({split})", fontsize=9)
-    fig.tight_layout()
-    return fig

@@ -253,30 +253,6 @@ def run_validation(dataset: Fer2013Dataset, beam_args: str | list[str] | None = 
     return validate(statistics, load_schema())
 
 
-FEATURE_UNITS = {"brightness": "mean grey level", "contrast": "grey-level standard deviation",
-                 "sharpness": "variance of the Laplacian",
-                 "clipped_fraction": "share of pixels at 0 or 255"}
-
-
-def plot_feature_distributions(table: pd.DataFrame, splits: tuple[str, ...] = SPLITS):
-    """Density histograms of each numeric feature per split (2 x 2 panels): the input of the
-    drift checks."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(8.5, 5.8))
-    for ax, name in zip(axes.ravel(), NUMERIC_FEATURES, strict=True):
-        for split in splits:
-            ax.hist(table.loc[table.split == split, name], bins=40, density=True,
-                    histtype="step", label=split)
-        ax.set_title(name)
-        ax.set_xlabel(FEATURE_UNITS.get(name, name), fontsize=8)
-        ax.set_ylabel("density", fontsize=8)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle("Feature distributions per split (the input to the drift checks)")
-    fig.tight_layout()
-    return fig
-
-
 def corrupted_split_check(table: pd.DataFrame, statistics: dict, contract: schema_pb2.Schema,
                           folder: Path, beam_args: str | list[str] | None = None,
                           brightness_factor: float = 0.25) -> ValidationResult:

@@ -2,10 +2,12 @@
 confidence interval of the accuracy difference and macro-F1 (all from `stats`),
 plus the rule for promoting a challenger.
 
-Promotion rule (the champion is the shipped model): a challenger replaces it only when, on
-PublicTest (the selection split; PrivateTest is for reporting and never decides), its accuracy
-is higher with McNemar's exact two-sided p < 0.05 AND the 95% bootstrap interval of the
-difference lies above zero AND its macro-F1 is not lower by more than one point.
+FER2013-only rule (`ab-test`'s verdict, `promote_b`): a challenger beats the champion on one
+split (PublicTest by default; PrivateTest is for reporting and never decides) when its
+accuracy is higher with McNemar's exact two-sided p < 0.05 AND the 95% bootstrap interval of
+the difference lies above zero AND its macro-F1 is not lower by more than one point.
+Continual training promotes by `pipeline.promotion` instead, which also weighs the lab's
+held-out people (docs/continual-training.md).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from face_sentiment.data.folder_dataset import (
     FolderDataset,
     dataset_faces,
 )
-from face_sentiment.evaluation.metrics import per_class_metrics, plot_confusion_matrix
+from face_sentiment.evaluation.metrics import per_class_metrics
 from face_sentiment.evaluation.predictors import load_predictors
 from face_sentiment.stats import (
     accuracy_interval,
@@ -200,40 +200,9 @@ def evaluate(predictors: list, dataset: FolderDataset, crops: FaceCrops | None =
     return pd.DataFrame(rows), results
 
 
-def plot_confusions(results: dict[str, CrossResult]):
-    """Row-normalised confusion matrices side by side (`metrics.plot_confusion_matrix`): rows
-    are the dataset's classes, columns every class the model can predict."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(5.6 * len(results), 4.6), squeeze=False)
-    for ax, (name, result) in zip(axes[0], results.items(), strict=True):
-        counts = confusion(result, normalise=False)
-        plot_confusion_matrix(counts.to_numpy(), list(counts.index), list(counts.columns),
-                              title=f"{result.dataset}: {name}", ax=ax)
-    fig.tight_layout()
-    return fig
-
-
 def accuracy_by(result: CrossResult, column: str) -> pd.Series:
     """Accuracy of each value of `column` (e.g. each subject) over its scored rows."""
     return result.table.assign(correct=result.correct).groupby(column).correct.mean()
-
-
-def plot_accuracy_by(results: dict[str, CrossResult], column: str, bins: int = 10):
-    """Histogram of per-`column` accuracy (how many subjects score how well), one series per
-    model: a mean over people hides whether a model fails some of them entirely."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    dataset = next(iter(results.values())).dataset if results else ""
-    ax.hist([accuracy_by(result, column) for result in results.values()], bins=bins,
-            range=(0, 1), label=list(results))
-    ax.set_xlabel(f"accuracy of one {column}'s images")
-    ax.set_ylabel(f"{column}s")
-    ax.legend(fontsize=7)
-    ax.set_title(f"{dataset}: accuracy split by {column}")
-    fig.tight_layout()
-    return fig
 
 
 def load_available(names: tuple[str, ...] | None = None
@@ -275,7 +244,7 @@ def held_out_subset(dataset: FolderDataset, trained: str | dict) -> FolderDatase
     not train on this set: then every row is unseen and asking for held-out rows is a mistake."""
     from face_sentiment.data.photos import split_folds
     from face_sentiment.labels import class_names
-    from face_sentiment.model.training import TrainingConfig
+    from face_sentiment.model.config import TrainingConfig
 
     settings = training_settings(trained) if isinstance(trained, str) else trained
     config = TrainingConfig.from_dict({key: value for key, value in settings.items()

@@ -5,8 +5,9 @@ brightness, contrast and sharpness tertiles) from a predictions table with
 `tfma.analyze_raw_data` (an Apache Beam pipeline). Its per-class precision and recall count a
 face as predicted for the class it ranks first (top-1, as the model answers), so they are the
 same quantities scikit-learn computes from the argmax; both are shown side by side as a
-cross-check. Calibration (expected calibration error and the reliability diagram) is computed
-here, and the report tables (`headline_table`, `per_class_table`) are in percent.
+cross-check. Calibration (expected calibration error and the reliability diagram's bins) is
+computed here, and the report tables (`headline_table`, `per_class_table`) are in percent; the
+figures (confusion matrix, reliability diagram) are in `evaluation.plots`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from google.protobuf import text_format
-from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from face_sentiment.data.transform import BUCKET_NAMES
@@ -234,66 +233,6 @@ def tfma_per_class(table: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFram
     return pivot[["precision", "recall"]].reindex(classes).rename_axis("class")
 
 
-def plot_confusion_matrix(counts: np.ndarray, rows: list[str] | tuple[str, ...],
-                          columns: list[str] | tuple[str, ...] | None = None,
-                          normalise: bool = True, title: str = "", ax=None) -> Figure:
-    """Draw one confusion matrix: `counts[i, j]` images of true class `rows[i]` predicted as
-    `columns[j]` (default: the same classes as the rows; a dataset may lack some of the model's
-    classes, so the matrix need not be square).
-
-    `normalise` shows each row as shares of its true class (a row without images stays zero)
-    and writes every row's image count beside its class name; otherwise the raw counts are
-    shown. Every cell is annotated. Draws into `ax` when given (side-by-side panels; the caller
-    lays out the figure), else into a new figure.
-    """
-    counts = np.asarray(counts)
-    columns = rows if columns is None else columns
-    totals = counts.sum(axis=1)
-    shown = counts / np.maximum(totals[:, None], 1) if normalise else counts
-    own_figure = ax is None
-    fig, ax = plt.subplots(figsize=(5.5, 4.8)) if own_figure else (ax.figure, ax)
-    top = 1.0 if normalise else max(float(shown.max()), 1.0)
-    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=top)
-    for (row, col), value in np.ndenumerate(shown):
-        ax.text(col, row, f"{value:.2f}" if normalise else str(int(value)), ha="center",
-                va="center", fontsize=7, color="white" if value > 0.5 * top else "black")
-    ax.set_xticks(range(len(columns)), list(columns), rotation=45, ha="right")
-    ax.set_yticks(range(len(rows)), [f"{name} ({int(total)})" for name, total in
-                                     zip(rows, totals, strict=True)] if normalise else list(rows))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true (images)" if normalise else "true")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    if own_figure:
-        fig.tight_layout()
-    return fig
-
-
-def plot_confusion(evaluation: Evaluation, normalise: bool = True) -> Figure:
-    """The confusion matrix of one evaluation over all of its classes."""
-    matrix = confusion_matrix(evaluation.labels, evaluation.predicted,
-                              labels=np.arange(len(evaluation.classes)))
-    return plot_confusion_matrix(
-        matrix, evaluation.classes, normalise=normalise,
-        title=f"Confusion ({'row-normalised' if normalise else 'counts'}): {evaluation.name}")
-
-
-def plot_reliability(evaluations: list[Evaluation], bins: int = 15) -> Figure:
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
-    for evaluation in evaluations:
-        table = reliability_table(evaluation.labels, evaluation.probabilities, bins).dropna()
-        ece = expected_calibration_error(evaluation.labels, evaluation.probabilities, bins)
-        ax.plot(table.confidence, table.accuracy, "o-", markersize=3,
-                label=f"{evaluation.name} (ECE {ece:.3f})")
-    ax.set_xlabel("confidence (top class)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Reliability diagram")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def evaluate_predictor(predictor, images: np.ndarray, labels: np.ndarray,
                        name: str | None = None) -> Evaluation:
     """Run a predictor (see `face_sentiment.evaluation.predictors`) over labelled faces."""
@@ -369,4 +308,3 @@ def per_class_table(evaluations: list[Evaluation] | dict[str, Evaluation]) -> pd
                               ("f1", "F1 %")):
             parts[(evaluation.name, label)] = 100 * table[metric]
     return pd.DataFrame(parts)
-

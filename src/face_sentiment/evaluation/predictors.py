@@ -35,7 +35,7 @@ class KerasPredictor:
 
     def __init__(self, path: str | Path, spec: PreprocessingSpec | None = None,
                  classes: tuple[str, ...] | None = None, batch_size: int = 256):
-        from face_sentiment.model.export import load_trained
+        from face_sentiment.model.io import load_trained
 
         self.path = Path(path)
         self.model = load_trained(self.path)
@@ -88,7 +88,9 @@ class FerBaselinePredictor:
             self.interpreter = load_interpreter(files.tflite_model, num_threads=2)
             self.name = "fer:mini-xception-tflite"
         else:
-            self.model = fer_baseline.load_keras_model(files)
+            from face_sentiment.model.io import load_keras_model
+
+            self.model = load_keras_model(files.keras_model)
             self.name = "fer:mini-xception"
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
@@ -96,14 +98,9 @@ class FerBaselinePredictor:
         inputs = self.prepare(resized)
         if not self.use_tflite:
             return self.model.predict(inputs, batch_size=256, verbose=0)
-        detail_in = self.interpreter.get_input_details()[0]
-        detail_out = self.interpreter.get_output_details()[0]
-        out = []
-        for face in inputs:
-            self.interpreter.set_tensor(detail_in["index"], face[np.newaxis].astype(np.float32))
-            self.interpreter.invoke()
-            out.append(self.interpreter.get_tensor(detail_out["index"])[0].copy())
-        return np.array(out, np.float32)
+        from face_sentiment.live.interpreter import invoke_per_face
+
+        return invoke_per_face(self.interpreter, inputs.astype(np.float32, copy=False))
 
 
 class FlipAveraged:

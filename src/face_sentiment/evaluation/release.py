@@ -35,9 +35,9 @@ from face_sentiment.model.export import (
     export_variants,
     fer_tflite_latency,
     inference_energy,
-    load_trained,
     runtime_comparison,
 )
+from face_sentiment.model.io import load_keras_model, load_trained
 from face_sentiment.model_card import (
     CARD_FILE,
     SHIPPED_KERAS,
@@ -302,21 +302,27 @@ def keep_run(run: str, target: Path, description: str) -> Path:
     """Keep a run's network as a member or teacher: its inference copy (no augmentation
     layers) as target/face_sentiment.keras, its history, and a card with the run's settings
     and training compute, so that an ensemble profile can name it and its card can cite it."""
+    from face_sentiment.model.architecture import architecture_spec
+
     run_dir = runs_dir() / run
     config = run_config(run)
     target.mkdir(parents=True, exist_ok=True)
     staging = target / ".keep.tmp.keras"  # Keras saves only to a name ending in .keras
+    model = load_trained(run_dir / "best.keras")
     try:
-        load_trained(run_dir / "best.keras").save(staging)
+        model.save(staging)
         staging.replace(target / SHIPPED_KERAS)
     finally:
         staging.unlink(missing_ok=True)
     copy_atomic(run_dir / "history.csv", target / "training_history.csv")
-    write_atomic(target / CARD_FILE, json.dumps({
+    card = ModelCard.from_dict({
         "name": f"member {run}", "classes": list(class_names(config["label_set"])),
         "label_set": config["label_set"], "preprocessing": config["preprocessing"],
         "model_file": SHIPPED_KERAS, "description": description,
-        "training": config, "compute": compute_summary(run_dir)}, indent=2) + "\n")
+        "training": config, "compute": compute_summary(run_dir)}, "member card")
+    # The card's values as given (not normalised by to_dict), with the network's entry.
+    values = card.with_architecture(architecture_spec(model)).values
+    write_atomic(target / CARD_FILE, json.dumps(values, indent=2) + "\n")
     return target / SHIPPED_KERAS
 
 
@@ -324,16 +330,14 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
          target: Path | None = None, profile: str = "full") -> Path:
     """Copy the int8 model and the inference Keras model to `target` (default models/) and
     write the card."""
-    import keras
-
-    from face_sentiment.model.architecture import describe, multiply_adds
+    from face_sentiment.model.architecture import architecture_spec, describe, multiply_adds
 
     run_dir = runs_dir() / run
     config = run_config(run)
     label_set = config["label_set"]
     benchmark = json.loads((run_dir / "export" / "benchmark.json").read_text())
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
-    model = keras.models.load_model(run_dir / "export" / SHIPPED_KERAS, compile=False)
+    model = load_keras_model(run_dir / "export" / SHIPPED_KERAS)
     if model.output_shape[-1] != len(class_names(label_set)):
         raise ValueError(f"{run_dir / 'export' / SHIPPED_KERAS}: {model.output_shape[-1]} "
                          f"outputs, but label set {label_set!r} has "
@@ -381,6 +385,7 @@ def ship(dataset: Fer2013Dataset, run: str = "full", commit: str = "unknown",
     if evaluation.get("members"):
         card["members"] = member_records(run_dir, evaluation["members"])
         card["training"] = {k: v for k, v in card["training"].items() if k in ENSEMBLE_KEYS}
-    written = ModelCard.from_dict(card, "shipped card").write(target)
+    written = ModelCard.from_dict(card, "shipped card").with_architecture(
+        architecture_spec(model)).write(target)
     write_self_test(target / SHIPPED_MODEL)
     return written

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from face_sentiment.degradations import (
     blur,
@@ -92,30 +90,6 @@ def reader_summary(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"clean (%)": 100 * table["clean"], "worst (%)": 100 * table["worst"],
                          "at level": worst_rows["level"].reindex(table.index),
                          "drop (points)": 100 * table["drop"]}, index=table.index)
-
-
-def plot_curves(curves: pd.DataFrame) -> Figure:
-    """A panel per perturbation, a line per model, levels sorted along the x axis."""
-    names = list(dict.fromkeys(curves.perturbation))
-    columns = 4
-    rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.8 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
-        part = curves[curves.perturbation == name].sort_values("level")
-        for model, line in part.groupby("model", sort=False):
-            ax.plot(line.level, 100 * line.accuracy, "o-", markersize=3, label=model)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel(PERTURBATIONS[name][2] if name in PERTURBATIONS else "level", fontsize=8)
-        ax.set_ylabel("accuracy (%)", fontsize=8)
-        ax.set_ylim(0, 100)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"Accuracy under perturbations ({int(curves['n'].iloc[0])} faces)"
-                 if "n" in curves and len(curves) else "Accuracy under perturbations",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def occlude_mouth(faces: np.ndarray, height: float = 0.22, width: float = 0.5) -> np.ndarray:

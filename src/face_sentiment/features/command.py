@@ -131,7 +131,9 @@ def add_arguments(parser) -> None:
     materialize = actions.add_parser("materialize", help="offline tables -> SQLite online store")
     materialize.add_argument("--start", help="ISO 8601 (default: before FER2013's release)")
     materialize.add_argument("--end", help="ISO 8601 (default: now)")
-    materialize.add_argument("--view", action="append", help="a feature view (default: all)")
+    materialize.add_argument("--view", action="append",
+                             help="a feature view (default: live_faces and live_frames, the "
+                                  "views read online; the image views are read offline)")
     materialize.set_defaults(handler=_materialize)
     training = actions.add_parser("training-set", help="point-in-time training set: image "
                                                        "features valid at each row's time")

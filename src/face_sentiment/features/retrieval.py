@@ -1,6 +1,7 @@
 """Reading the store: materialization, the point-in-time training set, the online read.
 
-- `materialize`: offline tables -> the SQLite online store (every view, or those named).
+- `materialize`: offline tables -> the SQLite online store (the live views read online, or
+  those named).
 - `training_set`: `get_historical_features` for an entity table (dataset, image_id,
   event_timestamp): each row gets the feature values valid at its own timestamp (the latest
   row at or before it; nothing from after it), so a label corrected later, or FER+ votes
@@ -33,10 +34,17 @@ def _utc(when) -> datetime:
     return stamp.to_pydatetime()
 
 
+# The views something reads online (`online_devices`: each device's latest frame and faces).
+# The image views (FER2013, batches) are read offline only, by the point-in-time join of
+# `training_set`, so they are not copied into the online store unless asked for by name.
+ONLINE_VIEWS = ("live_faces", "live_frames")
+
+
 def materialize(store, start=None, end=None, views: list[str] | None = None) -> list[str]:
     """Load the offline rows with event timestamps in [start, end) (default: from before
-    FER2013's release to now) into the online store; returns the views materialized."""
-    names = list(views) if views else sorted(v.name for v in store.list_feature_views())
+    FER2013's release to now) of `views` (default: ONLINE_VIEWS) into the online store;
+    returns the views materialized."""
+    names = list(views) if views else list(ONLINE_VIEWS)
     if not names:
         raise StoreError(f"no feature view in the registry of {store.repo_path}: run "
                          "`face-sentiment features apply`")
@@ -47,7 +55,8 @@ def materialize(store, start=None, end=None, views: list[str] | None = None) -> 
             present.append(name)
     if not present:
         raise StoreError(f"nothing to materialize in {store.repo_path}: no offline table of "
-                         f"{', '.join(names)} yet (run `face-sentiment features ingest`)")
+                         f"{', '.join(names)} yet (run `face-sentiment features ingest` on the "
+                         "runner's logs)")
     end = _utc(end) if end is not None else datetime.now(UTC)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         # Feast's colourised banner and one progress bar per view: summarised by the caller

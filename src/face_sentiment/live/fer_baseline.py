@@ -13,8 +13,9 @@ as TFLite, fer's default since 25.x) and `haarcascade_frontalface_default.xml` (
 scaleFactor 1.1, minNeighbors 5, minSize 50x50; grey frame padded by 40 pixels of its bottom
 rows' mean; each box squared, grown by 10 pixels a side, cut, resized to 64x64, scaled to
 [-1, 1]; one TFLite invoke per face. The timed stages match the Pi runner's (detect, align =
-cropping, classify) so the two are compared like for like. `load_keras_model` (TensorFlow
-needed) and `preprocess_crops` serve accuracy comparisons on the training side.
+cropping, classify) so the two are compared like for like. `preprocess_crops` and the files
+serve accuracy comparisons on the training side (fer's Keras model is opened there, by
+`face_sentiment.model.io`: nothing in live/ loads Keras).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import cv2
 import numpy as np
 
 from face_sentiment.labels import FER2013_CLASSES
-from face_sentiment.live.interpreter import load_interpreter
+from face_sentiment.live.interpreter import invoke_per_face, load_interpreter
 from face_sentiment.paths import data_dir, file_sha256, write_atomic
 
 FER_VERSION = "25.10.3"
@@ -134,13 +135,6 @@ def preprocess_crops(gray_faces: np.ndarray) -> np.ndarray:
     return ((faces - 0.5) * 2.0)[..., np.newaxis]
 
 
-def load_keras_model(files: FerFiles | None = None):
-    """fer's Keras mini-Xception (needs TensorFlow/Keras; training side only)."""
-    import keras
-    files = files or extract_fer_files()
-    return keras.models.load_model(files.keras_model, compile=False)
-
-
 class FerPipeline:
     """fer's detect_emotions with its defaults: Haar cascade, then mini-Xception per face."""
 
@@ -185,13 +179,8 @@ class FerPipeline:
 
     def classify(self, faces: np.ndarray) -> np.ndarray:
         """(N, 7) probabilities, one invoke per face as fer does."""
-        inputs = preprocess_crops(faces)
-        out = []
-        for face in inputs:
-            self.interpreter.set_tensor(self._input, face[np.newaxis])
-            self.interpreter.invoke()
-            out.append(self.interpreter.get_tensor(self._output)[0].copy())
-        return np.array(out, np.float32).reshape(-1, len(self.classes))
+        return invoke_per_face(self.interpreter, preprocess_crops(faces), self._input,
+                               self._output)
 
     def detect_emotions(self, image_bgr: np.ndarray) -> list[dict]:
         """Same output shape as fer: [{'box': (x, y, w, h), 'emotions': {name: p}}]."""

@@ -9,7 +9,8 @@ using it, and a truncated or damaged file can crash the whole process (segmentat
 files that did not ship inside a package are first opened in a short-lived child process
 (`verify=True`): if that child dies, the error is reported and the runner is still alive to
 say so. numpy and the standard library only; the interpreter package is imported on first use.
-`latency_ms` is the one latency timer for a model file (export, release and the benchmarks).
+`latency_ms` is the one latency timer for a model file (export, release and the benchmarks);
+`invoke_per_face` the one loop that runs a model on faces one invoke each (as fer does).
 """
 
 from __future__ import annotations
@@ -184,6 +185,24 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = 1,
     except (ValueError, RuntimeError) as error:
         raise ModelFileError(f"{path} could not be loaded as a TFLite model: {error}") from error
     return interpreter
+
+
+def invoke_per_face(interpreter: Any, inputs: np.ndarray, input_index: int | None = None,
+                    output_index: int | None = None) -> np.ndarray:
+    """(N, outputs) float32: the first output for each of `inputs` (N preprocessed faces, in
+    the model's input type), one invoke per face. Give the tensor indices when they are
+    already known (a timed pipeline), else the first input and output are used."""
+    if input_index is None:
+        input_index = interpreter.get_input_details()[0]["index"]
+    if output_index is None:
+        output_index = interpreter.get_output_details()[0]["index"]
+    out = []
+    for face in inputs:
+        interpreter.set_tensor(input_index, face[np.newaxis])
+        interpreter.invoke()
+        out.append(interpreter.get_tensor(output_index)[0].copy())
+    width = len(out[0]) if out else interpreter.get_tensor(output_index).shape[-1]
+    return np.array(out, np.float32).reshape(-1, width)
 
 
 def latency_samples(model_path: str | Path, sample: np.ndarray, threads: int = 1,

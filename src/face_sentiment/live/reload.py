@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from face_sentiment.live.classifier import ExpressionClassifier
@@ -44,10 +45,14 @@ class ModelWatcher:
 
     def __init__(self, model_path: str | Path, card_path: str | Path | None = None,
                  num_threads: int | None = 1, interval_s: float = 2.0,
-                 current_id: str | None = None) -> None:
+                 current_id: str | None = None,
+                 locate: Callable[[], Path] | None = None) -> None:
         self.model_path = Path(model_path)
         self.card_path = Path(card_path) if card_path else self.model_path.with_name(CARD_FILE)
         self.num_threads, self.interval_s = num_threads, interval_s
+        # A model given by name (`shipped-int8`) is located again at every check, so that a
+        # promotion or rollback in the registry (a new current version folder) is followed.
+        self.locate = locate
         self.paths = (self.model_path, self.card_path)
         self.seen = _signature(self.paths)
         self.current = (current_id, self._sha())
@@ -79,6 +84,7 @@ class ModelWatcher:
         if now < self.next_check:
             return None
         self.next_check = now + self.interval_s
+        self._follow_record()
         signature = _signature(self.paths)
         if signature == self.seen:
             return None
@@ -88,6 +94,21 @@ class ModelWatcher:
         self._thread = threading.Thread(target=self._load, name="model-reload", daemon=True)
         self._thread.start()
         return None
+
+    def _follow_record(self) -> None:
+        """Point at the located model when it moved (the model of record changed)."""
+        if self.locate is None:
+            return
+        try:
+            located = Path(self.locate())
+        except (OSError, ValueError) as error:  # an unreadable pointer: keep the model we have
+            self.last_error = str(error)
+            return
+        if located != self.model_path:
+            self.model_path = located
+            self.card_path = located.with_name(CARD_FILE)
+            self.paths = (self.model_path, self.card_path)
+            self.seen = None  # whatever the new files' times, load them
 
     def _load(self) -> None:
         try:

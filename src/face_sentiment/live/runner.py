@@ -23,6 +23,10 @@ frame and still write the summary; under systemd (`Type=notify`, `WatchdogSec=`)
 sends READY/WATCHDOG/STATUS/STOPPING over $NOTIFY_SOCKET (sd_notify, standard library only).
 `--soak SECONDS` runs the looped source for that long, samples RSS, file descriptors, threads
 and log size, and writes their fitted growth (soak.json, soak_rss.png).
+
+This module is the command line (options, the runs they ask for, their summaries); what a
+frame goes through is live.frame_pipeline, the frame loop live.loop (`RunnerLoop`,
+`RunnerOptions`, `RunnerStatus`). Their names are importable from here too, as before.
 """
 
 from __future__ import annotations
@@ -34,12 +38,11 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 import cv2
-import numpy as np
 
 from face_sentiment.energy import EnergyMeter, per_unit
 from face_sentiment.energy import describe as describe_energy
@@ -49,251 +52,74 @@ from face_sentiment.live.faces import (
     DEFAULT_DETECTOR,
     DETECTORS,
     BlazeFaceDetector,
-    FaceDetector,
-    align_faces,
     create_detector,
+)
+from face_sentiment.live.frame_pipeline import (
+    COLOURS,
+    FaceResult,
+    FerRunnerPipeline,
+    Pipeline,
+    draw_overlay,
+    frame_record,
 )
 from face_sentiment.live.frame_sources import FrameSource, SourceError, open_source
 from face_sentiment.live.interpreter import QUIET_ENV, ModelFileError, interpreter_class
-from face_sentiment.live.observations import device_id, face_observations
+from face_sentiment.live.loop import (
+    MAX_FAILED_FRAMES_IN_ROW,
+    RunnerLoop,
+    RunnerOptions,
+    RunnerStatus,
+    run_loop,
+)
 from face_sentiment.live.publisher import add_serve_arguments, start_live_page
 from face_sentiment.live.reload import ModelWatcher
 from face_sentiment.live.results_log import (
     DEFAULT_LOG_KEEP,
     DEFAULT_LOG_MAX_MB,
     ResultsLog,
-    StreamLog,
 )
-from face_sentiment.live.scheduling import DEFAULT_MAX_DETECT_EVERY, DetectionScheduler, Pacer
+from face_sentiment.live.scheduling import DEFAULT_MAX_DETECT_EVERY, DetectionScheduler
 from face_sentiment.live.service import StopRequest, SystemdNotifier
 from face_sentiment.live.tracking import DEFAULT_HOLD, FaceTracker
 from face_sentiment.model_card import PACKAGED_MODELS, SHIPPED_MODEL
+from face_sentiment.model_of_record import registry_current
 from face_sentiment.paths import write_atomic
+
+# Names other modules, pi/ scripts and tests import from here (they moved to frame_pipeline and
+# loop, or are the runner's building blocks).
+__all__ = [
+    "CAMERA_FPS_FALLBACK", "COLOURS", "MAX_FAILED_FRAMES_IN_ROW",
+    "TRACK_MIN_SCORE", "DetectionScheduler", "FaceResult", "FerRunnerPipeline", "Pipeline",
+    "ResultsLog", "RunnerLoop", "RunnerOptions", "RunnerStatus", "SystemdNotifier",
+    "build_parser", "build_pipeline", "compare", "default_model", "draw_overlay",
+    "frame_record", "main", "run_loop",
+]
 
 log = logging.getLogger("face_sentiment.live.runner")
 
-DEFAULT_MODEL = "models/face_sentiment_int8.tflite"  # of the checkout holding src/, see below
 # BlazeFace full-range on the shared party video (pi/tools/face_video_01_faces.json): at its own
 # 0.5 threshold it boxes the side-on man with a phone in 32% of frames and the man in the turban
 # in 72%; kept down to 0.4 where they continue a track, 88% and 97% (README, "Detection").
 TRACK_MIN_SCORE = 0.4
 CAMERA_FPS_FALLBACK = 30.0
-# BGR colours per FER2013 class name; unknown names get grey.
-COLOURS = {"angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160),
-           "happy": (40, 200, 240), "sad": (200, 120, 40), "surprise": (240, 200, 40),
-           "neutral": (200, 200, 200), "contempt": (120, 120, 40)}
 
 
 def default_model() -> Path:
-    """The shipped int8 model, found from this file rather than the current folder (pi/run.py
-    started elsewhere, a service's WorkingDirectory): models/ of the checkout or image that
-    holds src/face_sentiment/, else the copy an installed wheel carries."""
-    checkout = Path(__file__).resolve().parents[3] / DEFAULT_MODEL
+    """The model of record's int8 model (face_sentiment.model_of_record): the registry's
+    current version; before the registry is seeded, models/ of the checkout or image that
+    holds src/face_sentiment/ (found from this file rather than the current folder: pi/run.py
+    started elsewhere, a service's WorkingDirectory), else the copy an installed wheel
+    carries."""
+    record = registry_current()
+    if record is not None:
+        return record / SHIPPED_MODEL
+    checkout = Path(__file__).resolve().parents[3] / "models" / SHIPPED_MODEL
     packaged = PACKAGED_MODELS / SHIPPED_MODEL
     return packaged if not checkout.is_file() and packaged.is_file() else checkout
 
 
-@dataclass
-class FaceResult:
-    """One classified face of one frame."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    probabilities: np.ndarray
-    smoothed: np.ndarray
-    track_id: int | None = None
-    # live.observations.face_observations: crop quality, face_px, eye_angle, top, entropy...
-    observations: dict | None = None
-    # Missed by the detector, shown at its last box (FaceTracker.held): nothing was classified
-    # for it on this frame, so it has no observations and `probabilities` is its last output.
-    held: bool = False
-
-    @property
-    def label_index(self) -> int:
-        return int(np.argmax(self.smoothed))
-
-    def to_dict(self, classes: tuple[str, ...]) -> dict:
-        index = self.label_index
-        return {
-            "track": self.track_id,
-            "box": [round(float(v), 1) for v in self.box],
-            "score": round(float(self.score), 4),
-            "label": classes[index],
-            "confidence": round(float(self.smoothed[index]), 4),
-            "probabilities": {c: round(float(p), 4)
-                              for c, p in zip(classes, self.probabilities, strict=True)},
-            "smoothed": {c: round(float(p), 4)
-                         for c, p in zip(classes, self.smoothed, strict=True)},
-            **(self.observations or {}),
-            **({"held": True} if self.held else {}),
-        }
-
-
-class Pipeline:
-    """Ours: detector -> align every face -> one batched classification -> tracker smoothing.
-
-    `process(image, bench, detect=False)` skips the detector: the tracker moves the faces of
-    the last detection along by their velocity, and those are aligned and classified (only
-    with a tracker; without one every frame is detected). `simulate_load_ms` adds that much
-    sleep to every detection (to try the frame skipping without a slow machine).
-    """
-
-    name = "ours"
-
-    def __init__(self, detector: FaceDetector, classifier: ExpressionClassifier,
-                 tracker: FaceTracker | None = None, simulate_load_ms: float = 0.0,
-                 birth_score: float | None = None) -> None:
-        self.detector, self.classifier, self.tracker = detector, classifier, tracker
-        # With a tracker: faces under this score are kept only where they continue a track
-        # (FaceTracker.admit), the detector itself running at a lower threshold.
-        self.birth_score = birth_score
-        self.classes = classifier.classes
-        self.size = classifier.card.preprocessing.size
-        self.simulate_load_ms = simulate_load_ms
-        self.model_id = getattr(classifier, "model_id", None)  # the log's per-frame "model"
-
-    @property
-    def can_skip_detection(self) -> bool:
-        return self.tracker is not None
-
-    def process(self, image: np.ndarray, bench: Benchmark,
-                detect: bool = True) -> list[FaceResult]:
-        if not detect and self.tracker is not None:
-            return self._track_only(image, bench)
-        with bench.stage("detect"):
-            faces = self.detector.detect(image)
-            if self.tracker is not None and self.birth_score is not None:
-                faces = self.tracker.admit(faces, self.birth_score)
-            if self.simulate_load_ms > 0:
-                time.sleep(self.simulate_load_ms / 1000.0)
-        with bench.stage("align"):
-            crops = align_faces(image, faces, self.size)
-        with bench.stage("classify"):
-            probabilities = self.classifier.predict(crops)
-            observed = face_observations(crops, faces, probabilities, self.classes)
-            tracks = (self.tracker.update(np.array([f.box for f in faces]).reshape(-1, 4),
-                                          probabilities, faces) if self.tracker else None)
-        results = []
-        for i, face in enumerate(faces):
-            smoothed = tracks[i].probabilities if tracks else probabilities[i]
-            results.append(FaceResult(face.box, face.score, probabilities[i], smoothed,
-                                      tracks[i].track_id if tracks else None, observed[i]))
-        return results + self._held(tracks or [])
-
-    def _track_only(self, image: np.ndarray, bench: Benchmark) -> list[FaceResult]:
-        with bench.stage("align"):
-            tracks = self.tracker.predict()
-            faces = [self.tracker.predicted_face(t) for t in tracks]
-            crops = align_faces(image, faces, self.size)
-        with bench.stage("classify"):
-            probabilities = self.classifier.predict(crops)
-            observed = face_observations(crops, faces, probabilities, self.classes)
-            self.tracker.blend(tracks, probabilities)
-        return [FaceResult(face.box, face.score, probabilities[i], track.probabilities,
-                           track.track_id, observed[i])
-                for i, (face, track) in enumerate(zip(faces, tracks, strict=True))
-                ] + self._held(tracks)
-
-    def _held(self, shown: list) -> list[FaceResult]:
-        """The faces the detector just missed, at their last box (FaceTracker.held)."""
-        if self.tracker is None:
-            return []
-        return [FaceResult(tuple(float(v) for v in t.box), t.score,
-                           t.probabilities if t.raw is None else t.raw, t.probabilities,
-                           t.track_id, held=True) for t in self.tracker.held(shown)]
-
-    def restart(self) -> None:
-        """A looped file began again: its faces jump back to their first places, so the tracks
-        (and their held boxes) are dropped."""
-        if self.tracker is not None:
-            self.tracker.reset()
-
-    def swap_classifier(self, classifier: ExpressionClassifier) -> None:
-        """Use `classifier` from the next frame on (live.reload); tracks are kept unless the
-        class list changed, since their smoothed probabilities are per class."""
-        if classifier.classes != self.classes and self.tracker is not None:
-            self.tracker.reset()
-        self.classifier, self.classes = classifier, classifier.classes
-        self.size = classifier.card.preprocessing.size
-        self.model_id = classifier.model_id
-
-    def describe(self) -> dict:
-        return {"pipeline": self.name, "detector": self.detector.name,
-                "model": str(self.classifier.model_path),
-                "model_input_dtype": self.classifier.input_dtype,
-                "batched": self.classifier.dynamic_batch,
-                "kernels": self.classifier.kernels,
-                "self_test": self.classifier.self_test.describe(),
-                "classes": list(self.classes),
-                "preprocessing": self.classifier.card.preprocessing.to_dict(),
-                "smoothing": None if self.tracker is None else {
-                    "iou_threshold": self.tracker.iou_threshold, "alpha": self.tracker.alpha,
-                    "max_missed": self.tracker.max_missed,
-                    "max_tracks": self.tracker.max_tracks, "hold": self.tracker.hold},
-                "simulated_detect_load_ms": self.simulate_load_ms or None}
-
-
-class FerRunnerPipeline:
-    """The fer package's pipeline behind the same interface, for like-for-like timing."""
-
-    name = "fer"
-    can_skip_detection = False
-
-    def __init__(self, num_threads: int = 1) -> None:
-        from face_sentiment.live.fer_baseline import FerPipeline
-        self.fer = FerPipeline(num_threads=num_threads)
-        self.classes = self.fer.classes
-
-    def process(self, image: np.ndarray, bench: Benchmark,
-                detect: bool = True) -> list[FaceResult]:
-        with bench.stage("detect"):
-            boxes, gray = self.fer.detect(image)
-        with bench.stage("align"):
-            crops, boxes = self.fer.crops(gray, boxes)
-        with bench.stage("classify"):
-            probabilities = self.fer.classify(crops)
-        return [FaceResult((x, y, x + w, y + h), 1.0, p, p)
-                for (x, y, w, h), p in zip(boxes, probabilities, strict=True)]
-
-    def describe(self) -> dict:
-        return {"pipeline": self.name, "detector": "fer haar cascade (scale 1.1, neighbours 5, "
-                "min size 50)", "model": str(self.fer.files.tflite_model),
-                "fer_version": self.fer.files.version, "batched": False,
-                "classes": list(self.classes)}
-
-
-def draw_overlay(image: np.ndarray, results: list[FaceResult],
-                 classes: tuple[str, ...]) -> np.ndarray:
-    """Draw box, label and confidence of every face on `image` (in place) and return it; a held
-    face (missed by the detector, shown at its last box) gets a thin box and 'held'."""
-    for result in results:
-        x1, y1, x2, y2 = (int(round(v)) for v in result.box)
-        label = classes[result.label_index]
-        colour = COLOURS.get(label, (160, 160, 160))
-        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 1 if result.held else 2)
-        text = f"{label} {result.smoothed[result.label_index]:.2f}" + (
-            " held" if result.held else "")
-        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        top = max(0, y1 - th - baseline - 4)
-        cv2.rectangle(image, (x1, top), (x1 + tw + 4, top + th + baseline + 4), colour, -1)
-        cv2.putText(image, text, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-    return image
-
-
-def frame_record(frame_index: int, timestamp: float, origin: str, results: list[FaceResult],
-                 classes: tuple[str, ...], model: str | None = None, **extra) -> dict:
-    """One JSON-lines log record (`extra`: detected, detect_every, ...): `time` is the capture
-    time (seconds since the epoch), `device` this machine ($FACE_SENTIMENT_DEVICE or the host
-    name), `model` the model card's fingerprint; each face carries live.observations' fields
-    for drift monitoring (face_sentiment.monitoring)."""
-    return {"frame": frame_index, "time": round(timestamp, 3), "source": origin,
-            "device": device_id(), "model": model,
-            "faces": [r.to_dict(classes) for r in results], **extra}
-
-
 # ------------------------------------------------------------------------------------------
-# The JSON-lines log: rotated by size and count, thinned, never fatal
+# The command line
 
 
 def _detect_every(value: str) -> int | None:
@@ -311,13 +137,34 @@ def _detect_every(value: str) -> int | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pi/run.py", description="Live facial expression recognition and benchmarks.")
+    # In --help order: each helper adds one run of options.
+    _add_model_arguments(parser)
+    _add_output_arguments(parser)
+    _add_smoothing_arguments(parser)
+    _add_run_arguments(parser)
+    _add_capture_arguments(parser)
+    _add_soak_arguments(parser)
+    parser.add_argument("--watch-model", type=float, default=2.0, metavar="SECONDS",
+                        help="every SECONDS, check the model file and its card; a new model "
+                             "is loaded (verified in a child process) and swapped in between "
+                             "frames, a broken one refused (live.reload); 0: off, and off in "
+                             "benchmark mode (default: 2)")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    add_serve_arguments(parser)  # --serve, --token, --max-clients: the live page (publisher.py)
+    return parser
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--source, --model and its card, the detector, --pipeline, --threads."""
     parser.add_argument("--source", default="0",
                         help="camera index (0), /dev/videoN, 'picam', a video file, an image "
                              "folder, or 'demo' (synthetic clip) (default: 0)")
     parser.add_argument("--model", default=None,
-                        help=f"TFLite expression model (default: {DEFAULT_MODEL} of this "
-                             "checkout, wherever it is started from; the packaged copy when "
-                             "installed from a wheel)")
+                        help="TFLite expression model (default: the model of record: the "
+                             "registry's current version, deploy/registry or "
+                             "$FACE_SENTIMENT_REGISTRY, else models/ of this checkout, "
+                             "wherever it is started from; followed across promotions and "
+                             "rollbacks while running)")
     parser.add_argument("--card", help="model card JSON (default: model_card.json beside it)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
                         help=f"face detector (default: {DEFAULT_DETECTOR})")
@@ -332,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'fer' runs the fer package's pipeline instead (baseline)")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads for TFLite and OpenCV (default: 1)")
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """--show, the JSON-lines log and its rotation, --output-video."""
     parser.add_argument("--show", action="store_true", help="show a window (q or Esc quits)")
     parser.add_argument("--log", help="write per-frame results as JSON lines to this file")
     parser.add_argument("--log-max-mb", type=float, default=DEFAULT_LOG_MAX_MB,
@@ -348,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-on-change", action="store_true",
                         help="log a frame only when its faces' tracks or labels change")
     parser.add_argument("--output-video", help="write the annotated frames to this video")
+
+
+def _add_smoothing_arguments(parser: argparse.ArgumentParser) -> None:
+    """Tracking and smoothing: --no-smoothing, --alpha, --hold."""
     parser.add_argument("--no-smoothing", action="store_true",
                         help="label each frame on its own (no tracking/EMA)")
     parser.add_argument("--alpha", type=float, default=0.4,
@@ -356,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show a face the detector missed at up to N detections in a row "
                              "at its last box, marked held; 0: only detected faces "
                              f"(default: {DEFAULT_HOLD})")
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How long a run is and what it measures: --max-frames, --benchmark, --warmup, --out,
+    --loop, --compare-fer."""
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--benchmark", type=int, metavar="N",
                         help="benchmark mode: time N frames (after --warmup), write results")
@@ -368,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="restart a video file or folder at its end")
     parser.add_argument("--compare-fer", action="store_true",
                         help="benchmark mode: also run the fer pipeline and report the ratio")
+
+
+def _add_capture_arguments(parser: argparse.ArgumentParser) -> None:
+    """The camera, pacing and detection skipping."""
     parser.add_argument("--width", type=int, default=640, help="camera width (default 640)")
     parser.add_argument("--height", type=int, default=480, help="camera height (default 480)")
     parser.add_argument("--retries", type=int, default=5,
@@ -386,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"the largest K 'auto' picks (default: {DEFAULT_MAX_DETECT_EVERY})")
     parser.add_argument("--simulate-load", type=float, default=0.0, metavar="MS",
                         help="add MS of sleep to every detection (try the frame skipping)")
+
+
+def _add_soak_arguments(parser: argparse.ArgumentParser) -> None:
+    """--soak and its sampling, warm-up and limit."""
     parser.add_argument("--soak", type=float, metavar="SECONDS",
                         help="soak test: run the looped source for SECONDS, sample memory, "
                              "file descriptors, threads and log size, write soak.json/.png")
@@ -396,14 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "run, 10 to 300 s)")
     parser.add_argument("--soak-max-slope", type=float, default=50.0, metavar="BYTES",
                         help="the soak fails above this RSS growth per frame (default: 50)")
-    parser.add_argument("--watch-model", type=float, default=2.0, metavar="SECONDS",
-                        help="every SECONDS, check the model file and its card; a new model "
-                             "is loaded (verified in a child process) and swapped in between "
-                             "frames, a broken one refused (live.reload); 0: off, and off in "
-                             "benchmark mode (default: 2)")
-    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
-    add_serve_arguments(parser)  # --serve, --token, --max-clients: the live page (publisher.py)
-    return parser
 
 
 def build_pipeline(args: argparse.Namespace, kind: str | None = None):
@@ -426,200 +286,8 @@ def build_pipeline(args: argparse.Namespace, kind: str | None = None):
                     birth_score=birth_score)
 
 
-class _Display:
-    """cv2.imshow with a clear error when OpenCV has no GUI (the -headless wheel)."""
-
-    def __init__(self) -> None:
-        self.window = "face_sentiment"
-
-    def show(self, image: np.ndarray) -> bool:
-        """Show a frame; False when the user pressed q or Esc."""
-        try:
-            cv2.imshow(self.window, image)
-            key = cv2.waitKey(1) & 0xFF
-        except cv2.error as error:
-            raise RuntimeError(
-                "--show needs OpenCV with GUI support and a display: on the Pi use Debian's "
-                "python3-opencv or `pip install opencv-python` (not -headless), and run it on "
-                f"the desktop or with DISPLAY set. ({error.err})") from error
-        return key not in (ord("q"), 27)
-
-    def close(self) -> None:
-        try:
-            cv2.destroyAllWindows()
-        except cv2.error:
-            pass
-
-
-MAX_FAILED_FRAMES_IN_ROW = 100
-
-
-def _change_key(results: list[FaceResult]) -> tuple:
-    return tuple(sorted((r.track_id if r.track_id is not None else -1, r.label_index)
-                        for r in results))
-
-
-def run_loop(pipeline, source: FrameSource, *, max_frames: int | None = None, warmup: int = 0,
-             show: bool = False, log_stream: TextIO | ResultsLog | None = None,
-             video_path: str | None = None, draw: bool = True,
-             scheduler: DetectionScheduler | None = None, fps_limit: float | None = None,
-             duration_s: float | None = None, soak: SoakMonitor | None = None,
-             notifier: SystemdNotifier | None = None, stop: StopRequest | None = None,
-             frames_csv: str | Path | None = None, live=None,
-             watcher: ModelWatcher | None = None) -> tuple[Benchmark, dict]:
-    """Run frames through `pipeline`; return the benchmark and run status (never raises on
-    Ctrl-C, SIGTERM or a lost source: they end the run and are reported in the status).
-
-    `log_stream`: a ResultsLog (or any text stream); `scheduler` picks the frames that run the
-    detector; `fps_limit` paces the loop; `duration_s` ends it (monotonic clock); `soak`
-    samples the process; `notifier` feeds systemd's watchdog; `stop` is the signal handler's
-    flag; `frames_csv` streams the per-frame CSV there; `live` (publisher.LivePage, --serve)
-    gets each annotated frame with its record; `watcher` (live.reload) hands over a newly
-    deployed model, swapped in between two frames.
-    """
-    bench = Benchmark()
-    if frames_csv is not None:
-        bench.open_frames_csv(frames_csv)
-    results_log = (None if log_stream is None else log_stream if hasattr(log_stream, "offer")
-                   else StreamLog(log_stream))
-    scheduler = scheduler or DetectionScheduler(None)
-    can_skip = bool(getattr(pipeline, "can_skip_detection", False))
-    pacer = Pacer(fps_limit) if fps_limit else None
-    notifier = notifier or SystemdNotifier({})
-    status = {"interrupted": False, "error": None, "stopped_by_user": False, "stop_signal": None,
-              "ended_by": None, "frame_errors": 0, "frames_late": 0, "model_reloads": 0}
-    display = _Display() if show else None
-    writer = None
-    counted = seen = failed_in_row = 0
-    frames = iter(source)
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-
-    def wait(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while (remaining := end - time.monotonic()) > 0 and not (stop and stop.requested):
-            time.sleep(min(remaining, 0.5))
-            notifier.watchdog()
-
-    def describe_progress() -> str:
-        return (f"{counted} frames, {bench.faces_total} faces, detecting every "
-                f"{scheduler.k} frame(s)")
-
-    if stop is not None:
-        stop.immediate = False
-    bench.start()
-    if pacer is not None:
-        pacer.start()
-    notifier.ready(f"running on {source.name}")
-    notifier.watchdog(force=True)
-    try:
-        while max_frames is None or counted < max_frames:
-            if stop is not None and stop.requested:
-                status.update(interrupted=True, stop_signal=stop.signal_name)
-                log.warning("%s: writing the summary of %d frames", stop.signal_name, counted)
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                status["ended_by"] = "duration"
-                break
-            if watcher is not None and (fresh := watcher.poll()) is not None:
-                previous = pipeline.model_id
-                pipeline.swap_classifier(fresh)
-                status["model_reloads"] += 1
-                log.warning("model reloaded between frames: %s -> %s", previous,
-                            pipeline.model_id)
-            started = time.perf_counter()
-            with bench.stage("capture"):
-                frame = next(frames, None)
-            if frame is None:
-                status["ended_by"] = "end of source"
-                break
-            if frame.restarted and hasattr(pipeline, "restart"):
-                pipeline.restart()  # a looped file began again: a scene cut
-            detect = not can_skip or frame.restarted or scheduler.should_detect()
-            try:
-                results = pipeline.process(frame.image, bench, detect=detect)
-                failed_in_row = 0
-            except Exception as error:  # noqa: BLE001 - one bad frame must not end a long run
-                status["frame_errors"] += 1
-                failed_in_row += 1
-                if status["frame_errors"] <= 5 or status["frame_errors"] % 1000 == 0:
-                    log.exception("frame %d failed (%d so far): %s", frame.index,
-                                  status["frame_errors"], error)
-                if failed_in_row >= MAX_FAILED_FRAMES_IN_ROW:
-                    status["error"] = (f"{failed_in_row} frames in a row failed; last: "
-                                       f"{type(error).__name__}: {error}")
-                    log.error("%s", status["error"])
-                    break
-                bench.discard_frame()
-                continue
-            with bench.stage("draw"):
-                if draw or display or video_path:
-                    draw_overlay(frame.image, results, pipeline.classes)
-                if display is not None and not display.show(frame.image):
-                    status["stopped_by_user"] = True
-            if video_path:
-                if writer is None:
-                    height, width = frame.image.shape[:2]
-                    writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"MJPG"), 30.0,
-                                             (width, height))
-                writer.write(frame.image)
-            seen += 1
-            detect_ms = bench.current_ms("detect")
-            capture_ms = bench.current_ms("capture")
-            if seen <= warmup:  # warm-up frames: run, but time nothing
-                bench.discard_frame()
-                if seen == warmup:
-                    bench.start()
-            else:
-                bench.end_frame(frame.index, sum(not r.held for r in results))
-                counted += 1
-                record = None if results_log is None and live is None else frame_record(
-                    frame.index, frame.time, frame.origin, results, pipeline.classes,
-                    getattr(pipeline, "model_id", None), detected=detect,
-                    detect_every=scheduler.k)
-                if results_log is not None:
-                    results_log.offer(record, _change_key(results))
-                if live is not None:  # --serve: the live page; never waits for a viewer
-                    live.publish(frame.image, record, bench)
-            work_ms = (time.perf_counter() - started) * 1000.0
-            if source.live:  # a camera's capture time is mostly waiting for the sensor
-                work_ms -= capture_ms
-            scheduler.observe(detect, detect_ms, work_ms)
-            notifier.watchdog()
-            notifier.status(describe_progress)
-            if soak is not None:
-                soak.maybe_sample(counted)
-            if status["stopped_by_user"]:
-                break
-            if pacer is not None:
-                wait(pacer.delay())
-        else:
-            status["ended_by"] = "frames"
-    except KeyboardInterrupt:
-        status.update(interrupted=True,
-                      stop_signal=(stop.signal_name if stop is not None else None) or "SIGINT")
-        log.warning("interrupted: writing the summary of %d frames", counted)
-    except SourceError as error:
-        status["error"] = str(error)
-        log.error("%s", error)
-    except BaseException:
-        bench.discard_frames_csv()
-        raise
-    finally:
-        if writer is not None:
-            writer.release()
-        if display is not None:
-            display.close()
-    if soak is not None:
-        soak.maybe_sample(counted, force=True)
-    if status["stopped_by_user"]:
-        status["ended_by"] = "user"
-    elif status["interrupted"]:
-        status["ended_by"] = "signal"
-    elif status["error"]:
-        status["ended_by"] = "error"
-    status.update(corrupt_frames_skipped=source.skipped, reconnects=source.reconnects,
-                  source=source.name, frames_late=pacer.late if pacer else 0)
-    return bench, status
+# ------------------------------------------------------------------------------------------
+# One run: the source, the loop and its summary
 
 
 def _open(args: argparse.Namespace, notifier: SystemdNotifier | None = None,
@@ -654,50 +322,23 @@ def _frame_interval_ms(args: argparse.Namespace, source: FrameSource) -> tuple[f
 def _run_one(args: argparse.Namespace, pipeline, out: Path | None, stem: str,
              log_stream: TextIO | ResultsLog | None, max_frames: int | None, warmup: int,
              stop: StopRequest | None = None, notifier: SystemdNotifier | None = None) -> dict:
+    """Run `pipeline` over the source once; its summary (written under `out` as `stem`.json,
+    with the per-frame CSV, a benchmark's energy and a soak's report)."""
     benchmark = args.benchmark is not None
     soaking = getattr(args, "soak", None) is not None
-    monitor = None
     with _open(args, notifier, stop) as source:
-        fps_limit, interval_ms = _frame_interval_ms(args, source)
-        fixed = args.detect_every
-        if benchmark and fixed is None:
-            interval_ms = None  # benchmarks time the whole pipeline on every frame
-        if fixed is None and interval_ms and not getattr(pipeline, "can_skip_detection", False):
-            log.info("no tracker (--no-smoothing or fer): detecting on every frame")
-            interval_ms = None
-        scheduler = DetectionScheduler(interval_ms, fixed=fixed,
-                                       max_every=args.max_detect_every)
-        if soaking:
-            monitor = SoakMonitor(
-                args.soak, interval_s=args.soak_interval, warmup_s=args.soak_warmup,
-                max_slope_bytes_per_frame=args.soak_max_slope,
-                log_cap_bytes=getattr(log_stream, "cap_bytes", None),
-                log_size=getattr(log_stream, "disk_bytes", None))
-        frames_csv = out / f"{stem}_frames.csv" if out is not None and benchmark else None
-        watcher = None
-        if getattr(args, "watch_model", 0) and not benchmark and isinstance(pipeline, Pipeline):
-            watcher = ModelWatcher(args.model, args.card, args.threads, args.watch_model,
-                                   pipeline.model_id)
-        # Energy of a benchmark (face_sentiment.energy: PMIC on a Pi 5, RAPL, codecarbon...).
-        meter = EnergyMeter(f"pi {stem}", codecarbon_interval_s=1.0).start() \
-            if benchmark else None
-        try:
-            bench, status = run_loop(pipeline, source, max_frames=max_frames, warmup=warmup,
-                                     show=args.show, log_stream=log_stream,
-                                     video_path=args.output_video if stem == "benchmark"
-                                     else None, scheduler=scheduler, fps_limit=fps_limit,
-                                     duration_s=args.soak if soaking else None, soak=monitor,
-                                     notifier=notifier, stop=stop, frames_csv=frames_csv,
-                                     live=getattr(args, "live_page", None), watcher=watcher)
-        except BaseException:
-            if meter is not None:
-                meter.stop()
-            raise
-        finally:
-            if watcher is not None:
-                watcher.close()
-        if watcher is not None:
-            status["models_refused"] = watcher.refused
+        fps_limit, scheduler = _detection_scheduler(args, pipeline, source, benchmark)
+        monitor = _soak_monitor(args, log_stream) if soaking else None
+        options = RunnerOptions(
+            # A negative --max-frames or --warmup was never refused: they run as 0 did.
+            max_frames=None if max_frames is None else max(max_frames, 0),
+            warmup=max(warmup, 0), show=args.show, log_stream=log_stream,
+            video_path=args.output_video if stem == "benchmark" else None,
+            scheduler=scheduler, fps_limit=fps_limit,
+            duration_s=args.soak if soaking else None, soak=monitor, notifier=notifier,
+            stop=stop, live=getattr(args, "live_page", None),
+            frames_csv=out / f"{stem}_frames.csv" if out is not None and benchmark else None)
+        bench, status, meter = _run_watched(args, pipeline, source, options, stem, benchmark)
     _, backend = interpreter_class()
     log_stats = log_stream.stats() if hasattr(log_stream, "stats") else None
     soak_report = None
@@ -706,29 +347,90 @@ def _run_one(args: argparse.Namespace, pipeline, out: Path | None, stem: str,
         soak_report["run"] = {"source": source.name, "fps_limit": fps_limit,
                               "threads": args.threads, "model": str(args.model),
                               "log": log_stats}
-    summary = bench.summary(**pipeline.describe(), **status, threads=args.threads,
+    summary = bench.summary(**pipeline.describe(), **status.as_dict(), threads=args.threads,
                             interpreter=backend, warmup_frames=warmup,
                             requested_frames=max_frames, fps_limit=fps_limit,
                             detection=scheduler.summary(), log=log_stats,
                             soak=None if soak_report is None else
                             {k: v for k, v in soak_report.items() if k != "series"})
     if meter is not None:  # stopped after the summary: its own cost stays out of wall_s
-        # per frame and face: mean power x the timed frames' wall time
-        energy = per_unit(meter.stop(), summary["frames"], "frame", seconds=summary["wall_s"])
+        # per frame and face: a CPU-time estimate from the timed frames' CPU seconds (a
+        # power meter: its mean power x their wall time), so warm-up stays out of it
+        cpu_ms = summary.get("cpu_ms_per_frame")
+        cpu_s = None if cpu_ms is None else cpu_ms * summary["frames"] / 1000
+        energy = per_unit(meter.stop(), summary["frames"], "frame", seconds=summary["wall_s"],
+                          cpu_seconds=cpu_s)
         summary["energy"] = per_unit(energy, summary["faces"]["total"], "face",
-                                     seconds=summary["wall_s"])
-    if out is not None:
-        json_path, csv_path = bench.write(out, summary, stem)
-        log.info("wrote %s%s", json_path, f" and {csv_path}" if csv_path else "")
-        if soak_report is not None:
-            written = monitor.write(out, soak_report)
-            log.info("wrote %s", ", ".join(map(str, written)))
-            if not any(p.suffix == ".png" for p in written):
-                print("matplotlib is not installed: skipped the soak plot (soak.json has the "
-                      "samples)")
-    else:
-        bench.discard_frames_csv()
+                                     seconds=summary["wall_s"], cpu_seconds=cpu_s)
+    _write_results(out, stem, bench, summary, monitor, soak_report)
     return summary
+
+
+def _detection_scheduler(args: argparse.Namespace, pipeline, source: FrameSource,
+                         benchmark: bool) -> tuple[float | None, DetectionScheduler]:
+    """(pacing FPS, the scheduler that picks the frames the detector runs on)."""
+    fps_limit, interval_ms = _frame_interval_ms(args, source)
+    fixed = args.detect_every
+    if benchmark and fixed is None:
+        interval_ms = None  # benchmarks time the whole pipeline on every frame
+    if fixed is None and interval_ms and not getattr(pipeline, "can_skip_detection", False):
+        log.info("no tracker (--no-smoothing or fer): detecting on every frame")
+        interval_ms = None
+    return fps_limit, DetectionScheduler(interval_ms, fixed=fixed,
+                                         max_every=args.max_detect_every)
+
+
+def _soak_monitor(args: argparse.Namespace,
+                  log_stream: TextIO | ResultsLog | None) -> SoakMonitor:
+    return SoakMonitor(args.soak, interval_s=args.soak_interval, warmup_s=args.soak_warmup,
+                       max_slope_bytes_per_frame=args.soak_max_slope,
+                       log_cap_bytes=getattr(log_stream, "cap_bytes", None),
+                       log_size=getattr(log_stream, "disk_bytes", None))
+
+
+def _run_watched(args: argparse.Namespace, pipeline, source: FrameSource,
+                 options: RunnerOptions, stem: str,
+                 benchmark: bool) -> tuple[Benchmark, RunnerStatus, EnergyMeter | None]:
+    """The loop, with the model watcher (--watch-model, not in benchmarks) and a benchmark's
+    energy meter running; the meter is returned running, to be stopped after the summary."""
+    watcher = None
+    if getattr(args, "watch_model", 0) and not benchmark and isinstance(pipeline, Pipeline):
+        watcher = ModelWatcher(args.model, args.card, args.threads, args.watch_model,
+                               pipeline.model_id,
+                               locate=default_model if getattr(args, "model_of_record", False)
+                               else None)
+    # Energy of a benchmark (face_sentiment.energy: PMIC on a Pi 5, RAPL, else an estimate
+    # from CPU time).
+    meter = EnergyMeter(f"pi {stem}", codecarbon_interval_s=1.0).start() if benchmark else None
+    try:
+        bench, status = RunnerLoop(pipeline, source, replace(options, watcher=watcher)).run()
+    except BaseException:
+        if meter is not None:
+            meter.stop()
+        raise
+    finally:
+        if watcher is not None:
+            watcher.close()
+    if watcher is not None:
+        status.models_refused = watcher.refused
+    return bench, status, meter
+
+
+def _write_results(out: Path | None, stem: str, bench: Benchmark, summary: dict,
+                   monitor: SoakMonitor | None, soak_report: dict | None) -> None:
+    """`stem`.json and its CSV (and a soak's soak.json and plot) under `out`; with no `out`,
+    the streamed CSV is dropped."""
+    if out is None:
+        bench.discard_frames_csv()
+        return
+    json_path, csv_path = bench.write(out, summary, stem)
+    log.info("wrote %s%s", json_path, f" and {csv_path}" if csv_path else "")
+    if soak_report is not None:
+        written = monitor.write(out, soak_report)
+        log.info("wrote %s", ", ".join(map(str, written)))
+        if not any(p.suffix == ".png" for p in written):
+            print("matplotlib is not installed: skipped the soak plot (soak.json has the "
+                  "samples)")
 
 
 def _format_soak(report: dict) -> str:
@@ -767,34 +469,22 @@ def _main(args: argparse.Namespace, stop: StopRequest) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     if args.quiet:  # also the TFLite runtime's C++ start-up line (live.interpreter)
         os.environ[QUIET_ENV] = "1"
-    args.model = args.model or str(default_model())
-    problem = None
-    if args.threads < 1:
-        problem = "--threads must be at least 1"
-    elif args.benchmark is not None and args.benchmark < 1:
-        problem = "--benchmark needs a positive number of frames"
-    elif args.soak is not None and args.soak <= 0:
-        problem = "--soak needs a positive number of seconds"
-    elif args.soak is not None and args.benchmark is not None:
-        problem = "--soak and --benchmark are separate modes: use one"
-    elif args.fps_limit is not None and args.fps_limit < 0:
-        problem = "--fps-limit must be positive"
-    elif args.soak_interval <= 0:
-        problem = "--soak-interval must be positive"
+    # A runner on the default model follows the model of record (live.reload re-locates it).
+    args.model_of_record = args.model is None
+    try:
+        args.model = args.model or str(default_model())
+    except ValueError as error:  # an unreadable registry pointer (model_of_record)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    problem = _option_problem(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.fps_limit == 0:
         args.fps_limit = None  # 0: no limit (make's default)
     cv2.setNumThreads(args.threads)
-    benchmark = args.benchmark is not None
-    soaking = args.soak is not None
-    if soaking:
+    if args.soak is not None:
         args.loop = True
-    default_out = "reports/pi-bench" if benchmark else "reports/pi-soak" if soaking else None
-    out = Path(args.out) if args.out else (Path(default_out) if default_out else None)
-    max_frames = args.benchmark if benchmark else args.max_frames
-    warmup = args.warmup if benchmark else 0
     results_log = None
     notifier = SystemdNotifier()
     try:
@@ -804,25 +494,7 @@ def _main(args: argparse.Namespace, stop: StopRequest) -> int:
             results_log = ResultsLog(args.log, max_bytes=int(args.log_max_mb * 2**20),
                                      keep=args.log_keep, compress=args.log_compress,
                                      every=args.log_every, on_change=args.log_on_change)
-        summary = _run_one(args, pipeline, out, "benchmark", results_log, max_frames, warmup,
-                           stop=stop, notifier=notifier)
-        print(format_summary(summary))
-        if benchmark:
-            print(f"  {describe_energy(summary.get('energy'))}")
-        if summary.get("soak"):
-            print(_format_soak(summary["soak"]))
-        if benchmark and args.compare_fer and not summary["interrupted"]:
-            fer_summary = _run_one(args, build_pipeline(args, "fer"), out, "fer_benchmark",
-                                   None, max_frames, warmup, stop=stop, notifier=notifier)
-            print(format_summary(fer_summary))
-            print(f"  {describe_energy(fer_summary.get('energy'))}")
-            comparison = compare(summary, fer_summary)
-            if out is not None:
-                write_atomic(out / "comparison.json", json.dumps(comparison, indent=2) + "\n")
-            print(f"speed-up over fer: {comparison['fps_ratio']}x end-to-end FPS "
-                  f"({summary['fps_end_to_end']} vs {fer_summary['fps_end_to_end']} FPS); "
-                  f"{comparison['cpu_cost_ratio']}x less CPU time per frame "
-                  f"({summary['cpu_ms_per_frame']} vs {fer_summary['cpu_ms_per_frame']} ms)")
+        summary = _run_and_print(args, pipeline, results_log, stop, notifier)
     except (ModelFileError, SourceError, FileNotFoundError, ValueError, ImportError,
             RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -834,6 +506,63 @@ def _main(args: argparse.Namespace, stop: StopRequest) -> int:
             args.live_page.close()
         if results_log is not None:
             results_log.close()
+    return _exit_code(summary)
+
+
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """The first option that is out of range, as the sentence to print; None when all fit."""
+    checks = (
+        (args.threads < 1, "--threads must be at least 1"),
+        (args.benchmark is not None and args.benchmark < 1,
+         "--benchmark needs a positive number of frames"),
+        (args.soak is not None and args.soak <= 0, "--soak needs a positive number of seconds"),
+        (args.soak is not None and args.benchmark is not None,
+         "--soak and --benchmark are separate modes: use one"),
+        (args.fps_limit is not None and args.fps_limit < 0, "--fps-limit must be positive"),
+        (args.soak_interval <= 0, "--soak-interval must be positive"),
+    )
+    return next((problem for failed, problem in checks if failed), None)
+
+
+def _run_and_print(args: argparse.Namespace, pipeline, results_log: ResultsLog | None,
+                   stop: StopRequest, notifier: SystemdNotifier) -> dict:
+    """The run asked for (with --compare-fer, then fer's on the same frames), its summary
+    printed; returns our run's summary."""
+    benchmark = args.benchmark is not None
+    default_out = ("reports/pi-bench" if benchmark
+                   else "reports/pi-soak" if args.soak is not None else None)
+    out = Path(args.out) if args.out else (Path(default_out) if default_out else None)
+    max_frames = args.benchmark if benchmark else args.max_frames
+    warmup = args.warmup if benchmark else 0
+    summary = _run_one(args, pipeline, out, "benchmark", results_log, max_frames, warmup,
+                       stop=stop, notifier=notifier)
+    print(format_summary(summary))
+    if benchmark:
+        print(f"  {describe_energy(summary.get('energy'))}")
+    if summary.get("soak"):
+        print(_format_soak(summary["soak"]))
+    if benchmark and args.compare_fer and not summary["interrupted"]:
+        fer_summary = _run_one(args, build_pipeline(args, "fer"), out, "fer_benchmark",
+                               None, max_frames, warmup, stop=stop, notifier=notifier)
+        _print_comparison(summary, fer_summary, out)
+    return summary
+
+
+def _print_comparison(ours: dict, fer: dict, out: Path | None) -> None:
+    """fer's summary and the speed-up over it (written to comparison.json under `out`)."""
+    print(format_summary(fer))
+    print(f"  {describe_energy(fer.get('energy'))}")
+    comparison = compare(ours, fer)
+    if out is not None:
+        write_atomic(out / "comparison.json", json.dumps(comparison, indent=2) + "\n")
+    print(f"speed-up over fer: {comparison['fps_ratio']}x end-to-end FPS "
+          f"({ours['fps_end_to_end']} vs {fer['fps_end_to_end']} FPS); "
+          f"{comparison['cpu_cost_ratio']}x less CPU time per frame "
+          f"({ours['cpu_ms_per_frame']} vs {fer['cpu_ms_per_frame']} ms)")
+
+
+def _exit_code(summary: dict) -> int:
+    """1: an error or a failed soak; 130: interrupted (as a shell reports Ctrl-C); else 0."""
     if summary["error"]:
         return 1
     if summary["interrupted"]:

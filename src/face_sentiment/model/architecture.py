@@ -15,11 +15,17 @@ average pooling and a 1x1 projection where the shape changes) and downsamples wi
 convs instead of max pooling: a deeper, narrower net at the same cost (stages 16-128 with two
 blocks each: 19.5 M multiply-adds, 0.70 M parameters), the other shape the issue asked to try.
 Add and average pooling are int8-friendly too.
+
+Each family is a builder registered with `@register_family(name)` and built by
+`create_model(name, **arguments)` (as timm's registry does); `architecture_spec` gives a model's
+family and arguments for its model card, and `inference_copy` rebuilds a network from that
+entry, reading the shape back from the layers (`architecture_of`) only for a card without one.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import keras
 from keras import layers
@@ -53,7 +59,79 @@ def _residual_block(x, filters: int, strides: int, name: str):
     return layers.ReLU()(layers.Add()([y, shortcut]))
 
 
-FAMILIES = ("vgg", "resnet")
+Builder = Callable[..., keras.Model]
+# Family name -> builder, filled by `register_family` (timm-style): `create_model` looks a
+# family up here, and a model card names its network by the family and its arguments.
+_FAMILIES: dict[str, Builder] = {}
+
+
+def register_family(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register `builder` as the network family `name` for `create_model`."""
+    def register(builder: Builder) -> Builder:
+        if _FAMILIES.get(name, builder) is not builder:
+            raise ValueError(f"architecture family {name!r} is already registered")
+        _FAMILIES[name] = builder
+        return builder
+    return register
+
+
+def families() -> tuple[str, ...]:
+    """The registered family names, in registration order."""
+    return tuple(_FAMILIES)
+
+
+def create_model(family: str, **kwargs) -> keras.Model:
+    """The (uncompiled) network of a registered `family`, built with its builder's `kwargs`."""
+    if family not in _FAMILIES:
+        raise ValueError(f"unknown architecture family {family!r}; use one of {families()}")
+    return _FAMILIES[family](**kwargs)
+
+
+def _stem(input_size: int, stem_filters: int, stem_strides: int, augment: bool, seed: int):
+    """The face input, the augmentation layers (training only) and the stem conv."""
+    if stem_strides not in (1, 2):
+        raise ValueError(f"stem_strides must be 1 or 2, not {stem_strides!r}")
+    inputs = keras.Input((input_size, input_size, 1), name="face")
+    x = augmentation_layers(seed)(inputs) if augment else inputs
+    return inputs, _conv_bn_relu(x, stem_filters, strides=stem_strides)
+
+
+def _head(inputs, x, num_classes: int, dropout: float, seed: int, name: str) -> keras.Model:
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout, seed=seed)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@register_family("vgg")
+def vgg(num_classes: int = 7, input_size: int = 48, stem_filters: int = 16,
+        stage_filters: tuple[int, ...] = (32, 64, 128, 256), dropout: float = 0.4,
+        stem_strides: int = 1, augment: bool = True, seed: int = 0) -> keras.Model:
+    """Two 3x3 convs per stage, max pooling between stages."""
+    inputs, x = _stem(input_size, stem_filters, stem_strides, augment, seed)
+    x = _conv_bn_relu(x, stage_filters[0], strides=3 - stem_strides)
+    x = _conv_bn_relu(x, stage_filters[0])
+    for filters in stage_filters[1:]:
+        x = layers.MaxPooling2D()(x)
+        x = _conv_bn_relu(x, filters)
+        x = _conv_bn_relu(x, filters)
+    return _head(inputs, x, num_classes, dropout, seed, "face_sentiment_cnn")
+
+
+@register_family("resnet")
+def resnet(num_classes: int = 7, input_size: int = 48, stem_filters: int = 16,
+           stage_filters: tuple[int, ...] = (32, 64, 128, 256), dropout: float = 0.4,
+           stem_strides: int = 1, augment: bool = True, seed: int = 0,
+           blocks_per_stage: int = 2) -> keras.Model:
+    """`blocks_per_stage` residual basic blocks per stage, strided convs between stages."""
+    if blocks_per_stage < 1:
+        raise ValueError(f"blocks_per_stage must be at least 1, not {blocks_per_stage!r}")
+    inputs, x = _stem(input_size, stem_filters, stem_strides, augment, seed)
+    for stage, filters in enumerate(stage_filters):
+        for block in range(blocks_per_stage):
+            strides = (3 - stem_strides if stage == 0 else 2) if block == 0 else 1
+            x = _residual_block(x, filters, strides, name=f"stage{stage}_block{block}")
+    return _head(inputs, x, num_classes, dropout, seed, "face_sentiment_resnet")
 
 
 def build_model(num_classes: int = 7, input_size: int = 48, stem_filters: int = 16,
@@ -64,34 +142,16 @@ def build_model(num_classes: int = 7, input_size: int = 48, stem_filters: int = 
 
     The first stage always runs at half the input size: `stem_strides` picks whether the stem
     (2) or the stage's first conv (1) downsamples. `family` is vgg (two convs per stage) or
-    resnet (`blocks_per_stage` residual blocks per stage).
+    resnet (`blocks_per_stage` residual blocks per stage; ignored by vgg, so that a training
+    config can always pass it).
     """
-    if stem_strides not in (1, 2):
-        raise ValueError(f"stem_strides must be 1 or 2, not {stem_strides!r}")
-    if family not in FAMILIES:
-        raise ValueError(f"unknown architecture family {family!r}; use one of {FAMILIES}")
-    if family == "resnet" and blocks_per_stage < 1:
-        raise ValueError(f"blocks_per_stage must be at least 1, not {blocks_per_stage!r}")
-    inputs = keras.Input((input_size, input_size, 1), name="face")
-    x = augmentation_layers(seed)(inputs) if augment else inputs
-    x = _conv_bn_relu(x, stem_filters, strides=stem_strides)
+    arguments = {"num_classes": num_classes, "input_size": input_size,
+                 "stem_filters": stem_filters, "stage_filters": stage_filters,
+                 "dropout": dropout, "stem_strides": stem_strides, "augment": augment,
+                 "seed": seed}
     if family == "resnet":
-        for stage, filters in enumerate(stage_filters):
-            for block in range(blocks_per_stage):
-                strides = (3 - stem_strides if stage == 0 else 2) if block == 0 else 1
-                x = _residual_block(x, filters, strides, name=f"stage{stage}_block{block}")
-    else:
-        x = _conv_bn_relu(x, stage_filters[0], strides=3 - stem_strides)
-        x = _conv_bn_relu(x, stage_filters[0])
-        for filters in stage_filters[1:]:
-            x = layers.MaxPooling2D()(x)
-            x = _conv_bn_relu(x, filters)
-            x = _conv_bn_relu(x, filters)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(dropout, seed=seed)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    name = "face_sentiment_cnn" if family == "vgg" else "face_sentiment_resnet"
-    return keras.Model(inputs, outputs, name=name)
+        arguments["blocks_per_stage"] = blocks_per_stage
+    return create_model(family, **arguments)
 
 
 @keras.saving.register_keras_serializable(package="face_sentiment")
@@ -116,7 +176,8 @@ def views_per_member(model: keras.Model) -> int:
 
 
 def architecture_of(model: keras.Model) -> dict:
-    """The `build_model` arguments that reproduce a model's shape (read from its layers)."""
+    """The `build_model` arguments that reproduce a model's shape, read from its layers' types
+    and names: the fallback for a model whose card has no `architecture_spec` entry."""
     if member_networks(model):
         raise ValueError(f"{model.name} averages {len(member_networks(model))} networks: read "
                          "each member's architecture (member_networks)")
@@ -135,13 +196,42 @@ def architecture_of(model: keras.Model) -> dict:
     return shape
 
 
-def inference_copy(model: keras.Model) -> keras.Model:
+def architecture_spec(model: keras.Model) -> dict:
+    """A model card's `architecture_spec` entry (JSON-ready): {"family", "arguments"} of a
+    network (`create_model(family, **arguments)` rebuilds it), or for an ensemble graph its
+    members' entries and how many views of the face each sees."""
+    members = member_networks(model)
+    if members:
+        return {"members": [architecture_spec(member) for member in members],
+                "views": views_per_member(model)}
+    arguments = architecture_of(model)
+    family = arguments.pop("family")
+    arguments["stage_filters"] = list(arguments["stage_filters"])
+    return {"family": family, "arguments": arguments}
+
+
+def spec_arguments(spec: dict) -> dict:
+    """`build_model` arguments (family included) from one network's `architecture_spec`."""
+    if "family" not in spec:
+        raise ValueError("an ensemble graph's architecture_spec has no single family: read "
+                         "each of its 'members'")
+    arguments = dict(spec.get("arguments", {}))
+    if "stage_filters" in arguments:  # a JSON list in the card
+        arguments["stage_filters"] = tuple(arguments["stage_filters"])
+    return {**arguments, "family": spec["family"]}
+
+
+def inference_copy(model: keras.Model, spec: dict | None = None) -> keras.Model:
     """Copy of a trained `model` without its augmentation layers, for evaluation and export.
 
-    An ensemble graph is returned as it is: it is built from members' inference copies."""
+    `spec` is the model's card entry (`architecture_spec`); without it the shape is read back
+    from the layers. An ensemble graph is returned as it is: it is built from members'
+    inference copies."""
     if member_networks(model):
         return model
-    inference = build_model(augment=False, **architecture_of(model))
+    shape = spec_arguments(spec) if spec is not None else architecture_of(model)
+    family = shape.pop("family")
+    inference = create_model(family, augment=False, **shape)
     weights = [w for layer in model.layers if layer.name != "augmentation"
                for w in layer.get_weights()]
     inference.set_weights(weights)

@@ -8,7 +8,6 @@ the normalised input for lighting left over after normalisation; random erasing 
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -81,31 +80,3 @@ def augmentation_layers(seed: int = 0) -> keras.Sequential:
         RandomBrightnessContrast(seed=seed),
         RandomErasing(seed=seed),
     ], name="augmentation")
-
-
-def plot_augmentations(inputs: np.ndarray, variants: int = 6, seed: int = 0):
-    """Each preprocessed face (rows) and `variants` random training-time augmentations of it,
-    on one value scale with its colour bar (give `variants` 3 for four panels a row)."""
-    import matplotlib.pyplot as plt
-
-    augment = augmentation_layers(seed)
-    low, high = float(np.min(inputs)), float(np.max(inputs))
-    fig, axes = plt.subplots(len(inputs), variants + 1, squeeze=False, layout="constrained",
-                             figsize=(1.25 * (variants + 1) + 1.0, 1.25 * len(inputs) + 0.5))
-    for row, face in enumerate(inputs):
-        shown = axes[row][0].imshow(face[..., 0], cmap="gray", vmin=low, vmax=high)
-        batch = np.repeat(face[np.newaxis], variants, axis=0)
-        augmented = np.asarray(augment(batch, training=True))
-        for column in range(variants):
-            axes[row][column + 1].imshow(augmented[column, ..., 0], cmap="gray", vmin=low,
-                                         vmax=high)
-    axes[0][0].set_title("input", fontsize=8)
-    for column in range(variants):
-        axes[0][column + 1].set_title(f"augmented {column + 1}", fontsize=8)
-    for ax in axes.ravel():
-        ax.axis("off")
-    fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.04, pad=0.02,
-                 label="normalised input value")
-    fig.suptitle("Training-time augmentation (flip, shift, rotation, zoom, "
-                 "brightness/contrast, erasing)", fontsize=9)
-    return fig

@@ -76,24 +76,3 @@ def degraded_examples(faces: np.ndarray, variants: int, rate: float = 0.5,
     rng = np.random.default_rng(seed)
     return np.stack([degrade_faces(np.repeat(face[np.newaxis], variants, axis=0), rate, rng)
                      for face in faces])
-
-
-def plot_degraded(faces: np.ndarray, variants: int = 6, rate: float = 0.5, seed: int = 0):
-    """Each raw face (rows) and `variants` camera-degraded copies of it, as the training
-    pipeline draws them at this rate (notebook 03)."""
-    import matplotlib.pyplot as plt
-
-    degraded = degraded_examples(faces, variants, rate, seed)
-    fig, axes = plt.subplots(len(faces), variants + 1,
-                             figsize=(1.3 * (variants + 1), 1.3 * len(faces)), squeeze=False)
-    for row, face in enumerate(faces):
-        for column, image in enumerate([face, *degraded[row]]):
-            axes[row][column].imshow(image, cmap="gray", vmin=0, vmax=255)
-            axes[row][column].axis("off")
-    axes[0][0].set_title("input", fontsize=8)
-    for column in range(1, variants + 1):
-        axes[0][column].set_title(f"degraded {column}", fontsize=8)
-    fig.suptitle(f"Camera augmentation at rate {rate} (resolution, blur, gamma, noise, JPEG)",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig

@@ -57,15 +57,15 @@ def export_dev_model(out_dir: str | Path, *, quantize: bool = True, tiny: bool =
     import keras
     import tensorflow as tf
 
-    from face_sentiment.model.architecture import build_model, inference_copy
+    from face_sentiment.model.architecture import architecture_spec, build_model
+    from face_sentiment.model.io import load_trained
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = PreprocessingSpec()
     keras.utils.set_random_seed(seed)
     if keras_path is not None:
-        from face_sentiment import augmentation  # noqa: F401  (registers custom layers)
-        model = inference_copy(keras.models.load_model(keras_path, compile=False))
+        model = load_trained(keras_path)
     else:
         model = build_model(augment=False, seed=seed, **(TINY if tiny else {}))
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,9 +81,10 @@ def export_dev_model(out_dir: str | Path, *, quantize: bool = True, tiny: bool =
     name = f"face_sentiment_{'int8' if quantize else 'float32'}.tflite"
     model_path = out_dir / name
     write_atomic(model_path, flatbuffer)
-    ModelCard(FER2013_CLASSES, spec, name, {
-        "note": "development stand-in written by face_sentiment.model.dev_model"
-                + (f" from {keras_path}" if keras_path else " (random weights)")}).write(out_dir)
+    note = ("development stand-in written by face_sentiment.model.dev_model"
+            + (f" from {keras_path}" if keras_path else " (random weights)"))
+    card = ModelCard(FER2013_CLASSES, spec, name, {"note": note})
+    card.with_architecture(architecture_spec(model)).write(out_dir)
     write_self_test(model_path)
     return model_path
 

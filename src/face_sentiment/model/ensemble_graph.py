@@ -23,10 +23,11 @@ from face_sentiment.model.architecture import (
     member_networks,
     views_per_member,
 )
+from face_sentiment.model.io import load_keras_model
 from face_sentiment.paths import file_sha256, write_atomic
 
 if TYPE_CHECKING:
-    from face_sentiment.model.training import TrainingConfig
+    from face_sentiment.model.config import TrainingConfig
 
 MEMBER_TTA = ("none", "flip")
 
@@ -114,7 +115,7 @@ def build_ensemble_run(config: TrainingConfig, data_sha256: str, run: Path) -> P
             raise FileNotFoundError(f"{path}: ensemble member not found (members are "
                                     "trained .keras files, e.g. "
                                     "models/teachers/<run>/face_sentiment.keras)")
-    networks = [keras.models.load_model(path, compile=False) for path in files]
+    networks = [load_keras_model(path) for path in files]
     model = averaged_model(networks, flip=config.member_tta == "flip",
                            name="face_sentiment_ensemble")
     run.mkdir(parents=True, exist_ok=True)

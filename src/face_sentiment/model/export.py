@@ -26,17 +26,11 @@ from face_sentiment.live.interpreter import (
     latency_samples,
     runtime_name,
 )
+from face_sentiment.model.io import load_trained as load_trained  # its old home, still read
 from face_sentiment.paths import write_atomic
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
-
-
-def load_trained(path: str | os.PathLike) -> keras.Model:
-    """Load a training checkpoint and return the inference graph (no augmentation layers)."""
-    from face_sentiment.model.architecture import inference_copy
-
-    return inference_copy(keras.models.load_model(path, compile=False))
 
 
 def representative_dataset(inputs: np.ndarray, count: int = 500, seed: int = 0
@@ -276,95 +270,12 @@ def reader_table(table: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns=renamed)
 
 
-def _p50_errors(table: pd.DataFrame, column: str) -> np.ndarray | None:
-    """Error bars (below, above) of a p50 column from its interval columns, when present."""
-    low, high = f"{column}_ci_low", f"{column}_ci_high"
-    if low not in table or high not in table:
-        return None
-    return np.vstack([table[column] - table[low], table[high] - table[column]]).clip(0)
-
-
-def plot_benchmark(table: pd.DataFrame, variants: list[str] | tuple[str, ...] = VARIANTS):
-    """Three panels from `benchmark_variants` (optionally `add_fer_row`): file size, PrivateTest
-    accuracy of our `variants`, and latency per face (p50 for 1 and 2 threads, with their
-    intervals when the table has them, else 1 thread's bar to p95)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    ours = table[table.variant.isin(variants)]
-    axes[0].bar(table.variant, table.size_kb)
-    axes[0].set_title("file size")
-    axes[0].set_ylabel("KB")
-    accuracy_errors = _p50_errors(ours, "accuracy")
-    axes[1].bar(ours.variant, 100 * ours.accuracy,
-                yerr=None if accuracy_errors is None else 100 * accuracy_errors, capsize=3)
-    low = ours["accuracy_ci_low"] if "accuracy_ci_low" in ours else ours.accuracy
-    high = ours["accuracy_ci_high"] if "accuracy_ci_high" in ours else ours.accuracy
-    axes[1].set_ylim(100 * low.min() - 2, 100 * high.max() + 1)
-    axes[1].set_title("PrivateTest accuracy")
-    axes[1].set_ylabel("accuracy (%)")
-    width = 0.4
-    x = np.arange(len(table))
-    one = _p50_errors(table, "p50_ms_1t")
-    axes[2].bar(x - width / 2, table.p50_ms_1t, width,
-                yerr=table.p95_ms_1t - table.p50_ms_1t if one is None else one, capsize=2,
-                label="1 thread (p50, bar to p95)" if one is None else "1 thread (p50, 95% CI)")
-    two = _p50_errors(table, "p50_ms_2t")
-    axes[2].bar(x + width / 2, table.p50_ms_2t, width, yerr=two, capsize=2,
-                label="2 threads (p50)" if two is None else "2 threads (p50, 95% CI)")
-    axes[2].set_xticks(x, table.variant)
-    axes[2].set_title("latency per face, batch 1")
-    axes[2].set_ylabel("ms")
-    axes[2].legend(fontsize=7)
-    for ax in axes:
-        ax.tick_params(axis="x", rotation=30, labelsize=7)
-        ax.set_xlabel("variant", fontsize=8)
-    fig.suptitle("TFLite variants of the shipped model (fer's TFLite model for scale)",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_runtimes(runtimes: pd.DataFrame, target_ms: float | None = 0.5,
-                  target_ratio: float | None = None):
-    """p50 latency of our int8 model beside fer's on each runtime (`runtime_comparison` or
-    `latency_against_fer` rows, with their intervals when present), with an absolute target
-    as a dotted line (`target_ms`) and/or the ratio target as a mark at `target_ratio` x fer's
-    p50 on each runtime. A log scale when the runtimes differ more than tenfold."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    width = 0.4
-    x = np.arange(len(runtimes))
-    ax.bar(x - width / 2, runtimes.p50_ms, width, yerr=_p50_errors(runtimes, "p50_ms"),
-           capsize=3, label="ours, int8")
-    ax.bar(x + width / 2, runtimes.fer_p50_ms, width, yerr=_p50_errors(runtimes, "fer_p50_ms"),
-           capsize=3, label="fer mini-Xception")
-    if target_ms is not None:
-        ax.axhline(target_ms, color="grey", linestyle=":", label=f"{target_ms:g} ms target")
-    if target_ratio is not None:
-        ax.hlines(target_ratio * runtimes.fer_p50_ms, x - width, x + width, color="black",
-                  linestyle="--", label=f"target: {target_ratio:g}x fer's p50")
-    values = np.concatenate([runtimes.p50_ms, runtimes.fer_p50_ms])
-    if values.max() > 10 * values.min():
-        ax.set_yscale("log")
-    ax.set_xticks(x, runtimes.runtime)
-    ax.set_xlabel("TFLite runtime")
-    ax.set_ylabel("p50 ms per face, 1 thread")
-    ax.set_title("int8 against fer's TFLite model, batch 1, 1 thread (95% CI)"
-                 if "p50_ms_ci_low" in runtimes else "int8 against fer's TFLite model",
-                 fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def inference_energy(model_path: str | os.PathLike, images: np.ndarray,
                      num_threads: int = 1) -> dict:
     """Energy per face of a TFLite model: every face classified alone (batch 1, `num_threads`
     threads, as the latency figures), metered by `face_sentiment.energy` (measured where the
-    machine has RAPL or a Pi 5 PMIC, else codecarbon's labelled estimate). Preprocessing is
-    done before the metered loop, so the figure is the model's invoke."""
+    machine has RAPL or a Pi 5 PMIC, else the labelled estimate from this process's CPU time).
+    Preprocessing is done before the metered loop, so the figure is the model's invoke."""
     from face_sentiment.energy import EnergyMeter, per_unit
     from face_sentiment.live.classifier import ExpressionClassifier
     classifier = ExpressionClassifier(model_path, num_threads=num_threads, verify=False)
@@ -381,24 +292,23 @@ def inference_energy(model_path: str | os.PathLike, images: np.ndarray,
 
 def energy_table(measurements: dict[str, dict | None]) -> pd.DataFrame:
     """Per-face energy figures side by side ({label: an `inference_energy` result, e.g. this
-    run's and the model card's}), taken apart: joules per face = mean power x wall time per
-    face, so a codecarbon estimate (CPU TDP x load plus a constant RAM power) scales with the
-    time the loop took, meter start-up included; `ram_share` is the RAM's part of it."""
+    run's and the model card's}), taken apart: a meter's joules per face are mean power x wall
+    time per face; a CPU-time estimate's are CPU time per face x its power per busy core, so it
+    follows the model's work rather than how busy the machine was."""
     rows = []
     for label, energy in measurements.items():
         if not energy or energy.get("joules") is None:
             continue
         faces = energy.get("faces")
-        components = energy.get("components_j") or {}
+        cpu_s = energy.get("process_cpu_s")
         rows.append({
             "measurement": label, "faces": faces,
             "mJ_per_face": 1000 * energy["joules"] / faces if faces else np.nan,
             "mean_power_W": energy.get("mean_power_w"),
             "ms_per_face": 1000 * energy["duration_s"] / faces
             if faces and energy.get("duration_s") else np.nan,
-            "ram_share": components.get("ram", np.nan) / energy["joules"]
-            if energy["joules"] else np.nan,
-            "method": f"{energy.get('method')} ({energy.get('kind')})",
+            "cpu_ms_per_face": 1000 * cpu_s / faces if faces and cpu_s is not None else np.nan,
+            "core_W": energy.get("core_w", np.nan),
+            "method": energy.get("label") or f"{energy.get('method')} ({energy.get('kind')})",
             "runtime": energy.get("runtime", "")})
     return pd.DataFrame(rows).set_index("measurement") if rows else pd.DataFrame()
-

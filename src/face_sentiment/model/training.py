@@ -15,22 +15,22 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from matplotlib.figure import Figure
 
 from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.energy import EnergyMeter, record_session
 from face_sentiment.labels import class_names
 from face_sentiment.model.architecture import build_model
 from face_sentiment.model.camera import training_map as camera_training_map
+from face_sentiment.model.config import TrainingConfig  # re-exported: TensorFlow-free home
 from face_sentiment.model.distillation import DistillationLoss, hard_label_accuracy, pack_targets
+from face_sentiment.model.io import load_keras_model
 from face_sentiment.model.weight_averaging import SwapEMAWeightsWithBatchNorm
 from face_sentiment.paths import project_root, runs_dir
 from face_sentiment.preprocessing import PreprocessingSpec, preprocess_faces, to_gray_square
@@ -38,97 +38,6 @@ from face_sentiment.stats import accuracy_interval
 
 # Training faces that give EMA-averaged weights their BatchNorm statistics (weight_averaging).
 CALIBRATION_IMAGES = 2048
-
-
-@dataclass
-class TrainingConfig:
-    """A profile's `training` section. The defaults are profiles/full.yaml's values (a test
-    holds them equal), so a partial dict or a bare TrainingConfig() means the full run."""
-
-    run_name: str = "full-v3"
-    label_set: str = "fer2013"
-    # labels: one-hot of the label; votes: FER+'s vote distribution (Barsoum et al. 2016's
-    # label-distribution training), label_set ferplus only.
-    targets: str = "labels"
-    epochs: int = 70
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    warmup_epochs: int = 2
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    class_weighting: str = "sqrt"  # none | sqrt | balanced
-    early_stopping_patience: int = 30
-    dropout: float = 0.3
-    # Polyak averaging of the weights (e.g. 0.999: about 1000 steps); PublicTest selection and
-    # the saved checkpoints use the averaged weights. None: off.
-    ema_momentum: float | None = 0.999
-    stem_filters: int = 16
-    stem_strides: int = 2
-    stage_filters: tuple[int, ...] = (24, 48, 96, 192)
-    # The network's family (face_sentiment.model.architecture): vgg or resnet, whose stages
-    # hold blocks_per_stage residual blocks.
-    family: str = "vgg"
-    blocks_per_stage: int = 2
-    seed: int = 1234
-    # Bit-identical reruns; costs about 80% more time per epoch on CPU (measured: 185 vs 103 s).
-    deterministic: bool = False
-    # Distillation (face_sentiment.model.distillation): registry names or paths of the teachers,
-    # their test-time augmentation, the temperature and the weight of the hard-label term.
-    teachers: tuple[str, ...] = ()
-    teacher_tta: str = "flip"
-    distill_temperature: float = 2.0
-    distill_alpha: float = 0.5
-    # FER+ votes of the Training rows mixed into the FER2013 target with this weight (0: off;
-    # label_set fer2013). Test rows' votes are never read (Fer2013Dataset.training_vote_mix).
-    votes_weight: float = 0.0
-    # Where the model inputs come from: cache (preprocess_faces on the cached faces) or
-    # processed (TF Transform's output in data/processed/fer2013, `make processed`).
-    data: str = "cache"
-    # Camera-domain augmentation (face_sentiment.model.camera): each degradation (resolution,
-    # blur, gamma, noise, JPEG) hits a raw training face with this probability before its
-    # lighting is normalised. 0: off (the inputs are the cache's preprocessed faces).
-    camera_augmentation: float = 0.0
-    # Real photographs beside FER2013 (face_sentiment.data.photos): known photo sets whose
-    # people are split into photo_folds folds by person; every fold but photo_holdout_fold
-    # trains (that fold is what photo figures are reported on), its faces repeated so that
-    # photographs make up photo_share of each epoch. (): FER2013 only.
-    photo_sets: tuple[str, ...] = ()
-    photo_share: float = 0.25
-    # Class weighting of the photographs' own loss (none | sqrt | balanced), computed on their
-    # labels alone: FER2013's faces keep class_weighting on theirs, so the photo sets' skew
-    # (LFW: nine in ten neutral or happy) is corrected within their domain.
-    photo_class_weighting: str = "sqrt"
-    photo_folds: int = 3
-    photo_holdout_fold: int = 0
-    # Which epoch the run keeps: best (PublicTest accuracy, early stopping on it) or last (a
-    # fixed schedule; fine-tuning on photographs, where PublicTest alone would pick the epoch
-    # that learnt least from them).
-    selection: str = "best"
-    max_train_images: int | None = None  # the CI profile trains on a slice
-    max_val_images: int | None = None
-    # Fine-tuning: a .keras model (checkpoint or shipped inference model) of the same
-    # architecture whose weights start the run instead of a random initialisation
-    # (face_sentiment.pipeline's challenger starts from the champion). None: from scratch.
-    init_model: str | None = None
-    # An ensemble run trains nothing: its model is these trained .keras networks averaged in
-    # one graph (face_sentiment.model.ensemble_graph), each also on the mirrored face when
-    # member_tta is flip. The members' own recipes are in their cards.
-    members: tuple[str, ...] = ()
-    member_tta: str = "none"
-    preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainingConfig:
-        values = dict(values)
-        if "preprocessing" in values:
-            values["preprocessing"] = PreprocessingSpec.from_dict(values["preprocessing"])
-        for name in ("stage_filters", "teachers", "members", "photo_sets"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "preprocessing": self.preprocessing.to_dict()}
 
 
 def model_for(config: TrainingConfig, augment: bool = True) -> keras.Model:
@@ -337,6 +246,49 @@ def training_callbacks(run: Path, config: TrainingConfig,
     ]
 
 
+def _training_inputs(dataset: Fer2013Dataset, config: TrainingConfig,
+                     teacher_targets: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """`train`'s Training inputs, targets, labels and per-face loss weights (None: Keras'
+    class_weight serves), with the photo sets mixed in; raw faces under camera augmentation."""
+    camera = config.camera_augmentation
+    if not 0 <= camera <= 1:
+        raise ValueError(f"camera_augmentation is a probability (0..1), got {camera}")
+    if camera and config.data != "cache":
+        raise ValueError("camera_augmentation degrades the raw faces, which only the cache "
+                         f"holds: use data: cache (not {config.data!r})")
+    x_train, t_train, y_train = training_targets(dataset, config, teacher_targets, raw=camera > 0)
+    # Per-face loss weights where Keras' class_weight cannot serve: each domain weighted on its
+    # own labels (photo_sets), or packed distillation targets, whose columns are not classes.
+    face_weights = None
+    if config.photo_sets:
+        if camera:
+            raise ValueError("photo_sets and camera_augmentation do not combine: the "
+                             "photographs are real camera faces already")
+        x_train, t_train, y_train, face_weights = mix_photographs(x_train, t_train, y_train,
+                                                                  config)
+    return x_train, t_train, y_train, face_weights
+
+
+def _training_dataset(x_train: np.ndarray, t_train: np.ndarray, y_train: np.ndarray,
+                      face_weights: np.ndarray | None, config: TrainingConfig, num_classes: int
+                      ) -> tuple[tf.data.Dataset, dict[int, float] | None]:
+    """The shuffled, batched (camera-degraded) Training pipeline and Keras' class_weight
+    (None when per-face weights ride in the dataset)."""
+    if face_weights is None:
+        slices, weights = (x_train, t_train), class_weights(y_train, num_classes,
+                                                            config.class_weighting)
+    else:
+        slices, weights = (x_train, t_train, face_weights), None
+    train_data = (tf.data.Dataset.from_tensor_slices(slices)
+                  .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
+                  .batch(config.batch_size))
+    if config.camera_augmentation:
+        train_data = train_data.map(camera_training_map(
+            config.preprocessing, config.camera_augmentation, config.seed))
+    return train_data.prefetch(tf.data.AUTOTUNE), weights
+
+
 def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
           teacher_targets: np.ndarray | None = None) -> Path:
     """Train (or resume) a run; return the path of the best model (by PublicTest accuracy).
@@ -360,22 +312,7 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
     (run / "config.json").write_text(json.dumps(
         {**config.to_dict(), "data_sha256": dataset.data_hash}, indent=2))
     num_classes = len(class_names(config.label_set))
-    camera = config.camera_augmentation
-    if not 0 <= camera <= 1:
-        raise ValueError(f"camera_augmentation is a probability (0..1), got {camera}")
-    if camera and config.data != "cache":
-        raise ValueError("camera_augmentation degrades the raw faces, which only the cache "
-                         f"holds: use data: cache (not {config.data!r})")
-    x_train, t_train, y_train = training_targets(dataset, config, teacher_targets, raw=camera > 0)
-    # Per-face loss weights where Keras' class_weight cannot serve: each domain weighted on its
-    # own labels (photo_sets), or packed distillation targets, whose columns are not classes.
-    face_weights = None
-    if config.photo_sets:
-        if camera:
-            raise ValueError("photo_sets and camera_augmentation do not combine: the "
-                             "photographs are real camera faces already")
-        x_train, t_train, y_train, face_weights = mix_photographs(x_train, t_train, y_train,
-                                                                  config)
+    x_train, t_train, y_train, face_weights = _training_inputs(dataset, config, teacher_targets)
     x_val, y_val = prepare_split(dataset, "PublicTest", config, config.max_val_images)
     v_val = keras.utils.to_categorical(y_val, num_classes)
     if teacher_targets is not None:
@@ -389,18 +326,8 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metric = "accuracy"
-    if face_weights is None:
-        slices, weights = (x_train, t_train), class_weights(y_train, num_classes,
-                                                            config.class_weighting)
-    else:
-        slices, weights = (x_train, t_train, face_weights), None
-    train_data = (tf.data.Dataset.from_tensor_slices(slices)
-                  .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
-                  .batch(config.batch_size))
-    if camera:
-        train_data = train_data.map(camera_training_map(config.preprocessing, camera,
-                                                        config.seed))
-    train_data = train_data.prefetch(tf.data.AUTOTUNE)
+    train_data, weights = _training_dataset(x_train, t_train, y_train, face_weights, config,
+                                            num_classes)
     steps = math.ceil(len(y_train) / config.batch_size)
     model = model_for(config)
     if config.init_model:
@@ -416,7 +343,7 @@ def train(dataset: Fer2013Dataset, config: TrainingConfig, verbose: int = 0,
     if config.ema_momentum:  # only the averaged weights need faces for their statistics
         order = np.random.default_rng(config.seed).permutation(len(x_train))
         calibration = x_train[order[:CALIBRATION_IMAGES]]
-        if camera:  # raw faces: the statistics are for clean, preprocessed inputs
+        if config.camera_augmentation:  # raw faces: statistics are of clean, preprocessed ones
             calibration = preprocess_faces(calibration, config.preprocessing)
     callbacks = training_callbacks(run, config, calibration)
     # Energy of this session (face_sentiment.energy), added to the run's energy.json even when
@@ -441,7 +368,7 @@ def load_weights_from(model: keras.Model, path: Path) -> None:
     """Copy the weights of the model saved at `path` into `model`, layer by layer, skipping
     the weight-free augmentation layers either may have (a checkpoint has them, a shipped
     inference model does not); a different architecture is an error naming the file."""
-    source = keras.models.load_model(path, compile=False)
+    source = load_keras_model(path)
     weights = [w for layer in source.layers if layer.name != "augmentation"
                for w in layer.get_weights()]
     expected = [w.shape for layer in model.layers if layer.name != "augmentation"
@@ -472,42 +399,6 @@ def read_history(path: Path) -> pd.DataFrame:
     return history.drop_duplicates(key, keep="last").reset_index(drop=True)
 
 
-def plot_history(history: pd.DataFrame) -> Figure:
-    """Loss and accuracy per epoch, Training vs PublicTest (an ensemble run's history: each
-    member's PublicTest curves)."""
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
-    if "member" in history:
-        for member, curve in history.groupby("member"):
-            loss_ax.plot(curve["epoch"] + 1, curve["val_loss"], "o-", markersize=3,
-                         label=f"member {member}")
-            acc_ax.plot(curve["epoch"] + 1, curve["val_accuracy"], "o-", markersize=3,
-                        label=f"member {member}")
-        for ax, name in ((loss_ax, "PublicTest loss"), (acc_ax, "PublicTest accuracy")):
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(name.split()[-1])
-            ax.set_title(name)
-            ax.legend(fontsize=8)
-        fig.suptitle("Training curves of each member")
-        fig.tight_layout()
-        return fig
-    epochs = history["epoch"] + 1
-    loss_ax.plot(epochs, history["loss"], "o-", markersize=3,
-                 label="Training (augmented, smoothed labels)")
-    loss_ax.plot(epochs, history["val_loss"], "o-", markersize=3, label="PublicTest")
-    acc_ax.plot(epochs, history["accuracy"], "o-", markersize=3, label="Training (augmented)")
-    acc_ax.plot(epochs, history["val_accuracy"], "o-", markersize=3, label="PublicTest")
-    best = history["val_accuracy"].idxmax()
-    acc_ax.axvline(epochs[best], color="grey", linestyle=":", label=f"best epoch {epochs[best]}")
-    for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.set_title(name)
-        ax.legend(fontsize=8)
-    fig.suptitle("Training curves")
-    fig.tight_layout()
-    return fig
-
-
 def compare_preprocessing(dataset: Fer2013Dataset, methods: tuple[str, ...], epochs: int,
                           max_train_images: int | None, seed: int = 1234,
                           base: TrainingConfig | None = None) -> pd.DataFrame:
@@ -520,7 +411,7 @@ def compare_preprocessing(dataset: Fer2013Dataset, methods: tuple[str, ...], epo
     run answers most often with its share (a run that answers one class for nearly every face
     has not learnt); each run's per-epoch lines go to its train.log only.
     """
-    from face_sentiment.model.export import load_trained
+    from face_sentiment.model.io import load_trained
 
     rows = []
     for method in methods:
@@ -703,4 +594,3 @@ def history_summary(history: pd.DataFrame) -> pd.DataFrame:
             "last Training %": 100 * curve["accuracy"].iloc[-1],
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run")
-

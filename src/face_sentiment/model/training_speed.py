@@ -18,7 +18,7 @@ from face_sentiment.labels import class_names
 if TYPE_CHECKING:  # the CLI imports OPTIONS from here without loading numpy, pandas or TF
     import pandas as pd
 
-    from face_sentiment.model.training import TrainingConfig
+    from face_sentiment.model.config import TrainingConfig
 
 FER2013_TRAINING_IMAGES = 28709
 

@@ -187,74 +187,6 @@ def summary_rates(grid: pd.DataFrame) -> pd.DataFrame:
                      axis=1).reset_index()
 
 
-def plot_tradeoff(summary: pd.DataFrame, chosen: drift.DriftSettings | None = None):
-    """False-alarm rate (worst unshifted condition) and detection rate (mean and worst shift)
-    against the numeric threshold, with the Wilson bands of the worst ones when `summary` has
-    them; one panel per drift share, one line style per top-class (Jensen-Shannon) threshold;
-    the chosen setting dashed."""
-    import matplotlib.pyplot as plt
-    shares = sorted(summary["drift_share"].unique())
-    styles = dict(zip(sorted(summary["cat_threshold"].unique()), ("-", "--", ":", "-."),
-                      strict=False))
-    metrics = (("false_alarm_max", "false alarms (worst same-distribution)", "tab:red", "o"),
-               ("detection_mean", "detection (mean over shifts)", "tab:blue", "s"),
-               ("detection_min", "detection (worst shift)", "tab:green", "^"))
-    figure, axes = plt.subplots(1, len(shares), figsize=(4.6 * len(shares), 3.6), sharey=True,
-                                squeeze=False)
-    for ax, share in zip(axes[0], shares, strict=True):
-        for cat, part in summary[summary["drift_share"] == share].groupby("cat_threshold"):
-            part = part.sort_values("num_threshold")
-            for column, label, colour, marker in metrics:
-                ax.plot(part["num_threshold"], part[column], marker=marker, color=colour,
-                        linestyle=styles.get(cat, "-"), label=f"{label}, JS {cat:g}")
-                if f"{column}_ci_low" in part:
-                    ax.fill_between(part["num_threshold"], part[f"{column}_ci_low"],
-                                    part[f"{column}_ci_high"], color=colour, alpha=0.12)
-        if chosen is not None and share == chosen.drift_share:
-            ax.axvline(chosen.num_threshold, color="grey", linestyle="--", linewidth=1)
-        ax.set_xticks(sorted(summary["num_threshold"].unique()))
-        ax.set_xlabel("numeric threshold (normed Wasserstein)")
-        ax.set_title(f"a window drifts at drift share >= {share:g}", fontsize=9)
-    axes[0][0].set_ylabel("share of windows flagged")
-    figure.suptitle("False alarms against detection, per threshold setting", fontsize=10)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=7,
-                  bbox_to_anchor=(0.5, -0.02 - 0.05 * len(styles)))
-    figure.tight_layout()
-    return figure
-
-
-def plot_scores(scores: pd.DataFrame, settings: drift.DriftSettings, title: str = "",
-                columns_per_row: int = 4):
-    """Each column's score per condition (box per shift), with its threshold dashed; at most
-    `columns_per_row` panels a row."""
-    import matplotlib.pyplot as plt
-    columns = list(dict.fromkeys(scores["column"]))
-    rows = -(-len(columns) // columns_per_row)
-    figure, axes = plt.subplots(rows, columns_per_row,
-                                figsize=(2.3 * columns_per_row, 2.5 * rows + 0.5),
-                                squeeze=False, sharey=True)
-    labels = [f"{s} {lv:g}" if s != "none" else "same" for s, lv in
-              scores[["shift", "level"]].drop_duplicates().itertuples(index=False)]
-    for ax, column in zip(axes.flat, columns, strict=False):
-        part = scores[scores["column"] == column]
-        groups = [g["score"].to_numpy() for _, g in part.groupby(["shift", "level"], sort=False)]
-        ax.boxplot(groups, vert=True, widths=0.6)
-        ax.set_xticks(range(1, len(groups) + 1), labels[:len(groups)], rotation=90, fontsize=7)
-        ax.axhline(settings.threshold(column), color="tab:red", linestyle="--", linewidth=1)
-        ax.set_yscale("symlog", linthresh=0.05)
-        ax.set_ylim(bottom=0)
-        ax.set_title(column, fontsize=8)
-    for ax in list(axes.flat)[len(columns):]:
-        ax.axis("off")
-    for row in axes:
-        row[0].set_ylabel("drift score", fontsize=8)
-    figure.suptitle(f"{title} (threshold dashed)" if title else "score per window (threshold "
-                    "dashed)", fontsize=10)
-    figure.tight_layout()
-    return figure
-
-
 def clip_scores(logs: dict[tuple[str, float], LogData], source: str, size: int, stride: int
                 ) -> pd.DataFrame:
     """Sliding-window scores of every condition of a clip against its reference part."""
@@ -366,4 +298,3 @@ def highest_same_scores(scores: pd.DataFrame, settings: drift.DriftSettings) -> 
                          "highest_score": rows["score"].to_numpy(),
                          "threshold": [settings.threshold(c) for c in rows["column"]]},
                         index=pd.Index(rows["source"].to_numpy(), name="source"))
-

@@ -109,6 +109,72 @@ def _number(value) -> float:
     return number if math.isfinite(number) else math.nan
 
 
+def _frame_record(raw: bytes, number: int, last: bool, problems: _Problems) -> dict | None:
+    """One log line's frame record, or None (with the problem noted) when it cannot be used."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        if last and not raw.endswith(b"\n"):
+            problems.add("truncated", "the last line is cut off (no newline at the end: "
+                         "the writer stopped mid-line, e.g. a power loss)", number,
+                         "skipped it")
+        else:
+            problems.add("not-json", f"not JSON ({error.msg})", number, "skipped")
+        return None
+    if not isinstance(record, dict):
+        problems.add("not-object", f"not a JSON object (a {type(record).__name__})",
+                     number, "skipped")
+        return None
+    missing = [f for f in FRAME_FIELDS if f not in record]
+    if missing:
+        problems.add("missing-frame-field", f"missing field {', '.join(map(repr, missing))}"
+                     " in the frame record", number, "skipped those frames")
+        return None
+    if math.isnan(_number(record["time"])) or not isinstance(record["faces"], list):
+        problems.add("bad-frame-field", "'time' is not a number or 'faces' not a list",
+                     number, "skipped those frames")
+        return None
+    return record
+
+
+def _face_row(face: dict, index: int, frame_row: dict, record: dict, number: int,
+              problems: _Problems) -> dict:
+    """One observed face's row: its frame's fields, its label, probabilities (`p_<class>`) and
+    monitored fields (NaN where missing, the problem noted)."""
+    row = {**{k: frame_row[k] for k in ("file", "line", "frame", "time", "source",
+                                        "device", "model")},
+           "face": index, "track": face.get("track"), "label": face.get("label"),
+           "true_label": record.get("true_label")}  # monitoring.record's datasets
+    probabilities = face.get("probabilities")
+    if isinstance(probabilities, dict) and probabilities:
+        for cls, value in probabilities.items():
+            row[f"p_{cls}"] = _number(value)
+    absent = [key for key in (*NUMERIC_FACE_FIELDS, "top") if key not in face]
+    if absent:
+        problems.add("missing-face-field",
+                     f"missing field{'s' if len(absent) > 1 else ''} "
+                     f"{', '.join(map(repr, absent))} in a face", number,
+                     "left out of those columns' tests for those faces"
+                     + ("; 'top' taken as the argmax of 'probabilities'"
+                        if "top" in absent else ""))
+    for key in NUMERIC_FACE_FIELDS:
+        row[key] = _number(face.get(key))  # missing or null (eye_angle): NaN
+    top = face.get("top")
+    if top is None and isinstance(probabilities, dict) and probabilities:
+        top = max(probabilities, key=lambda c: _number(probabilities[c]))
+    row["top"] = top
+    box = face.get("box")
+    if math.isnan(row.get("face_px", math.nan)) and isinstance(box, list) and len(box) == 4:
+        # older records: the box (x1, y1, x2, y2) still gives the size
+        width, height = _number(box[2]) - _number(box[0]), _number(box[3]) - _number(box[1])
+        if width > 0 and height > 0:
+            row["face_px"] = math.sqrt(width * height)
+    return row
+
+
 def read_log(path: str | os.PathLike) -> tuple[list[dict], list[dict], list[LogProblem],
                                                  tuple[str, ...]]:
     """(face rows, frame rows, problems, class names) of one log file."""
@@ -122,40 +188,15 @@ def read_log(path: str | os.PathLike) -> tuple[list[dict], list[dict], list[LogP
     classes: tuple[str, ...] = ()
     raw_lines = list(_open_lines(path))
     for number, raw in enumerate(raw_lines, start=1):
-        last = number == len(raw_lines)
-        text = raw.decode("utf-8", errors="replace").strip()
-        if not text:
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as error:
-            if last and not raw.endswith(b"\n"):
-                problems.add("truncated", "the last line is cut off (no newline at the end: "
-                             "the writer stopped mid-line, e.g. a power loss)", number,
-                             "skipped it")
-            else:
-                problems.add("not-json", f"not JSON ({error.msg})", number, "skipped")
-            continue
-        if not isinstance(record, dict):
-            problems.add("not-object", f"not a JSON object (a {type(record).__name__})",
-                         number, "skipped")
-            continue
-        missing = [f for f in FRAME_FIELDS if f not in record]
-        if missing:
-            problems.add("missing-frame-field", f"missing field {', '.join(map(repr, missing))}"
-                         " in the frame record", number, "skipped those frames")
-            continue
-        when = _number(record["time"])
-        if math.isnan(when) or not isinstance(record["faces"], list):
-            problems.add("bad-frame-field", "'time' is not a number or 'faces' not a list",
-                         number, "skipped those frames")
+        record = _frame_record(raw, number, number == len(raw_lines), problems)
+        if record is None:
             continue
         # A held face (the runner's tracker showing a face the detector just missed) repeats
         # its last output: no new observation, so it is left out of the faces and their count.
         observed = [face for face in record["faces"]
                     if not (isinstance(face, dict) and face.get("held") is True)]
         frame_row = {"file": name, "line": number, "frame": record.get("frame"),
-                     "time": when, "source": record.get("source"),
+                     "time": _number(record["time"]), "source": record.get("source"),
                      "device": record.get("device"), "model": record.get("model"),
                      "faces": len(observed)}
         frames.append(frame_row)
@@ -164,38 +205,10 @@ def read_log(path: str | os.PathLike) -> tuple[list[dict], list[dict], list[LogP
                 problems.add("bad-face", "a face entry is not a JSON object", number,
                              "skipped those faces")
                 continue
-            row = {**{k: frame_row[k] for k in ("file", "line", "frame", "time", "source",
-                                                "device", "model")},
-                   "face": index, "track": face.get("track"), "label": face.get("label"),
-                   "true_label": record.get("true_label")}  # monitoring.record's datasets
             probabilities = face.get("probabilities")
-            if isinstance(probabilities, dict) and probabilities:
-                if not classes:
-                    classes = tuple(probabilities)
-                for cls, value in probabilities.items():
-                    row[f"p_{cls}"] = _number(value)
-            absent = [key for key in (*NUMERIC_FACE_FIELDS, "top") if key not in face]
-            if absent:
-                problems.add("missing-face-field",
-                             f"missing field{'s' if len(absent) > 1 else ''} "
-                             f"{', '.join(map(repr, absent))} in a face", number,
-                             "left out of those columns' tests for those faces"
-                             + ("; 'top' taken as the argmax of 'probabilities'"
-                                if "top" in absent else ""))
-            for key in NUMERIC_FACE_FIELDS:
-                row[key] = _number(face.get(key))  # missing or null (eye_angle): NaN
-            top = face.get("top")
-            if top is None and isinstance(probabilities, dict) and probabilities:
-                top = max(probabilities, key=lambda c: _number(probabilities[c]))
-            row["top"] = top
-            box = face.get("box")
-            if (math.isnan(row.get("face_px", math.nan)) and isinstance(box, list)
-                    and len(box) == 4):
-                # older records: the box (x1, y1, x2, y2) still gives the size
-                width, height = _number(box[2]) - _number(box[0]), _number(box[3]) - _number(box[1])
-                if width > 0 and height > 0:
-                    row["face_px"] = math.sqrt(width * height)
-            faces.append(row)
+            if not classes and isinstance(probabilities, dict) and probabilities:
+                classes = tuple(probabilities)
+            faces.append(_face_row(face, index, frame_row, record, number, problems))
     return faces, frames, problems.list(), classes
 
 

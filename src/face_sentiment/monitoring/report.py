@@ -1,20 +1,28 @@
 """`face-sentiment monitor`: the drift report of live faces, written as HTML + JSON + a plot.
 
-`monitor(logs, reference, window, out)` reads the logs (`logs.load_logs`), lays windows back
-from their end (`drift.assign_windows`), tests every window against the reference
-(`drift.window_timeline`), runs Evidently's report on the current (last) window, and writes to
-`out`: `drift_report.html` (Evidently's, the current window), `monitor.json` (settings,
-reference, verdict, every window's tests, log problems, performance), `timeline.csv` and
+`monitor(logs, reference, window, out)` reads the logs (`logs.load_logs`) and checks them
+(`validation`: a non-number in a numeric field, a log without the monitoring fields are
+errors), takes the reference (by default the room's own, saved in `out`, else FER2013 as a
+labelled fallback with its own thresholds: `reference.deployment_reference`), lays windows
+back from the end of the logs (`drift.assign_windows`), tests every window against the
+reference (`drift.window_timeline`), runs Evidently's report on the current (last) window, and
+writes to `out`: `drift_report.html` (Evidently's, the current window), `timeline.csv` and
 `timeline.png` (drift share and each expression's share per window, accuracy with its interval
-when labels are given). The verdict is the current window's: exit status 0 without drift, 1
-with drift, 2 when there is no verdict (no usable log, or too few faces in the current
-window), so a scheduler or CI can act on it.
+when labels are given) and, last, `monitor.json` (settings, reference, verdict, every window's
+tests, log problems, performance). Each file is written beside its target and renamed into
+place. The verdict is the current window's: exit status 0 without drift, 1 with drift, 2 when
+there is no verdict (a bad or unusable log, too few faces in the current window). A run
+without a verdict replaces `drift_report.html` with a page that says so (`no_verdict_page`),
+so an earlier run's "Dataset Drift is detected" is never left beside it; `record_no_verdict`
+does the same for a run stopped by an error before it had results.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +31,15 @@ import pandas as pd
 
 from face_sentiment.monitoring import drift
 from face_sentiment.monitoring.logs import LogData, load_logs
-from face_sentiment.monitoring.reference import Reference, describe, load_reference
-from face_sentiment.paths import write_atomic
+from face_sentiment.monitoring.plots import close_figure, plot_timeline
+from face_sentiment.monitoring.reference import (
+    Reference,
+    deployment_reference,
+    describe,
+    load_reference,
+)
+from face_sentiment.monitoring.validation import validated
+from face_sentiment.paths import atomic_target, write_atomic
 
 EXIT_OK, EXIT_DRIFT, EXIT_NO_VERDICT = 0, 1, 2
 
@@ -83,17 +98,32 @@ def _summary_line(verdict: str, current: dict, reference: Reference, windows: pd
 
 
 def monitor(logs: LogData | list[str | Path] | None = None,
-            reference: str | list[str] | Reference = "fer2013", window: str = "10min",
-            out: str | Path | None = None, settings: drift.DriftSettings = drift.DEFAULTS,
+            reference: str | list[str] | Reference | None = None, window: str = "10min",
+            out: str | Path | None = None, settings: drift.DriftSettings | None = None,
             labels: str | Path | None = None, model: str = "shipped-int8",
             reference_limit: int | None = None, html: bool = True, dataset=None,
-            resamples: int = 1000) -> MonitorResult:
-    """Drift (and, with labels, performance) of logged faces per window; see the module."""
+            resamples: int = 1000, overrides: dict | None = None,
+            record_reference: bool = True) -> MonitorResult:
+    """Drift (and, with labels, performance) of logged faces per window; see the module.
+
+    `reference` None: the room's own, saved in `out` (recorded from the logs' first faces
+    when `record_reference` and they allow it), else FER2013 as a labelled fallback.
+    `settings` None: the reference's own (the fallback's) or the defaults; `overrides` (e.g.
+    the command line's --threshold) replace single values of either."""
     from face_sentiment.monitoring.performance import join_labels, window_performance
-    data = logs if isinstance(logs, LogData) else load_logs(logs)
+    data = validated(logs if isinstance(logs, LogData) else load_logs(logs))
     messages = data.messages()
-    reference = reference if isinstance(reference, Reference) else load_reference(
-        reference, dataset, model, reference_limit)
+    window = drift.parse_window(window)
+    if isinstance(reference, Reference):
+        pass
+    elif reference is None:
+        reference, notes = deployment_reference(data, window, out, record_reference,
+                                                dataset=dataset, model=model)
+        messages += notes
+    else:
+        reference = load_reference(reference, dataset, model, reference_limit)
+    settings = (settings or reference.settings or drift.DEFAULTS).with_values(
+        **(overrides or {}))
     messages += reference.problems
     if reference.model_id and data.models and reference.model_id not in data.models:
         messages.append(f"the logs were written by model(s) {', '.join(data.models)}, the "
@@ -104,7 +134,6 @@ def monitor(logs: LogData | list[str | Path] | None = None,
         faces = faces.drop(columns="true_label")
         faces, notes = join_labels(faces, labels)
         messages += notes
-    window = drift.parse_window(window)
     timeline, details = drift.window_timeline(faces, data.frames, reference.faces, window,
                                               settings, data.classes)
     for _, row in timeline.iterrows():
@@ -147,79 +176,74 @@ def monitor(logs: LogData | list[str | Path] | None = None,
     return result
 
 
+REPORT_HTML, MONITOR_JSON = "drift_report.html", "monitor.json"
+TIMELINE_FILES = ("timeline.csv", "timeline.png")
+
+
+def _status_page(title: str, lead: str, reason: str, logs: list | tuple = ()) -> str:
+    items = "".join(f"<li><code>{html.escape(str(p))}</code></li>" for p in logs)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Drift report: {html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}
+.banner{{background:#eee;border-left:.5em solid #888;padding:1em}}</style></head>
+<body><div class="banner"><h1>{html.escape(title)}</h1><p>{html.escape(lead)}</p></div>
+<p><b>{html.escape(reason)}</b></p>
+{f"<p>Logs:</p><ul>{items}</ul>" if items else ""}
+</body></html>
+"""
+
+
+def no_verdict_page(reason: str, logs: list | tuple = ()) -> str:
+    """The drift_report.html of a run without a verdict: says so, and why, so an earlier
+    run's Evidently report is not left to be read as this run's."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return _status_page("NO VERDICT", f"The monitor run of {when} gave no drift verdict, so "
+                        "it has no Evidently report; this page replaces any earlier run's.",
+                        reason, logs)
+
+
+def record_no_verdict(out: str | Path, reason: str, logs: list | tuple = ()) -> list[Path]:
+    """A run stopped before it had results (a bad log, a bad argument): drift_report.html
+    and monitor.json say 'no verdict' and why, and the earlier run's timeline goes, so nothing
+    in `out` reads as this run's verdict. Returns the files written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in TIMELINE_FILES:
+        (out / name).unlink(missing_ok=True)
+    logs = [str(p) for p in logs]
+    page = write_atomic(out / REPORT_HTML, no_verdict_page(reason, logs))
+    payload = {"verdict": "no verdict", "summary": f"NO VERDICT: {reason}", "error": reason,
+               "logs": logs, "exit_code": EXIT_NO_VERDICT,
+               "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return [page, write_atomic(out / MONITOR_JSON, json.dumps(payload, indent=2) + "\n")]
+
+
 def write_outputs(result: MonitorResult, out: Path, window: drift.Window) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    written = [write_atomic(out / "monitor.json",
-                            json.dumps(_json_safe(result.payload), indent=2) + "\n")]
+    written = []
     table = result.timeline.copy()
     table["lines"] = table["lines"].map(json.dumps)
     written.append(write_atomic(out / "timeline.csv", table.to_csv(index=False)))
     if result.snapshot is not None:
-        from face_sentiment.paths import atomic_target
-        with atomic_target(out / "drift_report.html") as staging:
+        with atomic_target(out / REPORT_HTML) as staging:
             result.snapshot.save_html(str(staging))
-        written.append(out / "drift_report.html")
+    elif result.verdict == "no verdict":
+        write_atomic(out / REPORT_HTML, no_verdict_page(result.summary,
+                                                        result.payload.get("logs", ())))
+    else:  # a verdict without Evidently's page (html=False): not an earlier run's page
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        write_atomic(out / REPORT_HTML, _status_page(
+            "NO REPORT", f"The monitor run of {when} did not render Evidently's report "
+            "(html=False); this page replaces any earlier run's.", result.summary,
+            result.payload.get("logs", ())))
+    written.append(out / REPORT_HTML)
     figure = plot_timeline(result.timeline, window, result.performance,
                            result.payload["settings"]["drift_share"])
-    from face_sentiment.paths import atomic_target
     with atomic_target(out / "timeline.png") as staging:
         figure.savefig(staging, format="png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(figure)
+    close_figure(figure)
     written.append(out / "timeline.png")
+    # last: its presence and verdict are what a scheduler reads (pipeline.triggers)
+    written.insert(0, write_atomic(out / MONITOR_JSON,
+                                   json.dumps(_json_safe(result.payload), indent=2) + "\n"))
     return written
-
-
-def plot_timeline(timeline: pd.DataFrame, window: drift.Window | str,
-                  performance: pd.DataFrame | None = None, drift_share: float | None = None,
-                  title: str | None = None):
-    """Drift share per window (windows with dataset drift marked) above each expression's share
-    of the top predictions; accuracy with its 95% interval below when labels were given."""
-    import matplotlib.pyplot as plt
-    window = drift.parse_window(window)
-    panels = 3 if performance is not None and len(performance) else 2
-    figure, axes = plt.subplots(panels, 1, figsize=(9, 2.4 * panels + 0.6), sharex=True)
-    if window.kind == "seconds":
-        x = pd.to_datetime(timeline["end"], unit="s")
-        label = f"end of window ({window}, UTC)"
-    else:
-        x = timeline["window"]
-        label = f"window ({window.size:g} {window.kind} each, oldest first)"
-        axes[-1].xaxis.get_major_locator().set_params(integer=True)
-    tested = timeline["status"] == "tested"
-    axes[0].plot(x[tested], timeline.loc[tested, "drift_share"], "o-", color="tab:blue",
-                 label="share of columns drifted")
-    drifted = tested & timeline["dataset_drift"].astype(bool)
-    axes[0].plot(x[drifted], timeline.loc[drifted, "drift_share"], "o", color="tab:red",
-                 markersize=9, label="dataset drift")
-    if drift_share is not None:
-        axes[0].axhline(drift_share, color="tab:red", linestyle="--", linewidth=1,
-                        label=f"threshold {drift_share:g}")
-    untested = ~tested
-    if untested.any():
-        axes[0].plot(x[untested], np.zeros(int(untested.sum())), "x", color="grey",
-                     label="not tested (too few faces)")
-    axes[0].set_ylim(-0.05, 1.05)
-    axes[0].set_ylabel("drift share")
-    axes[0].legend(loc="upper left", fontsize=7, ncol=2)
-    shares = [c for c in timeline.columns if c.startswith("share_")]
-    if shares:
-        axes[1].stackplot(x, *[timeline[c] for c in shares],
-                          labels=[c.removeprefix("share_") for c in shares])
-        axes[1].set_ylim(0, 1)
-        axes[1].legend(loc="upper left", fontsize=7, ncol=len(shares))
-    axes[1].set_ylabel("share of faces\n(top class)")
-    if panels == 3:
-        merged = timeline[["window"]].assign(x=x).merge(performance, on="window")
-        axes[2].errorbar(merged["x"], merged["accuracy"],
-                         yerr=[merged["accuracy"] - merged["accuracy_low"],
-                               merged["accuracy_high"] - merged["accuracy"]], fmt="o-",
-                         capsize=3, label="accuracy (95% CI)")
-        axes[2].plot(merged["x"], merged["macro_f1"], "s--", label="macro-F1")
-        axes[2].set_ylim(0, 1)
-        axes[2].set_ylabel("with labels")
-        axes[2].legend(loc="lower left", fontsize=7)
-    axes[-1].set_xlabel(label)
-    figure.suptitle(title or "Drift of live faces per window")
-    figure.tight_layout()
-    return figure

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-STAGE_NAMES = ("ingest", "validate", "train", "evaluate", "decide", "ship", "deploy")
+from face_sentiment.pipeline.record import STAGES
 
 
 def _registry(args):
@@ -32,12 +32,13 @@ def _targets(args) -> dict:
 
 
 def run_retrain(args) -> int:
-    """The `face-sentiment retrain` command (cli.py)."""
-    from face_sentiment.pipeline.incoming import batch_folders
-    from face_sentiment.pipeline.stages import BatchValidationError, retrain
-    from face_sentiment.pipeline.triggers import default_incoming, drift_action, pending_batches
+    """The `face-sentiment retrain` command (cli.py): the batch loop of the continual entry
+    point (pipeline.continual), without its output folder."""
+    from face_sentiment.pipeline.continual import incoming_batches, retrain_batches
+    from face_sentiment.pipeline.triggers import default_incoming, drift_action
 
     incoming = Path(args.incoming) if args.incoming else default_incoming()
+    batches = incoming_batches(incoming, args.rerun)  # an error naming a missing folder
     if args.on_drift:
         action = drift_action(args.on_drift, incoming)
         print(f"monitor verdict: {action['verdict']} ({action['summary']}) -> {action['action']}")
@@ -45,30 +46,13 @@ def run_retrain(args) -> int:
             print(f"no labelled batch waits in {incoming}: flagged {action['flag']}")
         if action["action"] != "retrain":
             return 0
-    batches = batch_folders(incoming) if args.rerun else pending_batches(incoming)
     if not batches:
         print(f"no new batch in {incoming}: nothing to do")
         return 0
-    from face_sentiment.data.cache import load_dataset
-    dataset = load_dataset(verbose=True)
-    registry, targets = _registry(args), _targets(args)
-    status, results = 0, []
-    for folder in batches:
-        print(f"== batch {folder.name} ({folder})")
-        try:
-            result = retrain(folder, args.profile, dataset=dataset, registry=registry,
-                             seed_from=Path(args.seed_from) if args.seed_from else None,
-                             targets=targets, until=args.stage, beam_args=args.beam_args)
-        except BatchValidationError as failed:
-            print(failed.report)
-            print(f"batch {folder.name} stopped at validation: nothing trained or shipped; "
-                  f"the champion stays")
-            status = 1
-            results.append({"batch": folder.name, "outcome": "stopped at validation"})
-            continue
-        print(f"batch {folder.name}: {result.outcome}"
-              + (f", registry version {result.version}" if result.version else ""))
-        results.append(result.to_dict())
+    status, results = retrain_batches(
+        batches, args.profile, registry=_registry(args), targets=_targets(args),
+        until=args.stage, seed_from=Path(args.seed_from) if args.seed_from else None,
+        beam_args=args.beam_args)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     return status
@@ -109,13 +93,15 @@ def _common(parser) -> None:
                         help="deploy only to this configured target; repeatable")
 
 
-def add_retrain_arguments(parser) -> None:
+def add_batch_arguments(parser, profile_default: str, profile_help: str) -> None:
+    """The options of a run over lab batches, shared by `face-sentiment retrain` and the
+    continual-training entry point (face_sentiment.pipeline.continual)."""
     parser.add_argument("--incoming", help="a batch folder (images + labels.csv) or a folder "
                                            "of batches (default: data/raw/incoming)")
-    parser.add_argument("--profile", default="full",
+    parser.add_argument("--profile", default=profile_default,
                         help="profile whose `retrain:` section sets the fine-tune, split and "
-                             "validation settings (default: full)")
-    parser.add_argument("--stage", default="deploy", choices=STAGE_NAMES,
+                             f"validation settings (default: {profile_help})")
+    parser.add_argument("--stage", default="deploy", choices=STAGES,
                         help="run the stages up to this one (done ones are skipped; default: "
                              "all)")
     parser.add_argument("--seed-from", help="folder seeding an empty registry as its first "
@@ -127,6 +113,10 @@ def add_retrain_arguments(parser) -> None:
                         help="also batches that reached an outcome (their finished stages are "
                              "still skipped)")
     parser.add_argument("--beam-args", default="", help="Apache Beam options for TFDV")
+
+
+def add_retrain_arguments(parser) -> None:
+    add_batch_arguments(parser, "full", "full")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     _common(parser)
 

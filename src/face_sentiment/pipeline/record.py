@@ -3,25 +3,22 @@
 `runs/retrain/<batch>/state.json` lists each stage that finished (with its time and summary);
 a rerun of the same batch (same sha256 of labels.csv and images) skips them, a changed batch
 starts over. Every write is atomic, so an interrupted stage leaves the previous state, and the
-stage simply runs again. `decision.json` is the A/B record: champion and challenger side by
-side on PublicTest (which decides) and the batch holdout (reported), the rule and its
-thresholds, each criterion's value, and the decision.
+stage simply runs again. `decision.json` is the A/B record: the rule (pipeline.promotion) and
+each of its criteria with the measured value, its bound, the threshold and pass/fail; champion
+and challenger side by side on every set scored (the batch's held-out people and PublicTest
+decide, PrivateTest is reported); and the decision.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
-from face_sentiment.evaluation.ab_testing import ALPHA, MAX_MACRO_F1_DROP, ABResult
 from face_sentiment.paths import runs_dir, write_atomic
 
 STAGES = ("ingest", "validate", "train", "evaluate", "decide", "ship", "deploy")
-RULE = ("promote the challenger only when, on PublicTest, its accuracy is higher with "
-        f"McNemar's exact two-sided p < {ALPHA} AND the 95% bootstrap interval of the "
-        f"difference lies above zero AND its macro-F1 is not lower by more than "
-        f"{MAX_MACRO_F1_DROP:g} (face_sentiment.evaluation.ab_testing)")
 
 
 def retrain_dir(batch: str) -> Path:
@@ -69,49 +66,64 @@ class RunState:
         write_atomic(self.path, json.dumps(self.values, indent=2) + "\n")
 
 
-def criteria(ab: ABResult) -> list[dict]:
-    """Each part of the promotion rule with its measured value and whether it holds."""
-    return [
-        {"criterion": "accuracy higher", "value": ab.difference, "threshold": 0.0,
-         "passed": ab.difference > 0},
-        {"criterion": f"McNemar exact p < {ALPHA}", "value": ab.mcnemar_p, "threshold": ALPHA,
-         "passed": ab.mcnemar_p < ALPHA},
-        {"criterion": "95% bootstrap interval of the difference above 0",
-         "value": [ab.ci_low, ab.ci_high], "threshold": 0.0, "passed": ab.ci_low > 0},
-        {"criterion": f"macro-F1 not lower by more than {MAX_MACRO_F1_DROP:g}",
-         "value": ab.macro_f1_b - ab.macro_f1_a, "threshold": -MAX_MACRO_F1_DROP,
-         "passed": ab.macro_f1_b >= ab.macro_f1_a - MAX_MACRO_F1_DROP},
-    ]
-
-
 def decision_record(batch: str, sha256: str, champion: dict, challenger: dict,
-                    evaluation: dict, deciding: ABResult, drift: list[dict]) -> dict:
+                    evaluation: dict, checks: list[dict], rule: str, drift: list[dict]) -> dict:
     """The decision and its numbers (written as decision.json, and kept in the registry with a
-    promoted model)."""
-    checks = criteria(deciding)
-    promote = deciding.promote_b
+    promoted model). `checks`: the criteria of pipeline.promotion, each with `passed`."""
+    promote = bool(checks) and all(check["passed"] for check in checks)
     return {
         "batch": batch, "batch_sha256": sha256, "decided": now(),
         "decision": "promote" if promote else "keep champion",
-        "rule": RULE, "decided_on": "PublicTest",
+        "rule": rule, "decided_on": sorted({check["set"] for check in checks}),
         "criteria": checks,
-        "failed": [c["criterion"] for c in checks if not c["passed"]],
+        "failed": [check["criterion"] for check in checks if not check["passed"]],
         "champion": champion, "challenger": challenger,
         "ab": evaluation["ab"], "metrics": evaluation["metrics"],
         "validation_drift": drift,
     }
 
 
+def _points(value: float | None, signed: bool = True) -> str:
+    """A fraction as percentage points ('n/a' when undefined)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+
+
+def _decimal(value: float | None, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def format_criterion(check: dict) -> str:
+    """One criterion as a line: value, bound, threshold, pass/fail."""
+    verdict = "PASS" if check["passed"] else "FAIL"
+    people = check.get("people")
+    where = f"{check['set']}, n={check['n']}" + (
+        "" if people is None else f", {people} {'person' if people == 1 else 'people'}")
+    if check.get("bound_kind"):
+        text = (f"difference {_points(check['value'])} pts, {check['bound_kind']} bound "
+                f"{_points(check['bound'])} pts > threshold {_points(check['threshold'])} pts")
+    else:
+        text = (f"macro-F1 {_decimal(check.get('champion'))} -> "
+                f"{_decimal(check.get('challenger'))}, difference "
+                f"{_decimal(check['value'], True)} >= threshold {check['threshold']:g}")
+    note = f" ({check['note']})" if check.get("note") else ""
+    return f"  [{verdict}] {check['criterion']} ({where}): {text}{note}"
+
+
 def format_decision(record: dict) -> str:
-    """The record as a few lines for the terminal and the Airflow log."""
-    lines = [f"decision for batch {record['batch']}: {record['decision'].upper()} "
-             f"(rule on {record['decided_on']})"]
+    """The record as a few lines for the terminal, the Airflow log and a pull request."""
+    lines = [f"decision for batch {record['batch']}: {record['decision'].upper()}",
+             f"  rule: {record['rule']}"]
+    lines += [format_criterion(check) for check in record["criteria"]]
     for name, ab in record["ab"].items():
-        lines.append(f"  {name}: champion {100 * ab['accuracy_a']:.2f}% vs challenger "
-                     f"{100 * ab['accuracy_b']:.2f}% (n={ab['n']}), diff "
-                     f"{100 * ab['difference']:+.2f} pts [{100 * ab['ci_low']:+.2f}, "
-                     f"{100 * ab['ci_high']:+.2f}], McNemar p={ab['mcnemar_p']:.3g}, macro-F1 "
-                     f"{ab['macro_f1_a']:.3f} -> {ab['macro_f1_b']:.3f}")
+        lines.append(f"  {name}: champion {_points(ab['accuracy_a'], False)}% vs challenger "
+                     f"{_points(ab['accuracy_b'], False)}% (n={ab['n']}), diff "
+                     f"{_points(ab['difference'])} pts, 95% interval "
+                     f"[{_points(ab['ci_low'])}, {_points(ab['ci_high'])}], McNemar "
+                     f"p={ab['mcnemar_p']:.3g}")
     if record["failed"]:
         lines.append("  not met: " + "; ".join(record["failed"]))
     return "\n".join(lines)

@@ -28,10 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from face_sentiment.model_card import CARD_FILE, SHIPPED_KERAS, SHIPPED_MODEL, ModelCard
-from face_sentiment.paths import project_root, write_atomic
+from face_sentiment.model_of_record import (
+    CURRENT_FILE,
+    VERSIONS_DIR,
+    RecordError,
+    read_pointer,
+    registry_folder,
+)
+from face_sentiment.paths import write_atomic
 
-DEFAULT_REGISTRY = Path("deploy") / "registry"
-CURRENT_FILE = "current.json"
 EVENTS_FILE = "events.jsonl"
 # What a version holds: the deployed int8 model and its card are required; the float model
 # (the next fine-tune starts from it), the card's Markdown and the decision record travel along.
@@ -39,7 +44,7 @@ REQUIRED_FILES = (SHIPPED_MODEL, CARD_FILE)
 OPTIONAL_FILES = (SHIPPED_KERAS, "model_card.md", "decision.json", "training_history.csv")
 
 
-class RegistryError(ValueError):
+class RegistryError(RecordError):
     """The registry is empty, inconsistent, or cannot do what was asked (message says why)."""
 
 
@@ -68,9 +73,9 @@ class Version:
 
 
 def default_registry() -> Path:
-    """deploy/registry under the project root (FACE_SENTIMENT_REGISTRY overrides it)."""
-    override = os.environ.get("FACE_SENTIMENT_REGISTRY")
-    return Path(override).expanduser() if override else project_root() / DEFAULT_REGISTRY
+    """deploy/registry under the project root (FACE_SENTIMENT_REGISTRY overrides it); the
+    model of record (face_sentiment.model_of_record) reads the same folder."""
+    return registry_folder()
 
 
 class Registry:
@@ -78,7 +83,7 @@ class Registry:
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
         self.folder = Path(folder) if folder else default_registry()
-        self.versions_dir = self.folder / "versions"
+        self.versions_dir = self.folder / VERSIONS_DIR
 
     # -- reading ------------------------------------------------------------------------
 
@@ -89,16 +94,10 @@ class Registry:
                 if p.is_dir()]
 
     def pointer(self) -> dict | None:
-        path = self.folder / CURRENT_FILE
-        if not path.exists():
-            return None
         try:
-            pointer = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise RegistryError(f"{path} is not valid JSON: {error}") from error
-        if not isinstance(pointer, dict) or not pointer.get("stack"):
-            raise RegistryError(f"{path}: expected {{'version': ..., 'stack': [...]}}")
-        return pointer
+            return read_pointer(self.folder)
+        except RecordError as error:
+            raise RegistryError(str(error)) from error
 
     def current(self) -> Version:
         """The current (champion) version; RegistryError when the registry is empty."""

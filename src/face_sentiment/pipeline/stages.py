@@ -2,6 +2,9 @@
 deploy, for one incoming batch, each resumable (record.RunState) and each reusing the stage of
 the workbench that owns the work:
 
+- ingest: the batch split by person (`pipeline.incoming`), people the champion already
+  trained on (its photo sets' training folds, earlier batches' train people) kept out of the
+  holdout, faces detected once.
 - validate: TFDV (`data.validation`: Beam statistics, the committed contract, the drift and
   skew comparators against Training). The batch's schema is the contract with two additions
   made here, in memory: the stored image's height and width must be at least the model's
@@ -13,16 +16,22 @@ the workbench that owns the work:
   from Training's in L-infinity, four times the contract's 0.03), which is why one retrains.
 - train: fine-tune the champion (`model.training.train` with `init_model`) on a seeded subset
   of FER2013 Training plus the batch's train part (repeated `batch_repeats` times, augmented by
-  the network's own layers), selecting on PublicTest; export int8 (`model.export`).
+  the network's own layers), keeping the last epoch of the fixed schedule (`selection: last`;
+  `best` picks it on a FER2013 Training slice outside the fine-tune), never selecting on a set
+  that decides; export int8 (`model.export`).
 - evaluate: champion and challenger int8 side by side on PublicTest, PrivateTest (reported)
-  and the batch holdout (people never trained on; intervals by person).
-- decide: the documented rule (`evaluation.ab_testing`) on PublicTest -> decision.json.
+  and the batch holdout (people never trained on; intervals by person); the paired
+  predictions the rule reads go to predictions.npz.
+- decide: the promotion rule (`pipeline.promotion`: a significant gain on the held-out people,
+  PublicTest non-inferior within the margin, macro-F1 there not lower) -> decision.json.
 - ship: only a promoted challenger: its card is written by `evaluation.release.ship` from
   measured files (int8 latency and accuracy, fer's baseline), then the model enters the
   registry and becomes current.
 - deploy: the registry's current model to each deploy target (`pipeline.deploy`).
 
-A stage that fails leaves the registry's current model, and so the champion, in place.
+A stage that fails leaves the registry's current model, and so the champion, in place. Each
+stage is a function of one `RetrainContext` (STAGE_FUNCTIONS); `retrain` opens the context and
+runs them in order through `run_stage`, which records each in state.json.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -40,7 +50,22 @@ from face_sentiment.data.cache import Fer2013Dataset
 from face_sentiment.labels import FER2013_CLASSES, SPLITS
 from face_sentiment.model_card import CARD_FILE, SHIPPED_KERAS, SHIPPED_MODEL, ModelCard
 from face_sentiment.paths import atomic_target, data_dir, file_sha256, write_atomic
-from face_sentiment.pipeline.incoming import Batch, batch_sha256, ingest, load_ingested
+from face_sentiment.pipeline.incoming import (
+    LABELS_FILE,
+    Batch,
+    batch_sha256,
+    ingest,
+    load_ingested,
+    photo_training_files,
+)
+from face_sentiment.pipeline.promotion import (
+    PREDICTIONS_FILE,
+    Paired,
+    PromotionRule,
+    criteria,
+    load_paired,
+    save_paired,
+)
 from face_sentiment.pipeline.record import (
     STAGES,
     RunState,
@@ -68,10 +93,27 @@ class RetrainSettings:
     epochs: int = 2
     learning_rate: float = 2e-4
     batch_size: int = 64
+    # The challenger's checkpoint: the last epoch of the fixed schedule ("last"), or the best
+    # on a FER2013 Training slice of max_val_images faces (default 1000) that the fine-tune
+    # does not train on ("best"). Never PublicTest: that set decides (pipeline.promotion).
+    selection: str = "last"
     max_val_images: int | None = None
     # Test sets cut to their first N faces (CI only: the decision is then on fewer faces).
     eval_images: int | None = None
     latency_runs: int = 100
+    # The promotion rule (pipeline.promotion): PublicTest's non-inferiority margin in accuracy
+    # points, the fewest held-out people that can show a gain, bootstrap resamples.
+    publictest_margin_points: float = 1.0
+    min_holdout_people: int = 2
+    bootstrap_resamples: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.selection not in ("last", "best"):
+            raise ValueError(f"profile retrain section: selection must be last or best, not "
+                             f"{self.selection!r}")
+        if self.publictest_margin_points < 0:
+            raise ValueError("profile retrain section: publictest_margin_points is a margin "
+                             f"(>= 0 points), not {self.publictest_margin_points}")
 
     @classmethod
     def from_profile(cls, profile: dict) -> RetrainSettings:
@@ -82,6 +124,11 @@ class RetrainSettings:
             raise ValueError(f"profile retrain section: unknown key(s) {', '.join(sorted(unknown))}"
                              f"; known: {', '.join(sorted(known))}")
         return cls(**values)
+
+    def rule(self) -> PromotionRule:
+        return PromotionRule(margin_points=self.publictest_margin_points,
+                             min_holdout_people=self.min_holdout_people,
+                             resamples=self.bootstrap_resamples, seed=self.seed)
 
 
 class BatchValidationError(RuntimeError):
@@ -262,36 +309,45 @@ def label_indices(labels: pd.Series) -> np.ndarray:
     return np.array([FER2013_CLASSES.index(label) for label in labels], np.int8)
 
 
+# FER2013 Training faces the challenger validates on when max_val_images is not set.
+VALIDATION_IMAGES = 1000
+
+
 def training_mix(dataset: Fer2013Dataset, batch: Batch, settings: RetrainSettings
                  ) -> Fer2013Dataset:
-    """FER2013 Training (a seeded subset) + the batch's train part as 'Training', and
-    PublicTest for selection, as one dataset `model.training.train` reads as it is."""
+    """FER2013 Training (a seeded subset) + the batch's train part as 'Training', and a
+    disjoint seeded slice of FER2013 Training as the split `model.training.train` validates
+    on (it is named PublicTest in this mix because train() reads that name): the real
+    PublicTest and the batch's holdout decide promotion, so neither trains or selects."""
     images, labels = dataset.select("Training")
     rng = np.random.default_rng(settings.seed)
-    keep = np.sort(rng.permutation(len(labels))[:settings.fer_train_images])
+    order = rng.permutation(len(labels))
+    keep = np.sort(order[:settings.fer_train_images])
+    held = np.sort(order[settings.fer_train_images:][:settings.max_val_images
+                                                     or VALIDATION_IMAGES])
     table, faces = batch.part("train")
     repeats = max(settings.batch_repeats, 1)
-    val_images, val_labels = dataset.select("PublicTest")
-    all_images = np.concatenate([images[keep], *([faces] * repeats), val_images])
+    all_images = np.concatenate([images[keep], *([faces] * repeats), images[held]])
     all_labels = np.concatenate([labels[keep].astype(np.int8),
                                  *([label_indices(table["label"])] * repeats),
-                                 val_labels.astype(np.int8)])
+                                 labels[held].astype(np.int8)])
     splits = np.concatenate([np.zeros(len(keep) + repeats * len(faces), np.int8),
-                             np.full(len(val_labels), SPLITS.index("PublicTest"), np.int8)])
+                             np.full(len(held), SPLITS.index("PublicTest"), np.int8)])
     mixed = hashlib.sha256(f"{dataset.data_hash}:{batch.sha256}:{settings}".encode())
     return Fer2013Dataset(
         images=all_images, labels=all_labels, splits=splits,
         source_ids=np.array([f"mix{i}" for i in range(len(all_labels))]),
         features=pd.DataFrame(index=range(len(all_labels))),
         manifest={"source_sha256": mixed.hexdigest(), "fer2013_sha256": dataset.data_hash,
-                  "batch_sha256": batch.sha256})
+                  "batch_sha256": batch.sha256,
+                  "validation": f"{len(held)} FER2013 Training faces outside the fine-tune"})
 
 
 def challenger_config(champion: Version, profile: dict, run_name: str,
                       settings: RetrainSettings):
     """The champion's own training settings (its card), else the profile's, turned into a
     short fine-tune from the champion's weights."""
-    from face_sentiment.model.training import TrainingConfig
+    from face_sentiment.model.config import TrainingConfig
 
     base = dict(champion.card.get("training") or profile["training"])
     if not champion.keras_file.is_file():
@@ -306,27 +362,28 @@ def challenger_config(champion: Version, profile: dict, run_name: str,
                    epochs=settings.epochs, learning_rate=settings.learning_rate,
                    batch_size=settings.batch_size, warmup_epochs=0, ema_momentum=None,
                    early_stopping_patience=settings.epochs, teachers=(), votes_weight=0.0,
-                   targets="labels", max_train_images=None,
-                   max_val_images=settings.max_val_images)
+                   targets="labels", max_train_images=None, max_val_images=None,
+                   selection=settings.selection)
 
 
 def fine_tune_members(mix: Fer2013Dataset, config, champion: Version):
     """An ensemble champion's challenger: each member network fine-tuned like a single
     champion (from its own weights, with its own architecture), averaged again in one graph
     with the champion's views and weights."""
-    import keras
-
     from face_sentiment.model.architecture import (
         architecture_of,
         member_networks,
+        spec_arguments,
         views_per_member,
     )
     from face_sentiment.model.ensemble_graph import averaged_model, member_weights
-    from face_sentiment.model.export import load_trained
+    from face_sentiment.model.io import load_keras_model, load_trained
     from face_sentiment.model.training import train
     from face_sentiment.paths import runs_dir
 
-    graph = keras.models.load_model(champion.keras_file, compile=False)
+    graph = load_keras_model(champion.keras_file)
+    # Each member's shape from the champion's card; from its layer names for an older card.
+    specs = (champion.card.architecture_spec or {}).get("members")
     write_atomic(runs_dir() / config.run_name / "config.json",  # the challenger's card stub
                  json.dumps({**config.to_dict(), "data_sha256": mix.data_hash}, indent=2))
     tuned = []
@@ -335,7 +392,8 @@ def fine_tune_members(mix: Fer2013Dataset, config, champion: Version):
         start = runs_dir() / config.run_name / f"member{index}-start.keras"
         start.parent.mkdir(parents=True, exist_ok=True)
         network.save(start)
-        shape = {key: value for key, value in architecture_of(network).items()
+        arguments = spec_arguments(specs[index]) if specs else architecture_of(network)
+        shape = {key: value for key, value in arguments.items()
                  if key not in ("num_classes", "input_size")}
         member = replace(config, run_name=name, init_model=str(start), members=(), **shape)
         tuned.append(load_trained(train(mix, member)))
@@ -348,7 +406,8 @@ def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, p
     """Fine-tune, then export the int8 model (and the inference Keras model and a card stub)
     into runs/<run_name>/export/; returns that folder."""
     from face_sentiment.evaluation.release import card_stub
-    from face_sentiment.model.export import export_variants, load_trained
+    from face_sentiment.model.export import export_variants
+    from face_sentiment.model.io import load_trained
     from face_sentiment.model.training import train
     from face_sentiment.paths import runs_dir
     from face_sentiment.preprocessing import preprocess_faces
@@ -378,10 +437,15 @@ def test_sets(dataset: Fer2013Dataset, limit: int | None) -> dict:
             for name, (images, labels) in sets.items()}
 
 
+def holdout_name(batch: Batch) -> str:
+    return f"batch holdout ({batch.name})"
+
+
 def score_models(predictors: dict, dataset: Fer2013Dataset, batch: Batch,
-                 limit: int | None) -> tuple[dict, dict]:
+                 limit: int | None) -> tuple[dict, dict, dict]:
     """Metrics of each predictor on PublicTest, PrivateTest and the batch holdout (intervals by
-    person there), and the (labels, predicted classes) per set for the A/B tests."""
+    person there), the (labels, predicted classes) per model and set for the A/B tests, and
+    the person of each scored holdout image ({set: ids}; only with a person column)."""
     from face_sentiment.data.folder_dataset import FaceCrops
     from face_sentiment.evaluation.cross_dataset import score
     from face_sentiment.evaluation.release import metrics_with_ci
@@ -390,9 +454,9 @@ def score_models(predictors: dict, dataset: Fer2013Dataset, batch: Batch,
     crops = FaceCrops(np.stack(holdout.images) if holdout.images else
                       np.zeros((0, 48, 48), np.uint8), np.ones(len(holdout.table), bool),
                       "ingested")
-    holdout_name = f"batch holdout ({batch.name})"
     metrics: dict = {}
     predictions: dict = {}
+    people: dict = {}
     for model, predictor in predictors.items():
         for name, (images, labels) in test_sets(dataset, limit).items():
             probabilities = predictor.predict(images)
@@ -400,44 +464,60 @@ def score_models(predictors: dict, dataset: Fer2013Dataset, batch: Batch,
             predictions[(model, name)] = (labels, probabilities.argmax(1))
         if len(holdout.table):
             result = score(predictor, holdout, crops)
-            clusters = result.table["person"].to_numpy() if batch.person_column else None
-            metrics[model][holdout_name] = metrics_with_ci(result.labels, result.probabilities,
-                                                           clusters)
-            predictions[(model, holdout_name)] = (result.labels, result.predicted)
-    return metrics, predictions
+            clusters = result.table["person"].astype(str).to_numpy() \
+                if batch.person_column else None
+            if clusters is not None:
+                people[holdout_name(batch)] = clusters
+            metrics[model][holdout_name(batch)] = metrics_with_ci(
+                result.labels, result.probabilities, clusters)
+            predictions[(model, holdout_name(batch))] = (result.labels, result.predicted)
+    return metrics, predictions, people
 
 
 def evaluate_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version,
-                        challenger: Path, settings: RetrainSettings) -> dict:
-    """Champion and challenger int8 side by side, with the A/B test on every set."""
+                        challenger: Path, settings: RetrainSettings
+                        ) -> tuple[dict, dict[str, Paired]]:
+    """Champion and challenger int8 side by side, with the A/B test on every set (resampling
+    people on the holdout); and the paired predictions the promotion rule reads."""
     from face_sentiment.evaluation.ab_testing import compare
     from face_sentiment.evaluation.predictors import load_predictor
 
     predictors = {"champion": load_predictor(champion.model_file),
                   "challenger": load_predictor(challenger / SHIPPED_MODEL)}
-    metrics, predictions = score_models(predictors, dataset, batch, settings.eval_images)
-    ab = {}
+    metrics, predictions, people = score_models(predictors, dataset, batch,
+                                                settings.eval_images)
+    ab, paired = {}, {}
     for name in metrics["champion"]:
         labels, champion_predicted = predictions[("champion", name)]
         _, challenger_predicted = predictions[("challenger", name)]
-        ab[name] = compare(labels, champion_predicted, challenger_predicted, "champion",
-                           "challenger", seed=settings.seed).to_dict()
-    return {"metrics": metrics, "ab": ab}
+        # the old single-set verdict (promote_b) is not this pipeline's rule: left out
+        ab[name] = {key: value for key, value in compare(
+            labels, champion_predicted, challenger_predicted, "champion", "challenger",
+            seed=settings.seed, clusters=people.get(name)).to_dict().items()
+            if key != "promote_b"}
+        paired[name] = Paired(name, np.asarray(labels), np.asarray(champion_predicted),
+                              np.asarray(challenger_predicted), people.get(name))
+    holdout = holdout_name(batch)
+    paired.setdefault(holdout, Paired(holdout, *[np.zeros(0, np.int64)] * 3,
+                                      np.zeros(0, str) if batch.person_column else None))
+    evaluation = {"metrics": metrics, "ab": ab,
+                  "rule_sets": {"holdout": holdout, "fer": "PublicTest"},
+                  "holdout_by_person": batch.person_column is not None}
+    return evaluation, {"holdout": paired[holdout], "fer": paired["PublicTest"]}
 
 
-def decide(state: RunState, evaluation: dict, champion: Version, challenger: Path,
-           validation: dict) -> dict:
-    from face_sentiment.evaluation.ab_testing import ABResult
-
-    deciding = ABResult(**{k: v for k, v in evaluation["ab"]["PublicTest"].items()
-                           if k != "promote_b"})
+def decide(state: RunState, evaluation: dict, paired: dict[str, Paired], champion: Version,
+           challenger: Path, validation: dict, settings: RetrainSettings) -> dict:
+    """The promotion rule (pipeline.promotion) on the evaluation's paired predictions."""
+    rule = settings.rule()
+    checks = criteria(paired["holdout"], paired["fer"], rule, evaluation["holdout_by_person"])
     return decision_record(
         state.batch, state.sha256,
         {"version": champion.name, "fingerprint": champion.fingerprint,
          "model": str(champion.model_file)},
         {"model": str(challenger / SHIPPED_MODEL),
          "sha256": file_sha256(challenger / SHIPPED_MODEL)},
-        evaluation, deciding, validation.get("drift", []))
+        evaluation, checks, rule.describe(), validation.get("drift", []))
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,12 +548,22 @@ def write_release_inputs(dataset: Fer2013Dataset, batch: Batch, run_name: str,
                  "runtime": runtime_name(), "runtimes": [], "machine": machine_description(),
                  "n": int(len(labels))}
     write_atomic(out / "benchmark.json", json.dumps(benchmark, indent=2) + "\n")
-    extra, _ = score_models({"keras": load_predictor(out / SHIPPED_KERAS),
-                             "fer": load_predictor("fer")}, dataset, batch, settings.eval_images)
+    extra, _, _ = score_models({"keras": load_predictor(out / SHIPPED_KERAS),
+                                "fer": load_predictor("fer")}, dataset, batch,
+                               settings.eval_images)
     metrics = {"int8": evaluation["metrics"]["challenger"], **extra}
     ab = {f"champion vs challenger on {name}": values for name, values in evaluation["ab"].items()}
     write_atomic(runs_dir() / run_name / "evaluation.json",
                  json.dumps({"metrics": metrics, "ab": ab}, indent=2) + "\n")
+
+
+def trained_people(champion: Version, batch: Batch) -> list[str]:
+    """The people a model fine-tuned from `champion` on `batch` has learnt from: the champion
+    lineage's and the batch's train part (person ids; none without a person column)."""
+    before = set((champion.card.get("lineage") or {}).get("trained_people") or [])
+    if batch.person_column:
+        before |= set(batch.table.loc[batch.table["part"] == "train", "person"].astype(str))
+    return sorted(before)
 
 
 def ship_challenger(dataset: Fer2013Dataset, batch: Batch, run_name: str, record: dict,
@@ -490,10 +580,12 @@ def ship_challenger(dataset: Fer2013Dataset, batch: Batch, run_name: str, record
     card["reproduce"] = (f"face-sentiment retrain --incoming {batch.folder} --profile "
                          f"{profile_name} (commit {commit}; champion {champion.name} "
                          f"{champion.fingerprint}; batch sha256 {batch.sha256[:16]})")
+    # trained_people: the next batch keeps these people out of its holdout (incoming.ingest)
     card["lineage"] = {"parent_version": champion.name,
                        "parent_fingerprint": champion.fingerprint,
                        "batch": batch.name, "batch_sha256": batch.sha256,
-                       "decision": record["decision"], "decided": record["decided"]}
+                       "decision": record["decision"], "decided": record["decided"],
+                       "trained_people": trained_people(champion, batch)}
     card["data"] = {**card["data"], "incoming_batch_sha256": batch.sha256}
     ModelCard.from_dict(card, "retrained card").write(release)
     version = registry.add(release, decision=record)
@@ -501,13 +593,214 @@ def ship_challenger(dataset: Fer2013Dataset, batch: Batch, run_name: str, record
 
 
 # --------------------------------------------------------------------------------------------
-# the whole run
+# the stages as functions of one context, and the driver
+
+
+FerSource = Fer2013Dataset | Callable[[], Fer2013Dataset] | None
+
+
+@dataclass
+class RetrainContext:
+    """Everything a stage reads: the batch folder and its run folder and state, the champion
+    fixed when the run started, the profile and its settings, the registry, deploy targets and
+    how to log. The FER2013 cache and the ingested batch are loaded on first use (a rerun whose
+    stages are all done, or a batch that fails at ingest, never loads FER2013)."""
+
+    folder: Path
+    profile_name: str
+    profile: dict
+    settings: RetrainSettings
+    registry: Registry
+    champion: Version
+    state: RunState
+    targets: dict | None = None
+    beam_args: str = ""
+    commit: str | None = None
+    log: Callable[[str], None] = print
+    fer: FerSource = None
+    ingested: Batch | None = None
+
+    @property
+    def out(self) -> Path:
+        return retrain_dir(self.folder.name)
+
+    @property
+    def run_name(self) -> str:
+        return f"retrain/{self.folder.name}/challenger"
+
+    @property
+    def challenger_dir(self) -> Path:
+        from face_sentiment.paths import runs_dir
+        return runs_dir() / self.run_name / "export"
+
+    @property
+    def size(self) -> int:
+        return self.champion.card.preprocessing.size
+
+    def dataset(self) -> Fer2013Dataset:
+        if self.fer is None:
+            from face_sentiment.data.cache import load_dataset
+            self.fer = load_dataset()
+        elif callable(self.fer):
+            self.fer = self.fer()
+        return self.fer
+
+    def batch(self) -> Batch:
+        if self.ingested is None:
+            self.ingested = load_ingested(self.folder, self.out)
+        return self.ingested
+
+    def read(self, name: str) -> dict:
+        return json.loads((self.out / name).read_text())
+
+    def write(self, name: str, payload: dict) -> None:
+        write_atomic(self.out / name, json.dumps(payload, indent=2) + "\n")
+
+    def promoted(self) -> bool:
+        return self.read("decision.json")["decision"] == "promote"
+
+
+def stage_ingest(context: RetrainContext) -> dict:
+    """Split the batch by person (keeping out of the holdout whom the champion trained on)
+    and detect its faces once."""
+    settings, champion = context.settings, context.champion
+    seen_files, notes = photo_training_files(champion.card.get("training") or {})
+    seen_people = set((champion.card.get("lineage") or {}).get("trained_people") or [])
+    context.ingested = ingest(context.folder, context.out, settings.holdout_fraction,
+                              settings.seed, settings.person_column, settings.detector,
+                              context.size, seen_files, seen_people)
+    for note in notes:
+        context.log(f"warning: {note}")
+    info = context.read("ingest.json")
+    return {"images": info["images"], "faces_found": info["faces_found"],
+            "split": info["split"], "parts": {k: v["images"] for k, v in info["parts"].items()},
+            "seen_by_champion": info["seen_by_champion"], "notes": notes}
+
+
+def stage_validate(context: RetrainContext) -> dict:
+    report = validate_batch(context.batch(), context.dataset(), context.out, context.size,
+                            context.settings, context.beam_args)
+    context.log(format_validation(report))
+    return {"drift": len(report["drift"]), "skew": len(report["skew"])}
+
+
+def stage_train(context: RetrainContext) -> dict:
+    started = time.perf_counter()
+    train_challenger(context.dataset(), context.batch(), context.champion, context.profile,
+                     context.settings, context.run_name)
+    return {"train_seconds": round(time.perf_counter() - started, 1),
+            "selection": context.settings.selection}
+
+
+def stage_evaluate(context: RetrainContext) -> dict:
+    evaluation, paired = evaluate_challenger(context.dataset(), context.batch(),
+                                             context.champion, context.challenger_dir,
+                                             context.settings)
+    save_paired(context.out / PREDICTIONS_FILE, paired)
+    context.write("evaluation.json", evaluation)
+    return {"sets": list(evaluation["ab"])}
+
+
+def stage_decide(context: RetrainContext) -> dict:
+    record = decide(context.state, context.read("evaluation.json"),
+                    load_paired(context.out / PREDICTIONS_FILE), context.champion,
+                    context.challenger_dir, context.read("validation.json"), context.settings)
+    context.write("decision.json", record)
+    context.log(format_decision(record))
+    return {"decision": record["decision"], "failed": record["failed"]}
+
+
+def stage_ship(context: RetrainContext) -> dict:
+    if not context.promoted():
+        return {"shipped": None, "note": "champion kept: nothing shipped"}
+    from face_sentiment.reports import git_commit
+
+    write_release_inputs(context.dataset(), context.batch(), context.run_name,
+                         context.read("evaluation.json"), context.settings)
+    version = ship_challenger(context.dataset(), context.batch(), context.run_name,
+                              context.read("decision.json"), context.registry,
+                              context.champion, context.profile_name,
+                              context.commit or git_commit(), context.out)
+    context.log(f"registered {version.name} ({version.fingerprint}) in "
+                f"{context.registry.folder}: current")
+    return {"shipped": version.name, "fingerprint": version.fingerprint}
+
+
+def stage_deploy(context: RetrainContext) -> dict:
+    if not context.promoted():
+        return {"deployed": [], "note": "champion kept: nothing deployed"}
+    from face_sentiment.pipeline.deploy import deploy, load_targets
+
+    version = context.registry.version(context.state.stages["ship"]["shipped"])
+    records = [deploy(version, target)
+               for target in (context.targets or load_targets()).values()]
+    for record in records:
+        context.log(f"deployed {record['version']} ({record['fingerprint']}) to "
+                    f"{record['where']}")
+    return {"deployed": records}
+
+
+# In record.STAGES' order (a test holds them equal, and equal to the Airflow DAG's).
+STAGE_FUNCTIONS: dict[str, Callable[[RetrainContext], dict]] = {
+    "ingest": stage_ingest, "validate": stage_validate, "train": stage_train,
+    "evaluate": stage_evaluate, "decide": stage_decide, "ship": stage_ship,
+    "deploy": stage_deploy,
+}
+
+
+def run_stage(context: RetrainContext, name: str) -> dict | None:
+    """Run one stage unless the state says it is done; record its outcome (done, stopped at
+    validation, failed with the error) and time in state.json."""
+    state = context.state
+    if state.done(name):
+        context.log(f"[{name}] done before: skipped")
+        return None
+    context.log(f"[{name}] ...")
+    started = time.perf_counter()
+    try:
+        summary = STAGE_FUNCTIONS[name](context) or {}
+    except BatchValidationError:
+        state.mark(name, "stopped", time.perf_counter() - started)
+        state.set(outcome="stopped at validation")
+        raise
+    except BaseException as error:
+        state.mark(name, "failed", time.perf_counter() - started,
+                   error=f"{type(error).__name__}: {error}")
+        raise
+    state.mark(name, "done", time.perf_counter() - started, **summary)
+    context.log(f"[{name}] done in {time.perf_counter() - started:.1f} s")
+    return summary
+
+
+def open_context(batch_folder: Path, profile_name: str, *, dataset: FerSource = None,
+                 registry: Registry | None = None, seed_from: Path | None = None,
+                 targets: dict | None = None, beam_args: str = "", commit: str | None = None,
+                 log: Callable[[str], None] = print) -> RetrainContext:
+    """The run's context: the registry seeded when empty, the state opened (a changed batch
+    starts over), and the champion this run challenges fixed at its start."""
+    from face_sentiment.paths import models_dir
+    from face_sentiment.profiles import load_profile
+
+    if not (batch_folder / LABELS_FILE).is_file():
+        raise FileNotFoundError(f"batch {batch_folder}: no {LABELS_FILE} (a batch folder "
+                                "holds images and labels.csv)")
+    profile = load_profile(profile_name)
+    settings = RetrainSettings.from_profile(profile)
+    registry = registry or Registry()
+    champion = registry.seed(seed_from or models_dir())
+    state = RunState(retrain_dir(batch_folder.name), batch_folder.name,
+                     batch_sha256(batch_folder))
+    if "champion" not in state.values:
+        state.set(champion=champion.name, profile=profile_name)
+    return RetrainContext(batch_folder, profile_name, profile, settings, registry,
+                          registry.version(state.values["champion"]), state, targets,
+                          beam_args, commit, log, dataset)
 
 
 @dataclass
 class RetrainResult:
     batch: str
-    outcome: str  # "promoted", "kept", "stopped at validation"
+    outcome: str  # "promoted", "kept", "stopped at validation", "stages up to S done"
     folder: Path
     decision: dict | None = None
     version: str | None = None
@@ -517,136 +810,14 @@ class RetrainResult:
         return {**asdict(self), "folder": str(self.folder)}
 
 
-def retrain(batch_folder: Path, profile_name: str = "full", *,
-            dataset: Fer2013Dataset | None = None, registry: Registry | None = None,
-            seed_from: Path | None = None, targets: dict | None = None,
-            until: str = "deploy", beam_args: str = "", commit: str | None = None,
-            log=print) -> RetrainResult:
-    """Run (or resume) every stage up to `until` for one batch; see the module docstring.
-
-    `dataset`: the FER2013 cache (default: load_dataset()); `registry`: default
-    deploy/registry, seeded from `seed_from` (default models/, read only) when empty;
-    `targets`: deploy targets (default: pipeline.deploy.load_targets()).
-    """
-    from face_sentiment.paths import models_dir
-    from face_sentiment.pipeline.deploy import deploy, load_targets
-    from face_sentiment.profiles import load_profile
-
-    if until not in STAGES:
-        raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-    profile = load_profile(profile_name)
-    settings = RetrainSettings.from_profile(profile)
-    registry = registry or Registry()
-    champion = registry.seed(seed_from or models_dir())
-    out = retrain_dir(batch_folder.name)
-    state = RunState(out, batch_folder.name, batch_sha256(batch_folder))
-    run_name = f"retrain/{batch_folder.name}/challenger"
-    if "champion" not in state.values:  # the champion this run challenges, fixed at its start
-        state.set(champion=champion.name, profile=profile_name)
-    champion = registry.version(state.values["champion"])
-    size = champion.card.preprocessing.size
-    if dataset is None:
-        from face_sentiment.data.cache import load_dataset
-        dataset = load_dataset()
-    batch: Batch | None = None
-    result = RetrainResult(batch_folder.name, "running", out)
-
-    def run_stage(name: str, work) -> object:
-        if state.done(name):
-            log(f"[{name}] done before: skipped")
-            return None
-        log(f"[{name}] ...")
-        started = time.perf_counter()
-        try:
-            summary = work() or {}
-        except BatchValidationError:
-            state.mark(name, "stopped", time.perf_counter() - started)
-            state.set(outcome="stopped at validation")
-            raise
-        except BaseException as error:
-            state.mark(name, "failed", time.perf_counter() - started,
-                       error=f"{type(error).__name__}: {error}")
-            raise
-        state.mark(name, "done", time.perf_counter() - started, **summary)
-        log(f"[{name}] done in {time.perf_counter() - started:.1f} s")
-        return summary
-
-    def ingested() -> Batch:
-        nonlocal batch
-        if batch is None:
-            batch = load_ingested(batch_folder, out)
-        return batch
-
-    def do_ingest():
-        nonlocal batch
-        batch = ingest(batch_folder, out, settings.holdout_fraction, settings.seed,
-                       settings.person_column, settings.detector, size)
-        info = json.loads((out / "ingest.json").read_text())
-        return {"images": info["images"], "faces_found": info["faces_found"],
-                "split": info["split"],
-                "parts": {k: v["images"] for k, v in info["parts"].items()}}
-
-    def do_validate():
-        report = validate_batch(ingested(), dataset, out, size, settings, beam_args)
-        log(format_validation(report))
-        return {"drift": len(report["drift"]), "skew": len(report["skew"])}
-
-    def do_train():
-        started = time.perf_counter()
-        train_challenger(dataset, ingested(), champion, profile, settings, run_name)
-        return {"train_seconds": round(time.perf_counter() - started, 1)}
-
-    def challenger_dir() -> Path:
-        from face_sentiment.paths import runs_dir
-        return runs_dir() / run_name / "export"
-
-    def do_evaluate():
-        evaluation = evaluate_challenger(dataset, ingested(), champion, challenger_dir(),
-                                         settings)
-        write_atomic(out / "evaluation.json", json.dumps(evaluation, indent=2) + "\n")
-        return {}
-
-    def do_decide():
-        evaluation = json.loads((out / "evaluation.json").read_text())
-        validation = json.loads((out / "validation.json").read_text())
-        record = decide(state, evaluation, champion, challenger_dir(), validation)
-        write_atomic(out / "decision.json", json.dumps(record, indent=2) + "\n")
-        log(format_decision(record))
-        return {"decision": record["decision"]}
-
-    def promoted() -> bool:
-        return json.loads((out / "decision.json").read_text())["decision"] == "promote"
-
-    def do_ship():
-        if not promoted():
-            return {"shipped": None, "note": "champion kept: nothing shipped"}
-        from face_sentiment.reports import git_commit
-        record = json.loads((out / "decision.json").read_text())
-        write_release_inputs(dataset, ingested(), run_name,
-                             json.loads((out / "evaluation.json").read_text()), settings)
-        version = ship_challenger(dataset, ingested(), run_name, record, registry, champion,
-                                  profile_name, commit or git_commit(), out)
-        log(f"registered {version.name} ({version.fingerprint}) in {registry.folder}: current")
-        return {"shipped": version.name, "fingerprint": version.fingerprint}
-
-    def do_deploy():
-        if not promoted():
-            return {"deployed": [], "note": "champion kept: nothing deployed"}
-        version = registry.version(state.stages["ship"]["shipped"])
-        records = [deploy(version, target) for target in (targets or load_targets()).values()]
-        for record in records:
-            log(f"deployed {record['version']} ({record['fingerprint']}) to {record['where']}")
-        return {"deployed": records}
-
-    work = {"ingest": do_ingest, "validate": do_validate, "train": do_train,
-            "evaluate": do_evaluate, "decide": do_decide, "ship": do_ship, "deploy": do_deploy}
-    for name in STAGES[:STAGES.index(until) + 1]:
-        run_stage(name, work[name])
-    # The outcome is final (triggers.FINAL_OUTCOMES: the batch is no longer pending) only once
-    # every stage is done; a run up to an earlier stage (an Airflow task) leaves it pending.
-    result.outcome = f"stages up to {until} done"
+def finish(context: RetrainContext, until: str) -> RetrainResult:
+    """The run's result, recorded as the state's outcome. The outcome is final
+    (triggers.FINAL_OUTCOMES: the batch is no longer pending) only once every stage is done;
+    a run up to an earlier stage (an Airflow task) leaves it pending."""
+    state = context.state
+    result = RetrainResult(context.folder.name, f"stages up to {until} done", context.out)
     if state.done("decide"):
-        result.decision = json.loads((out / "decision.json").read_text())
+        result.decision = context.read("decision.json")
         result.version = state.stages.get("ship", {}).get("shipped")
         result.deployed = state.stages.get("deploy", {}).get("deployed")
         if state.done("deploy"):
@@ -654,3 +825,23 @@ def retrain(batch_folder: Path, profile_name: str = "full", *,
     state.set(outcome=result.outcome)
     return result
 
+
+def retrain(batch_folder: Path, profile_name: str = "full", *, dataset: FerSource = None,
+            registry: Registry | None = None, seed_from: Path | None = None,
+            targets: dict | None = None, until: str = "deploy", beam_args: str = "",
+            commit: str | None = None, log: Callable[[str], None] = print) -> RetrainResult:
+    """Run (or resume) every stage up to `until` for one batch; see the module docstring.
+
+    `dataset`: the FER2013 cache, or a function returning it (default: load_dataset(), on
+    first use); `registry`: default deploy/registry, seeded from `seed_from` (default
+    models/, read only) when empty; `targets`: deploy targets (default:
+    pipeline.deploy.load_targets()).
+    """
+    if until not in STAGES:
+        raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+    context = open_context(batch_folder, profile_name, dataset=dataset, registry=registry,
+                           seed_from=seed_from, targets=targets, beam_args=beam_args,
+                           commit=commit, log=log)
+    for name in STAGES[:STAGES.index(until) + 1]:
+        run_stage(context, name)
+    return finish(context, until)

@@ -71,3 +71,43 @@ def drift_action(monitor_json: str | Path, incoming: str | Path | None = None) -
          "batch is waiting: collect and label lab data into a new batch folder here "
          "(images + labels.csv)", **verdict}, indent=2) + "\n")
     return {"action": "labels needed", **verdict, "batches": [], "flag": str(flag)}
+
+
+# The Airflow DAG continual_training's branches (task ids), in the order choose_branch tries them.
+BRANCHES = ("ingest", "labels_needed", "nothing_to_do")
+
+
+def choose_branch(incoming: str | Path | None = None,
+                  monitor_json: str | Path | None = None) -> str:
+    """What the DAG does next: 'ingest' (the stages) when a batch is pending (not one that
+    already reached an outcome: those stay in the folder), else 'labels_needed' when the
+    monitor's last verdict (`monitor_json`, if it exists) is drift, else 'nothing_to_do'."""
+    if pending_batches(incoming):
+        return "ingest"
+    if monitor_json is not None and Path(monitor_json).is_file() and \
+            read_verdict(monitor_json)["verdict"] == "drift":
+        return "labels_needed"
+    return "nothing_to_do"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m face_sentiment.pipeline.triggers pending|branch`: what the Airflow DAG asks
+    the project's venv (Airflow's own venv never imports face_sentiment). `pending` prints the
+    pending batch folders, one a line; `branch` prints one of BRANCHES."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="continual-training triggers")
+    parser.add_argument("command", choices=("pending", "branch"))
+    parser.add_argument("--incoming", help="folder of batches (default: data/raw/incoming)")
+    parser.add_argument("--monitor", help="monitor.json of `face-sentiment monitor` (branch)")
+    args = parser.parse_args(argv)
+    if args.command == "pending":
+        for folder in pending_batches(args.incoming):
+            print(folder)
+    else:
+        print(choose_branch(args.incoming, args.monitor))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

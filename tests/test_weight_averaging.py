@@ -8,6 +8,7 @@ from helpers import tiny_keras_model
 from face_sentiment.model.weight_averaging import (
     SwapEMAWeightsWithBatchNorm,
     batch_norm_layers,
+    interpolate_weights,
     recompute_batch_norm_statistics,
 )
 
@@ -56,3 +57,30 @@ def test_swap_in_recalibrates_and_swap_out_restores_raw_weights_and_statistics(m
         assert np.asarray(variable) == pytest.approx(raw, abs=1e-6)
     for norm, raw in zip(batch_norm_layers(model), raw_means, strict=True):
         assert np.array_equal(np.asarray(norm.moving_mean), raw)
+
+
+def test_interpolation_mixes_the_weights_and_recalibrates(faces):
+    """WiSE-FT: keep x tuned + (1 - keep) x start for every trainable weight, then BatchNorm
+    statistics of the mixed weights on the calibration faces."""
+    tuned, start = tiny_keras_model(seed=1), tiny_keras_model(seed=2)
+    before = [w.numpy() for w in tuned.trainable_weights]
+    interpolate_weights(tuned, start, 0.25, faces)
+    for mixed, a, b in zip(tuned.trainable_weights, before, start.trainable_weights,
+                           strict=True):
+        np.testing.assert_allclose(mixed.numpy(), 0.25 * a + 0.75 * b.numpy(), rtol=1e-6,
+                                   atol=1e-7)
+    expected = tiny_keras_model(seed=1)
+    expected.set_weights(tuned.get_weights())
+    recompute_batch_norm_statistics(expected, faces)
+    for norm, reference in zip(batch_norm_layers(tuned), batch_norm_layers(expected),
+                               strict=True):
+        np.testing.assert_allclose(norm.moving_mean.numpy(), reference.moving_mean.numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_interpolation_refuses_another_architecture_or_share(faces):
+    with pytest.raises(ValueError, match="differ in architecture"):
+        interpolate_weights(tiny_keras_model(seed=1), tiny_keras_model(seed=1, stem_filters=6),
+                            0.5, faces)
+    with pytest.raises(ValueError, match="within 0..1"):
+        interpolate_weights(tiny_keras_model(seed=1), tiny_keras_model(seed=2), 1.5, faces)

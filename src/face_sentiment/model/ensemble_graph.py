@@ -99,6 +99,15 @@ def check_photo_split(config: TrainingConfig, member: Path, trained: dict) -> No
                          "training settings) in the ensemble profile")
 
 
+def write_members_history(run: Path, history_files: list[Path | None]) -> None:
+    """The members' training histories as one table with a `member` column, run/history.csv
+    (what `release.ship` copies beside a shipped model); members without one are skipped."""
+    histories = [pd.read_csv(path).assign(member=index)
+                 for index, path in enumerate(history_files) if path is not None]
+    if histories:
+        write_atomic(run / "history.csv", pd.concat(histories).to_csv(index=False))
+
+
 def build_ensemble_run(config: TrainingConfig, data_sha256: str, run: Path) -> Path:
     """An ensemble profile's "training": average the member .keras files in one graph and save
     it as the run's best.keras (export, evaluate and ship then treat it like any run).
@@ -119,24 +128,21 @@ def build_ensemble_run(config: TrainingConfig, data_sha256: str, run: Path) -> P
     model = averaged_model(networks, flip=config.member_tta == "flip",
                            name="face_sentiment_ensemble")
     run.mkdir(parents=True, exist_ok=True)
-    cards, histories = [], []
+    cards, history_files = [], []
     for index, path in enumerate(files):
         card_file = path.parent / "model_card.json"
         card = json.loads(card_file.read_text()) if card_file.is_file() else {}
         check_photo_split(config, path, card.get("training", {}))
         cards.append({"member": index, "file": str(path), "sha256": file_sha256(path),
                       "card": card})
-        history_file = next((path.parent / name for name in ("training_history.csv",
-                                                              "history.csv")
-                             if (path.parent / name).is_file()), None)
-        if history_file is not None:
-            histories.append(pd.read_csv(history_file).assign(member=index))
+        history_files.append(next((path.parent / name for name in ("training_history.csv",
+                                                                    "history.csv")
+                                   if (path.parent / name).is_file()), None))
     write_atomic(run / "config.json", json.dumps(
         {**config.to_dict(), "member_sha256": [c["sha256"] for c in cards],
          "data_sha256": data_sha256}, indent=2))
     write_atomic(run / "members.json", json.dumps(cards, indent=2))
-    if histories:
-        write_atomic(run / "history.csv", pd.concat(histories).to_csv(index=False))
+    write_members_history(run, history_files)
     staging = run / ".best.tmp.keras"  # Keras saves only to a name ending in .keras
     try:
         model.save(staging)

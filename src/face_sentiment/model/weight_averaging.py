@@ -60,3 +60,23 @@ class SwapEMAWeightsWithBatchNorm(keras.callbacks.SwapEMAWeights):
             for norm, (mean, variance) in zip(norms, self._raw_statistics, strict=True):
                 norm.moving_mean.assign(mean)
                 norm.moving_variance.assign(variance)
+
+
+def interpolate_weights(model: keras.Model, start: keras.Model, keep: float,
+                        calibration_images: np.ndarray) -> None:
+    """Weight-space ensembling of a fine-tuned `model` with the `start` it was fine-tuned from
+    (WiSE-FT, Wortsman et al. 2022), in place: every trainable weight becomes keep x model's +
+    (1 - keep) x start's, so the result keeps more of what `start` knew (a continual-training
+    challenger: the champion's FER2013) at part of the fine-tune's gain. The BatchNorm
+    statistics are then recomputed on `calibration_images` (preprocessed, un-augmented) for the
+    interpolated weights, as for the EMA average above."""
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"weight interpolation must be within 0..1, not {keep}")
+    tuned, original = model.trainable_weights, start.trainable_weights
+    shapes = [tuple(w.shape) for w in tuned], [tuple(w.shape) for w in original]
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"{model.name} and {start.name} differ in architecture: cannot "
+                         "interpolate their weights")
+    for variable, source in zip(tuned, original, strict=True):
+        variable.assign(keep * variable.numpy() + (1.0 - keep) * source.numpy())
+    recompute_batch_norm_statistics(model, calibration_images)

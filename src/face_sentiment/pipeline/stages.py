@@ -101,6 +101,12 @@ class RetrainSettings:
     # Test sets cut to their first N faces (CI only: the decision is then on fewer faces).
     eval_images: int | None = None
     latency_runs: int = 100
+    # Weight-space ensembling with the champion (WiSE-FT, Wortsman et al. 2022): the
+    # challenger's weights are this share of the fine-tuned ones plus the rest of the
+    # champion's (1.0: as fine-tuned). Halfway keeps most of what the champion knew of FER2013
+    # for part of the batch's gain; the paper's default, not a value tuned on the sets that
+    # decide (docs/continual-training.md).
+    weight_interpolation: float = 0.5
     # The promotion rule (pipeline.promotion): PublicTest's non-inferiority margin in accuracy
     # points, the fewest held-out people that can show a gain, bootstrap resamples.
     publictest_margin_points: float = 1.0
@@ -111,6 +117,9 @@ class RetrainSettings:
         if self.selection not in ("last", "best"):
             raise ValueError(f"profile retrain section: selection must be last or best, not "
                              f"{self.selection!r}")
+        if not 0.0 <= self.weight_interpolation <= 1.0:
+            raise ValueError("profile retrain section: weight_interpolation is a share of the "
+                             f"fine-tuned weights (0..1), not {self.weight_interpolation}")
         if self.publictest_margin_points < 0:
             raise ValueError("profile retrain section: publictest_margin_points is a margin "
                              f"(>= 0 points), not {self.publictest_margin_points}")
@@ -366,17 +375,22 @@ def challenger_config(champion: Version, profile: dict, run_name: str,
                    selection=settings.selection)
 
 
-def fine_tune_members(mix: Fer2013Dataset, config, champion: Version):
+def fine_tune_members(mix: Fer2013Dataset, config, champion: Version, keep: float = 1.0):
     """An ensemble champion's challenger: each member network fine-tuned like a single
-    champion (from its own weights, with its own architecture), averaged again in one graph
-    with the champion's views and weights."""
+    champion (from its own weights, with its own architecture), interpolated with its start
+    (`keep`: the fine-tuned share, `interpolate_toward`), averaged again in one graph with the
+    champion's views and weights."""
     from face_sentiment.model.architecture import (
         architecture_of,
         member_networks,
         spec_arguments,
         views_per_member,
     )
-    from face_sentiment.model.ensemble_graph import averaged_model, member_weights
+    from face_sentiment.model.ensemble_graph import (
+        averaged_model,
+        member_weights,
+        write_members_history,
+    )
     from face_sentiment.model.io import load_keras_model, load_trained
     from face_sentiment.model.training import train
     from face_sentiment.paths import runs_dir
@@ -396,9 +410,32 @@ def fine_tune_members(mix: Fer2013Dataset, config, champion: Version):
         shape = {key: value for key, value in arguments.items()
                  if key not in ("num_classes", "input_size")}
         member = replace(config, run_name=name, init_model=str(start), members=(), **shape)
-        tuned.append(load_trained(train(mix, member)))
+        tuned.append(interpolate_toward(load_trained(train(mix, member)), network, keep, mix,
+                                        config))
+    histories = [runs_dir() / f"{config.run_name}-member{index}" / "history.csv"
+                 for index in range(len(tuned))]
+    write_members_history(runs_dir() / config.run_name,
+                          [path if path.is_file() else None for path in histories])
     return averaged_model(tuned, flip=views_per_member(graph) == 2,
                           weights=member_weights(graph), name=graph.name)
+
+
+CALIBRATION_FACES = 2048  # BatchNorm statistics of interpolated weights (as for the EMA)
+
+
+def interpolate_toward(model, start, keep: float, mix: Fer2013Dataset, config):
+    """`model` with `keep` of its weights and the rest of `start`'s (WiSE-FT), BatchNorm
+    statistics recomputed on the first faces of the fine-tune's own training mix (never a set
+    that decides); `model` itself when keep is 1."""
+    if keep >= 1.0:
+        return model
+    from face_sentiment.model.weight_averaging import interpolate_weights
+    from face_sentiment.preprocessing import preprocess_faces
+
+    images, _ = mix.select("Training")
+    interpolate_weights(model, start, keep,
+                        preprocess_faces(images[:CALIBRATION_FACES], config.preprocessing))
+    return model
 
 
 def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, profile: dict,
@@ -415,10 +452,12 @@ def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, p
     mix = training_mix(dataset, batch, settings)
     config = challenger_config(champion, profile, run_name, settings)
     out = runs_dir() / run_name / "export"
+    keep = settings.weight_interpolation
     if config.members:
-        model = fine_tune_members(mix, config, champion)
+        model = fine_tune_members(mix, config, champion, keep)
     else:
-        model = load_trained(train(mix, config))
+        model = interpolate_toward(load_trained(train(mix, config)),
+                                   load_trained(champion.keras_file), keep, mix, config)
     calibration, _ = mix.select("Training")
     export_variants(model, out, preprocess_faces(calibration[:5000], config.preprocessing),
                     variants=("int8",))

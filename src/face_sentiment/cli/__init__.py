@@ -41,7 +41,8 @@ COMMANDS = (
             "default, XLA, mixed bfloat16, no augmentation"),
     Command("export", ".export", "TFLite variants of a run + size/accuracy/latency table"),
     Command("evaluate", ".evaluate", "metrics with CIs for the run, its int8 export and fer"),
-    Command("ship", ".ship", "copy the int8 model to models/ and write the model card"),
+    Command("ship", ".ship", "copy the int8 model to models/ and write the model card (and "
+            "make it current in a seeded model registry)"),
     Command("keep", ".keep", "keep a run's network (inference copy, history, card) as an "
             "ensemble member or teacher, in models/teachers/<run>/"),
     Command("ab-test", ".ab_test", "McNemar + bootstrap CI: champion vs challenger"),
@@ -57,8 +58,9 @@ COMMANDS = (
             "inject a profile's parameters without executing (for nbval)"),
     Command("run-dir", ".run_dir",
             "print a profile's run folder (runs/<run_name>, relative to the project)"),
-    Command("monitor", ".monitor", "drift of the runner's logged faces against FER2013 or a "
-            "reference log, per window (HTML + JSON); exit 1 on drift"),
+    Command("monitor", ".monitor", "drift of the runner's logged faces against the room's own "
+            "reference (FER2013 a fallback) or a named one, per window (HTML + JSON); exit 1 "
+            "on drift"),
     Command("features", "face_sentiment.features.command", "the Feast feature store "
             "(features/): apply, ingest FER2013, batches and runner logs, materialize, "
             "point-in-time training sets, online"),

@@ -108,10 +108,11 @@ class RetrainSettings:
     # decide (docs/continual-training.md).
     weight_interpolation: float = 0.5
     # The promotion rule (pipeline.promotion): PublicTest's non-inferiority margin in accuracy
-    # points, the fewest held-out people that can show a gain, bootstrap resamples.
-    publictest_margin_points: float = 1.0
-    min_holdout_people: int = 2
-    bootstrap_resamples: int = 10_000
+    # points, the fewest held-out people that can show a gain, bootstrap resamples; defaults
+    # are the rule's own.
+    publictest_margin_points: float = PromotionRule.margin_points
+    min_holdout_people: int = PromotionRule.min_holdout_people
+    bootstrap_resamples: int = PromotionRule.resamples
 
     def __post_init__(self) -> None:
         if self.selection not in ("last", "best"):

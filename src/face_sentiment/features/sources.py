@@ -16,23 +16,35 @@
   wants complete records: a line with a missing field, or one that is not JSON, is an error
   naming file and line (the monitor, by contrast, skips it); only a truncated last line (a
   power loss mid-write) is skipped, with a warning.
+- `label_corrections(store, path)`: a CSV of corrected labels (dataset, image_id, label
+  [, time]) as new `image_labels` rows stamped at their correction time (default: now), so a
+  point-in-time join as of an earlier time still returns the label valid then.
 - `write_tables(store, tables)`: merge into the views' parquet files, atomically. A row
   replaces one with the same entity key and event timestamp; others are kept, so a later
   corrected label adds history instead of overwriting it.
+- `ingest_fer2013(store, dataset)`: the FER2013 tables written, and the cache they came from
+  recorded (`fer2013_ingested`), so a reader can tell the store's image ids are this cache's.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from face_sentiment.features.store import StoreError, feature_view, table_path
+from face_sentiment.features.store import (
+    StoreError,
+    data_folder,
+    feature_view,
+    table_path,
+)
 from face_sentiment.labels import FER2013_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS, SPLITS
-from face_sentiment.paths import atomic_target
+from face_sentiment.paths import atomic_target, write_atomic
 
 FER2013_TIME = pd.Timestamp("2013-07-01", tz="UTC")  # Goodfellow et al., arXiv 1307.0414
 FERPLUS_TIME = pd.Timestamp("2016-08-01", tz="UTC")  # Barsoum et al., arXiv 1608.01041
@@ -103,20 +115,30 @@ def fer2013_tables(dataset, rows: np.ndarray | slice | None = None) -> dict[str,
     return tables
 
 
+def parse_times(values: pd.Series, where: str, blank: pd.Timestamp | None = None
+                ) -> pd.Series:
+    """A `time` column (seconds since the epoch or ISO 8601) as UTC timestamps; a blank cell
+    takes `blank` when given, else it is an error naming the row (`where` row N)."""
+    values = values.reset_index(drop=True)
+    numeric = pd.to_numeric(values, errors="coerce")
+    seconds = numeric.notna()
+    parsed = pd.to_datetime(values.where(~seconds), utc=True, errors="coerce")
+    parsed[seconds] = pd.to_datetime(numeric[seconds], unit="s", utc=True)
+    if blank is not None:
+        parsed = parsed.where(values.astype(str).str.strip() != "", blank)
+    bad = parsed.index[parsed.isna()]
+    if len(bad):
+        raise ValueError(f"{where} row {bad[0] + 2}: 'time' {values[bad[0]]!r} is neither "
+                         "seconds since the epoch nor an ISO 8601 time")
+    return parsed
+
+
 def _labelling_times(dataset, labelled_at) -> pd.Series:
     """Per row: labels.csv's `time` (epoch seconds or ISO 8601), else `labelled_at`, else the
     modification time of labels.csv (of the zip holding it)."""
     table = dataset.table
-    where = f"{dataset.source}: labels.csv"
     if "time" in table:
-        numeric = pd.to_numeric(table["time"], errors="coerce")
-        parsed = pd.to_datetime(numeric, unit="s", utc=True).where(
-            numeric.notna(), pd.to_datetime(table["time"], utc=True, errors="coerce"))
-        bad = parsed.index[parsed.isna()]
-        if len(bad):
-            raise ValueError(f"{where} row {bad[0] + 2}: 'time' {table['time'][bad[0]]!r} is "
-                             "neither seconds since the epoch nor an ISO 8601 time")
-        return parsed.reset_index(drop=True)
+        return parse_times(table["time"], f"{dataset.source}: labels.csv")
     if labelled_at is not None:
         when = pd.Timestamp(labelled_at)
         when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
@@ -127,19 +149,24 @@ def _labelling_times(dataset, labelled_at) -> pd.Series:
     return pd.Series([when] * len(table))
 
 
-def batch_tables(dataset, name: str | None = None, labelled_at=None, split: str = "Training",
-                 detector: str = "blazeface-full") -> dict[str, pd.DataFrame]:
+def batch_tables(dataset, name: str | None = None, labelled_at=None,
+                 split: str | Sequence[str] = "Training", detector: str = "blazeface-full",
+                 crops=None) -> dict[str, pd.DataFrame]:
     """A labelled folder batch (`data.folder_dataset.load_folder_dataset`) as the image views'
-    tables, under dataset name `name` (default: the batch's name)."""
+    tables, under dataset name `name` (default: the batch's name). `split`: one split for every
+    row, or one per row; `crops`: the batch's `FaceCrops` when already detected (else the
+    faces are detected here)."""
     from face_sentiment.data.folder_dataset import dataset_faces
     from face_sentiment.data.quality import quality_features
     name = name or dataset.name
     if name == FER2013:
         raise ValueError(f"{dataset.source}: a batch cannot be named {FER2013!r} (the cache's)")
+    if not isinstance(split, str) and len(split) != len(dataset.table):
+        raise ValueError(f"{dataset.source}: {len(split)} splits for {len(dataset.table)} rows")
     when = _labelling_times(dataset, labelled_at)
     created = _now()
     keys = _image_keys(name, len(dataset.table))
-    crops = dataset_faces(dataset, detector)
+    crops = crops if crops is not None else dataset_faces(dataset, detector)
     quality = pd.concat([keys[crops.found].reset_index(drop=True),
                          quality_features(crops.faces)], axis=1)
     labels = dataset.table["label"].reset_index(drop=True)
@@ -150,8 +177,63 @@ def batch_tables(dataset, name: str | None = None, labelled_at=None, split: str 
                                              label_index=index.astype(np.int64).to_numpy(),
                                              path=dataset.table["path"].to_numpy(object)),
                                  when, created),
-        "image_split": _stamped(keys.assign(split=split), when, created),
+        "image_split": _stamped(keys.assign(
+            split=split if isinstance(split, str) else np.asarray(split, dtype=object)),
+            when, created),
     }
+
+
+def _correction_rows(path: Path) -> pd.DataFrame:
+    """The corrections CSV, checked row by row (errors name the file and row)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"label corrections {path} do not exist")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        table = pd.DataFrame()
+    missing = [c for c in ("dataset", "image_id", "label") if c not in table]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (needs dataset, "
+                         "image_id, label[, time])")
+    if table.empty:
+        raise ValueError(f"{path} has no rows: nothing to correct")
+    pairs = zip(table["image_id"], table["label"], strict=True)
+    for row, (image_id, label) in enumerate(pairs, start=2):
+        if not image_id.strip().isdigit():
+            raise ValueError(f"{path} row {row}: image_id {image_id!r} is not a row number")
+        if label not in FER2013_CLASSES:
+            raise ValueError(f"{path} row {row}: label {label!r} is not one of "
+                             f"{', '.join(FER2013_CLASSES)}")
+    return table
+
+
+def label_corrections(store, path: str | os.PathLike) -> dict[str, pd.DataFrame]:
+    """Corrected labels (CSV: dataset, image_id, label[, time]) as `image_labels` rows stamped
+    at their `time` (seconds since the epoch or ISO 8601; default: now). Every image must be
+    in the store already (its `image_split` table)."""
+    path = Path(path)
+    table = _correction_rows(path)
+    split_path = table_path(store, "image_split")
+    known = pd.read_parquet(split_path, columns=["dataset", "image_id"]) \
+        if split_path.is_file() else pd.DataFrame(columns=["dataset", "image_id"])
+    known = pd.MultiIndex.from_frame(known.drop_duplicates())
+    ids = table["image_id"].astype(np.int64)
+    present = pd.MultiIndex.from_arrays([table["dataset"], ids]).isin(known)
+    if not present.all():
+        row = int(np.flatnonzero(~present)[0])
+        raise ValueError(f"{path} row {row + 2}: image {table['dataset'][row]}/{ids[row]} is "
+                         "not in the store (ingest its dataset first: `face-sentiment "
+                         "features ingest --fer2013` or `--batch`)")
+    now = _now()
+    if "time" in table:
+        when = parse_times(table["time"], str(path), blank=now)
+    else:
+        when = pd.Series([now] * len(table))
+    index = table["label"].map({c: i for i, c in enumerate(FER2013_CLASSES)})
+    labels = pd.DataFrame({"dataset": table["dataset"].to_numpy(object),
+                           "image_id": ids.to_numpy(), "label": table["label"].to_numpy(object),
+                           "label_index": index.astype(np.int64).to_numpy()})
+    return {"image_labels": _stamped(labels, when, now)}
 
 
 def _strict(data) -> list[str]:
@@ -245,3 +327,24 @@ def write_tables(store, tables: dict[str, pd.DataFrame]) -> dict[str, tuple[Path
             pq.write_table(arrow, staging, coerce_timestamps="us")
         written[name] = (path, len(table))
     return written
+
+
+FER2013_RECORD = "fer2013.json"  # beside the registry: which cache the FER2013 rows came from
+
+
+def ingest_fer2013(store, dataset, rows: np.ndarray | slice | None = None
+                   ) -> dict[str, tuple[Path, int]]:
+    """Write the FER2013 cache's image tables (`fer2013_tables`) and record the cache they
+    came from (its data hash and how many rows), which `fer2013_ingested` reads back."""
+    tables = fer2013_tables(dataset, rows)
+    written = write_tables(store, tables)
+    record = {"sha256": dataset.data_hash, "rows": len(tables["image_split"]),
+              "cache_rows": int(len(dataset.labels)), "ingested": _now().isoformat()}
+    write_atomic(data_folder(store) / FER2013_RECORD, json.dumps(record, indent=2) + "\n")
+    return written
+
+
+def fer2013_ingested(store) -> dict | None:
+    """The record `ingest_fer2013` left (data hash, rows), or None before any ingest."""
+    path = data_folder(store) / FER2013_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None

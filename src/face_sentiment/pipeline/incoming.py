@@ -112,8 +112,9 @@ def split_by_person(table: pd.DataFrame, column: str | None, holdout_fraction: f
 
 @dataclass
 class Batch:
-    """An ingested batch: its table (one row per image, with `part` train/holdout, `person`,
-    `face_found`, `image_height`, `image_width`) and the aligned faces (zeros where none)."""
+    """An ingested batch: its table (one row per image, with `image_id` (its labels.csv row),
+    `part` train/holdout, `person`, `face_found`, `image_height`, `image_width`) and the
+    aligned faces (zeros where none)."""
 
     name: str
     folder: Path
@@ -177,6 +178,7 @@ def ingest(folder: Path, out: Path, holdout_fraction: float = 0.3, seed: int = 0
     dataset = load_folder_dataset(folder, folder.name)
     column = person_column(dataset.table, person)
     table = dataset.table.copy()
+    table["image_id"] = np.arange(len(table))  # its row in labels.csv: the store's image id
     table["person"] = table[column].astype(str) if column else ""
     table["seen"] = seen_rows(folder, table, column, seen_files, seen_people)
     table["part"] = np.where(split_by_person(table, column, holdout_fraction, seed,
@@ -202,6 +204,8 @@ def load_ingested(folder: Path, out: Path) -> Batch:
     """The batch `ingest` wrote to `out`."""
     table = pd.read_csv(out / SPLIT_FILE, dtype={"person": str, "path": str, "label": str},
                         keep_default_na=False)
+    if "image_id" not in table:  # ingested before the store held batches
+        table["image_id"] = np.arange(len(table))
     for flag in ("face_found", "seen"):
         if flag in table:
             table[flag] = table[flag].astype(str).str.lower() == "true"

@@ -4,7 +4,8 @@ the workbench that owns the work:
 
 - ingest: the batch split by person (`pipeline.incoming`), people the champion already
   trained on (its photo sets' training folds, earlier batches' train people) kept out of the
-  holdout, faces detected once.
+  holdout, faces detected once; the batch written into the feature store (labels at their
+  labelling time, part, face quality; `pipeline.feature_store`), FER2013 too on first use.
 - validate: TFDV (`data.validation`: Beam statistics, the committed contract, the drift and
   skew comparators against Training). The batch's schema is the contract with two additions
   made here, in memory: the stored image's height and width must be at least the model's
@@ -16,9 +17,10 @@ the workbench that owns the work:
   from Training's in L-infinity, four times the contract's 0.03), which is why one retrains.
 - train: fine-tune the champion (`model.training.train` with `init_model`) on a seeded subset
   of FER2013 Training plus the batch's train part (repeated `batch_repeats` times, augmented by
-  the network's own layers), keeping the last epoch of the fixed schedule (`selection: last`;
-  `best` picks it on a FER2013 Training slice outside the fine-tune), never selecting on a set
-  that decides; export int8 (`model.export`).
+  the network's own layers), labelled as the feature store had them at the run's start
+  (Feast's point-in-time join: a correction ingested before then counts), keeping the last
+  epoch of the fixed schedule (`selection: last`; `best` picks it on a FER2013 Training slice
+  outside the fine-tune), never selecting on a set that decides; export int8 (`model.export`).
 - evaluate: champion and challenger int8 side by side on PublicTest, PrivateTest (reported)
   and the batch holdout (people never trained on; intervals by person); the paired
   predictions the rule reads go to predictions.npz.
@@ -41,15 +43,22 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from face_sentiment.data.cache import Fer2013Dataset
-from face_sentiment.labels import FER2013_CLASSES, SPLITS
+from face_sentiment.labels import SPLITS
 from face_sentiment.model_card import CARD_FILE, SHIPPED_KERAS, SHIPPED_MODEL, ModelCard
 from face_sentiment.paths import atomic_target, data_dir, file_sha256, write_atomic
+from face_sentiment.pipeline.feature_store import (
+    MixLabels,
+    mix_labels,
+    ready_store,
+    store_batch,
+)
 from face_sentiment.pipeline.incoming import (
     LABELS_FILE,
     Batch,
@@ -311,25 +320,19 @@ def format_validation(report: dict) -> str:
 # train
 
 
-def label_indices(labels: pd.Series) -> np.ndarray:
-    unknown = sorted(set(labels) - set(FER2013_CLASSES))
-    if unknown:
-        raise ValueError(f"labels {unknown} are not FER2013 classes (validation should have "
-                         "stopped this batch)")
-    return np.array([FER2013_CLASSES.index(label) for label in labels], np.int8)
-
-
 # FER2013 Training faces the challenger validates on when max_val_images is not set.
 VALIDATION_IMAGES = 1000
 
 
-def training_mix(dataset: Fer2013Dataset, batch: Batch, settings: RetrainSettings
-                 ) -> Fer2013Dataset:
+def training_mix(dataset: Fer2013Dataset, batch: Batch, settings: RetrainSettings,
+                 labels_then: MixLabels) -> Fer2013Dataset:
     """FER2013 Training (a seeded subset) + the batch's train part as 'Training', and a
     disjoint seeded slice of FER2013 Training as the split `model.training.train` validates
     on (it is named PublicTest in this mix because train() reads that name): the real
-    PublicTest and the batch's holdout decide promotion, so neither trains or selects."""
-    images, labels = dataset.select("Training")
+    PublicTest and the batch's holdout decide promotion, so neither trains or selects.
+    Which FER2013 images are Training, and every label, are the feature store's as of the
+    run's start (`labels_then`, `pipeline.feature_store.mix_labels`)."""
+    images, labels = dataset.images[labels_then.fer_rows], labels_then.fer_labels
     rng = np.random.default_rng(settings.seed)
     order = rng.permutation(len(labels))
     keep = np.sort(order[:settings.fer_train_images])
@@ -338,18 +341,18 @@ def training_mix(dataset: Fer2013Dataset, batch: Batch, settings: RetrainSetting
     table, faces = batch.part("train")
     repeats = max(settings.batch_repeats, 1)
     all_images = np.concatenate([images[keep], *([faces] * repeats), images[held]])
-    all_labels = np.concatenate([labels[keep].astype(np.int8),
-                                 *([label_indices(table["label"])] * repeats),
-                                 labels[held].astype(np.int8)])
+    all_labels = np.concatenate([labels[keep], *([labels_then.batch_labels] * repeats),
+                                 labels[held]]).astype(np.int8)
     splits = np.concatenate([np.zeros(len(keep) + repeats * len(faces), np.int8),
                              np.full(len(held), SPLITS.index("PublicTest"), np.int8)])
-    mixed = hashlib.sha256(f"{dataset.data_hash}:{batch.sha256}:{settings}".encode())
+    mixed = hashlib.sha256(
+        f"{dataset.data_hash}:{batch.sha256}:{settings}:{labels_then.digest}".encode())
     return Fer2013Dataset(
         images=all_images, labels=all_labels, splits=splits,
         source_ids=np.array([f"mix{i}" for i in range(len(all_labels))]),
         features=pd.DataFrame(index=range(len(all_labels))),
         manifest={"source_sha256": mixed.hexdigest(), "fer2013_sha256": dataset.data_hash,
-                  "batch_sha256": batch.sha256,
+                  "batch_sha256": batch.sha256, "labels_as_of": labels_then.as_of,
                   "validation": f"{len(held)} FER2013 Training faces outside the fine-tune"})
 
 
@@ -440,9 +443,10 @@ def interpolate_toward(model, start, keep: float, mix: Fer2013Dataset, config):
 
 
 def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, profile: dict,
-                     settings: RetrainSettings, run_name: str) -> Path:
-    """Fine-tune, then export the int8 model (and the inference Keras model and a card stub)
-    into runs/<run_name>/export/; returns that folder."""
+                     settings: RetrainSettings, run_name: str, labels_then: MixLabels) -> Path:
+    """Fine-tune on the labels the store had at the run's start, then export the int8 model
+    (and the inference Keras model and a card stub) into runs/<run_name>/export/; returns
+    that folder."""
     from face_sentiment.evaluation.release import card_stub
     from face_sentiment.model.export import export_variants
     from face_sentiment.model.io import load_trained
@@ -450,7 +454,7 @@ def train_challenger(dataset: Fer2013Dataset, batch: Batch, champion: Version, p
     from face_sentiment.paths import runs_dir
     from face_sentiment.preprocessing import preprocess_faces
 
-    mix = training_mix(dataset, batch, settings)
+    mix = training_mix(dataset, batch, settings, labels_then)
     config = challenger_config(champion, profile, run_name, settings)
     out = runs_dir() / run_name / "export"
     keep = settings.weight_interpolation
@@ -659,6 +663,7 @@ class RetrainContext:
     log: Callable[[str], None] = print
     fer: FerSource = None
     ingested: Batch | None = None
+    feature_repo: Path | None = None  # the Feast repository (default: features/)
 
     @property
     def out(self) -> Path:
@@ -711,10 +716,13 @@ def stage_ingest(context: RetrainContext) -> dict:
                               context.size, seen_files, seen_people)
     for note in notes:
         context.log(f"warning: {note}")
+    store = ready_store(context.dataset(), context.feature_repo, context.log)
+    stored = store_batch(store, context.ingested)
     info = context.read("ingest.json")
     return {"images": info["images"], "faces_found": info["faces_found"],
             "split": info["split"], "parts": {k: v["images"] for k, v in info["parts"].items()},
-            "seen_by_champion": info["seen_by_champion"], "notes": notes}
+            "seen_by_champion": info["seen_by_champion"], "notes": notes,
+            "feature_store": {"repo": str(store.repo_path), **stored}}
 
 
 def stage_validate(context: RetrainContext) -> dict:
@@ -725,11 +733,17 @@ def stage_validate(context: RetrainContext) -> dict:
 
 
 def stage_train(context: RetrainContext) -> dict:
+    from face_sentiment.features.store import open_store
+    labels_then = mix_labels(open_store(context.feature_repo), context.dataset(),
+                             context.batch(), context.state.values["labels_as_of"])
+    corrected = ", ".join(f"{k} {v}" for k, v in labels_then.corrected.items())
+    context.log(f"[train] labels from the feature store as of {labels_then.as_of} "
+                f"(corrected since the sources: {corrected})")
     started = time.perf_counter()
     train_challenger(context.dataset(), context.batch(), context.champion, context.profile,
-                     context.settings, context.run_name)
+                     context.settings, context.run_name, labels_then)
     return {"train_seconds": round(time.perf_counter() - started, 1),
-            "selection": context.settings.selection}
+            "selection": context.settings.selection, **labels_then.summary()}
 
 
 def stage_evaluate(context: RetrainContext) -> dict:
@@ -815,7 +829,8 @@ def run_stage(context: RetrainContext, name: str) -> dict | None:
 def open_context(batch_folder: Path, profile_name: str, *, dataset: FerSource = None,
                  registry: Registry | None = None, seed_from: Path | None = None,
                  targets: dict | None = None, beam_args: str = "", commit: str | None = None,
-                 log: Callable[[str], None] = print) -> RetrainContext:
+                 log: Callable[[str], None] = print, feature_repo: Path | None = None
+                 ) -> RetrainContext:
     """The run's context: the registry seeded when empty, the state opened (a changed batch
     starts over), and the champion this run challenges fixed at its start."""
     from face_sentiment.paths import models_dir
@@ -831,10 +846,12 @@ def open_context(batch_folder: Path, profile_name: str, *, dataset: FerSource = 
     state = RunState(retrain_dir(batch_folder.name), batch_folder.name,
                      batch_sha256(batch_folder))
     if "champion" not in state.values:
-        state.set(champion=champion.name, profile=profile_name)
+        # the run's start: the labels it trains on are the feature store's as of then
+        state.set(champion=champion.name, profile=profile_name,
+                  labels_as_of=datetime.now(UTC).isoformat())
     return RetrainContext(batch_folder, profile_name, profile, settings, registry,
                           registry.version(state.values["champion"]), state, targets,
-                          beam_args, commit, log, dataset)
+                          beam_args, commit, log, dataset, feature_repo=feature_repo)
 
 
 @dataclass
@@ -869,19 +886,21 @@ def finish(context: RetrainContext, until: str) -> RetrainResult:
 def retrain(batch_folder: Path, profile_name: str = "full", *, dataset: FerSource = None,
             registry: Registry | None = None, seed_from: Path | None = None,
             targets: dict | None = None, until: str = "deploy", beam_args: str = "",
-            commit: str | None = None, log: Callable[[str], None] = print) -> RetrainResult:
+            commit: str | None = None, log: Callable[[str], None] = print,
+            feature_repo: Path | None = None) -> RetrainResult:
     """Run (or resume) every stage up to `until` for one batch; see the module docstring.
 
     `dataset`: the FER2013 cache, or a function returning it (default: load_dataset(), on
     first use); `registry`: default deploy/registry, seeded from `seed_from` (default
     models/, read only) when empty; `targets`: deploy targets (default:
-    pipeline.deploy.load_targets()).
+    pipeline.deploy.load_targets()); `feature_repo`: the Feast repository the labels are read
+    from (default: features/, or $FACE_SENTIMENT_FEATURE_REPO).
     """
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     context = open_context(batch_folder, profile_name, dataset=dataset, registry=registry,
                            seed_from=seed_from, targets=targets, beam_args=beam_args,
-                           commit=commit, log=log)
+                           commit=commit, log=log, feature_repo=feature_repo)
     for name in STAGES[:STAGES.index(until) + 1]:
         run_stage(context, name)
     return finish(context, until)

@@ -127,7 +127,9 @@ monitor-reference: setup  ## record MONITOR_REFERENCE_LOG (make pi-bench's log) 
 
 # The Feast feature store (features/; docs/data.md, "Feature store"): register its views, ingest the
 # FER2013 cache's images (quality, labels, FER+ votes, split) into the offline store, which the
-# point-in-time training sets read (FER2013 is never read online, so it is not materialized).
+# point-in-time training sets read: retrain trains on the labels there as of its start (and
+# does this itself on first use). FER2013 is never read online, so it is not materialized.
+# Corrected labels: `face-sentiment features ingest --labels fixes.csv`.
 # Data in data/feature_store/; the stamp reruns it when the definitions or cache change.
 # Runner logs and labelled batches: `face-sentiment features ingest LOG.jsonl / --batch DIR`.
 FEATURE_STAMP := data/feature_store/.ingested

@@ -370,7 +370,12 @@ def test_a_taiwan_batch_flows_through_every_stage_and_is_promoted(loop):
     assert card["training"]["init_model"].endswith("v0001/face_sentiment.keras")
     assert card["training"]["selection"] == "last"
     assert card["lineage"]["trained_people"] == sorted(train_people)  # kept out next time
-    assert (current.folder / "model_card.md").is_file()
+    assert card["data"]["labels"] == {"source": "feature store (point-in-time join)",
+                                      "as_of": state["labels_as_of"],
+                                      "corrected": {"fer2013": 0, "taiwan-a": 0}}
+    assert f"- Labels: feature store (point-in-time join) as of {state['labels_as_of']}; " \
+        "corrected since the sources: fer2013 0, taiwan-a 0" in \
+        (current.folder / "model_card.md").read_text()
     assert json.loads((current.folder / "decision.json").read_text()) == record
     # deployed: the deploy directory holds the current model and its card
     deployed = loop["root"] / "deploy" / "pi"

@@ -319,9 +319,20 @@ def _header_lines(card: dict) -> list[str]:
         f"- Code commit: `{card['code_commit']}`",
         f"- FER2013 sha256: `{card['data']['fer2013_sha256']}`",
         f"- FER+ sha256: `{card['data'].get('ferplus_sha256')}`",
+        *_label_lines(card["data"].get("labels")),
         f"- Training: `{json.dumps(card['training'])}`",
         f"- Reproduce: `{card['reproduce']}`",
     ]
+
+
+def _label_lines(labels: dict | None) -> list[str]:
+    """Where a retrained model's labels came from (pipeline.feature_store), when recorded."""
+    if not labels:
+        return []
+    corrected = ", ".join(f"{name} {count}" for name, count in
+                          (labels.get("corrected") or {}).items())
+    return [f"- Labels: {labels['source']} as of {labels['as_of']}; corrected since the "
+            f"sources: {corrected or 'none recorded'}"]
 
 
 def _metric_lines(metrics: dict) -> list[str]:

@@ -612,9 +612,10 @@ def trained_people(champion: Version, batch: Batch) -> list[str]:
 
 def ship_challenger(dataset: Fer2013Dataset, batch: Batch, run_name: str, record: dict,
                     registry: Registry, champion: Version, profile_name: str, commit: str,
-                    out: Path) -> Version:
-    """The card by `release.ship` (into out/release), with the model's lineage; then the
-    model enters the registry and becomes current."""
+                    out: Path, trained: dict) -> Version:
+    """The card by `release.ship` (into out/release), with the model's lineage and the
+    labels it trained on (`trained`: the train stage's record); then the model enters the
+    registry and becomes current."""
     from face_sentiment.evaluation.release import ship
 
     release = out / "release"
@@ -630,7 +631,10 @@ def ship_challenger(dataset: Fer2013Dataset, batch: Batch, run_name: str, record
                        "batch": batch.name, "batch_sha256": batch.sha256,
                        "decision": record["decision"], "decided": record["decided"],
                        "trained_people": trained_people(champion, batch)}
-    card["data"] = {**card["data"], "incoming_batch_sha256": batch.sha256}
+    card["data"] = {**card["data"], "incoming_batch_sha256": batch.sha256,
+                    "labels": {"source": "feature store (point-in-time join)",
+                               "as_of": trained.get("labels_as_of"),
+                               "corrected": trained.get("labels_corrected")}}
     ModelCard.from_dict(card, "retrained card").write(release)
     version = registry.add(release, decision=record)
     return registry.promote(version, f"batch {batch.name}: {record['decision']}")
@@ -774,7 +778,8 @@ def stage_ship(context: RetrainContext) -> dict:
     version = ship_challenger(context.dataset(), context.batch(), context.run_name,
                               context.read("decision.json"), context.registry,
                               context.champion, context.profile_name,
-                              context.commit or git_commit(), context.out)
+                              context.commit or git_commit(), context.out,
+                              context.state.stages["train"])
     context.log(f"registered {version.name} ({version.fingerprint}) in "
                 f"{context.registry.folder}: current")
     return {"shipped": version.name, "fingerprint": version.fingerprint}

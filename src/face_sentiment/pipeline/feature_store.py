@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from face_sentiment.data.cache import Fer2013Dataset
+from face_sentiment.features.sources import FER2013
 from face_sentiment.pipeline.incoming import Batch
 
-FER2013 = "fer2013"  # the store's dataset name of the cache (features.sources)
 TRAINING, HOLDOUT = "Training", "Holdout"
 INGEST_HINT = "`face-sentiment features ingest --fer2013` (or `make features`)"
 

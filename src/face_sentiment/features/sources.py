@@ -54,6 +54,7 @@ VOTE_NAMES = tuple(f"votes_{name.lower()}" for name in FERPLUS_VOTE_COLUMNS)
 # Log fields the store needs in every frame and face (monitoring.logs reports their absence).
 STRICT_PROBLEMS = {"not-json", "not-object", "missing-frame-field", "bad-frame-field",
                    "bad-face", "missing-face-field"}
+CLASS_INDEX = {name: i for i, name in enumerate(FER2013_CLASSES)}  # label -> label_index
 IMAGE_KEYS = ("dataset", "image_id")
 KEYS = {"image_quality": IMAGE_KEYS, "image_labels": IMAGE_KEYS, "ferplus_votes": IMAGE_KEYS,
         "image_split": IMAGE_KEYS, "live_faces": ("device_id", "track_id"),
@@ -170,7 +171,7 @@ def batch_tables(dataset, name: str | None = None, labelled_at=None,
     quality = pd.concat([keys[crops.found].reset_index(drop=True),
                          quality_features(crops.faces)], axis=1)
     labels = dataset.table["label"].reset_index(drop=True)
-    index = labels.map({c: i for i, c in enumerate(FER2013_CLASSES)}).fillna(-1)
+    index = labels.map(CLASS_INDEX).fillna(-1)
     return {
         "image_quality": _stamped(quality, when[crops.found].reset_index(drop=True), created),
         "image_labels": _stamped(keys.assign(label=labels.to_numpy(object),
@@ -229,7 +230,7 @@ def label_corrections(store, path: str | os.PathLike) -> dict[str, pd.DataFrame]
         when = parse_times(table["time"], str(path), blank=now)
     else:
         when = pd.Series([now] * len(table))
-    index = table["label"].map({c: i for i, c in enumerate(FER2013_CLASSES)})
+    index = table["label"].map(CLASS_INDEX)
     labels = pd.DataFrame({"dataset": table["dataset"].to_numpy(object),
                            "image_id": ids.to_numpy(), "label": table["label"].to_numpy(object),
                            "label_index": index.astype(np.int64).to_numpy()})
@@ -339,7 +340,7 @@ def ingest_fer2013(store, dataset, rows: np.ndarray | slice | None = None
     tables = fer2013_tables(dataset, rows)
     written = write_tables(store, tables)
     record = {"sha256": dataset.data_hash, "rows": len(tables["image_split"]),
-              "cache_rows": int(len(dataset.labels)), "ingested": _now().isoformat()}
+              "ingested": _now().isoformat()}
     write_atomic(data_folder(store) / FER2013_RECORD, json.dumps(record, indent=2) + "\n")
     return written
 

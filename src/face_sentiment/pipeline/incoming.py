@@ -204,8 +204,6 @@ def load_ingested(folder: Path, out: Path) -> Batch:
     """The batch `ingest` wrote to `out`."""
     table = pd.read_csv(out / SPLIT_FILE, dtype={"person": str, "path": str, "label": str},
                         keep_default_na=False)
-    if "image_id" not in table:  # ingested before the store held batches
-        table["image_id"] = np.arange(len(table))
     for flag in ("face_found", "seen"):
         if flag in table:
             table[flag] = table[flag].astype(str).str.lower() == "true"
